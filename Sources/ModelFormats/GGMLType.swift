@@ -1,0 +1,60 @@
+/// Tensor element types as numbered in the GGUF format, with their block layouts.
+///
+/// Quantized types store `blockSize` consecutive elements of a row in `bytesPerBlock` bytes:
+/// - Q8_0: f16 scale d, 32 × int8 q;            x = d·q
+/// - Q4_0: f16 scale d, 16 bytes of nibbles;    x = d·(q − 8)
+/// - Q4_1: f16 scale d, f16 min m, 16 bytes;    x = d·q + m
+/// In Q4 blocks byte j holds element j in its low nibble and element j+16 in its high nibble.
+public enum GGMLType: UInt32, CustomStringConvertible, Sendable, CaseIterable {
+    case f32 = 0
+    case f16 = 1
+    case q4_0 = 2
+    case q4_1 = 3
+    case q8_0 = 8
+    case bf16 = 30
+
+    public var blockSize: Int {
+        switch self {
+        case .f32, .f16, .bf16: return 1
+        case .q4_0, .q4_1, .q8_0: return 32
+        }
+    }
+
+    public var bytesPerBlock: Int {
+        switch self {
+        case .f32: return 4
+        case .f16, .bf16: return 2
+        case .q4_0: return 18
+        case .q4_1: return 20
+        case .q8_0: return 34
+        }
+    }
+
+    public var isQuantized: Bool { blockSize > 1 }
+
+    /// Bytes taken by a row of `count` elements, or nil when `count` is not a whole number of blocks.
+    public func rowBytes(_ count: Int) -> Int? {
+        guard count >= 0, count % blockSize == 0 else { return nil }
+        let (bytes, overflow) = (count / blockSize).multipliedReportingOverflow(by: bytesPerBlock)
+        return overflow ? nil : bytes
+    }
+
+    public var description: String {
+        switch self {
+        case .f32: return "F32"
+        case .f16: return "F16"
+        case .q4_0: return "Q4_0"
+        case .q4_1: return "Q4_1"
+        case .q8_0: return "Q8_0"
+        case .bf16: return "BF16"
+        }
+    }
+
+    /// Name of a GGUF type id this project cannot read, for error messages.
+    public static func name(ofUnsupported id: UInt32) -> String {
+        let known: [UInt32: String] = [6: "Q5_0", 7: "Q5_1", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 12: "Q4_K",
+                                       13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 24: "I8", 25: "I16", 26: "I32",
+                                       27: "I64", 28: "F64"]
+        return known[id] ?? "type id \(id)"
+    }
+}

@@ -1,0 +1,2 @@
+import LayerShare
+print(smoke())

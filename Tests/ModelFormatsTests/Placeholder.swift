@@ -1,0 +1,2 @@
+import XCTest
+final class ModelFormatsTestsPlaceholder: XCTestCase { func testNothing() {} }
