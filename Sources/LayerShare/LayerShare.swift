@@ -1,0 +1,2 @@
+@_exported import ModelFormats
+@_exported import VulkanCompute

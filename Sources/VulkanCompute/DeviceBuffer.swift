@@ -1,0 +1,144 @@
+import CVulkan
+import Foundation
+
+/// A storage buffer in device memory. On unified-memory devices it is host-visible and stays mapped;
+/// elsewhere it is device-local and uploads/downloads go through a temporary staging buffer.
+public final class DeviceBuffer {
+    public let device: VulkanDevice
+    public let handle: VkBuffer
+    public let byteCount: Int
+    public let label: String
+    let memory: VkDeviceMemory
+    let allocationSize: Int
+    /// Host pointer when the memory is mapped (unified devices and staging buffers).
+    public let mapped: UnsafeMutableRawPointer?
+
+    public enum Kind { case storage, staging }
+
+    public init(device: VulkanDevice, byteCount: Int, label: String, kind: Kind = .storage) throws {
+        guard byteCount > 0 else { throw VulkanError.invalidArgument("buffer '\(label)': size must be positive, got \(byteCount)") }
+        let info = device.info
+        if kind == .storage, byteCount > info.maxStorageBufferRange {
+            throw VulkanError.bufferTooLarge(label: label, bytes: byteCount, limit: info.maxStorageBufferRange, limitName: "maxStorageBufferRange")
+        }
+        if info.maxMemoryAllocationSize > 0, byteCount > info.maxMemoryAllocationSize {
+            throw VulkanError.bufferTooLarge(label: label, bytes: byteCount, limit: info.maxMemoryAllocationSize, limitName: "maxMemoryAllocationSize")
+        }
+        self.device = device
+        self.byteCount = byteCount
+        self.label = label
+
+        var bufferInfo = VkBufferCreateInfo()
+        bufferInfo.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO
+        bufferInfo.size = VkDeviceSize(byteCount)
+        let transfer = VK_BUFFER_USAGE_TRANSFER_SRC_BIT.rawValue | VK_BUFFER_USAGE_TRANSFER_DST_BIT.rawValue
+        bufferInfo.usage = VkBufferUsageFlags(kind == .storage ? (VK_BUFFER_USAGE_STORAGE_BUFFER_BIT.rawValue | transfer) : transfer)
+        bufferInfo.sharingMode = VK_SHARING_MODE_EXCLUSIVE
+        var buffer: VkBuffer?
+        try check(vkCreateBuffer(device.handle, &bufferInfo, nil, &buffer), "vkCreateBuffer('\(label)', \(byteCount) bytes)")
+
+        var req = VkMemoryRequirements()
+        vkGetBufferMemoryRequirements(device.handle, buffer, &req)
+        let hostFlags = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT.rawValue | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT.rawValue
+        let deviceLocal = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT.rawValue
+        let required: UInt32
+        let preferred: UInt32
+        switch kind {
+        case .staging: required = hostFlags; preferred = hostFlags | VK_MEMORY_PROPERTY_HOST_CACHED_BIT.rawValue
+        case .storage where info.unifiedMemory: required = hostFlags | deviceLocal; preferred = required
+        case .storage: required = deviceLocal; preferred = deviceLocal
+        }
+        guard let typeIndex = device.memoryType(typeBits: req.memoryTypeBits, required: VkMemoryPropertyFlags(required), preferred: VkMemoryPropertyFlags(preferred)) else {
+            vkDestroyBuffer(device.handle, buffer, nil)
+            throw VulkanError.outOfMemory(label: label, bytes: byteCount, detail: "no suitable memory type")
+        }
+        let heap = device.heapSize(ofType: typeIndex)
+        if device.allocatedBytes + Int(req.size) > heap {
+            vkDestroyBuffer(device.handle, buffer, nil)
+            throw VulkanError.outOfMemory(label: label, bytes: byteCount,
+                                          detail: "memory heap holds \(formatBytes(heap)), \(formatBytes(device.allocatedBytes)) already in use")
+        }
+        var alloc = VkMemoryAllocateInfo()
+        alloc.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO
+        alloc.allocationSize = req.size
+        alloc.memoryTypeIndex = typeIndex
+        var memory: VkDeviceMemory?
+        let result = vkAllocateMemory(device.handle, &alloc, nil, &memory)
+        guard result == VK_SUCCESS, let memory else {
+            vkDestroyBuffer(device.handle, buffer, nil)
+            throw VulkanError.outOfMemory(label: label, bytes: byteCount, detail: "vkAllocateMemory returned \(resultName(result))")
+        }
+        try check(vkBindBufferMemory(device.handle, buffer, memory, 0), "vkBindBufferMemory")
+        var ptr: UnsafeMutableRawPointer?
+        if kind == .staging || info.unifiedMemory {
+            try check(vkMapMemory(device.handle, memory, 0, VkDeviceSize(VK_WHOLE_SIZE), 0, &ptr), "vkMapMemory('\(label)')")
+        }
+        handle = buffer!
+        self.memory = memory
+        allocationSize = Int(req.size)
+        mapped = ptr
+        device.recordAllocation(allocationSize)
+    }
+
+    deinit {
+        if mapped != nil { vkUnmapMemory(device.handle, memory) }
+        vkDestroyBuffer(device.handle, handle, nil)
+        vkFreeMemory(device.handle, memory, nil)
+        device.recordFree(allocationSize)
+    }
+
+    private func checkRange(_ offset: Int, _ count: Int) throws {
+        guard offset >= 0, count >= 0, offset + count <= byteCount else {
+            throw VulkanError.invalidArgument("buffer '\(label)': range \(offset)..<\(offset + count) outside its \(byteCount) bytes")
+        }
+    }
+
+    /// Copies host bytes into the buffer. Must not overlap GPU work in flight on this buffer.
+    public func upload(_ bytes: UnsafeRawBufferPointer, at offset: Int = 0) throws {
+        try checkRange(offset, bytes.count)
+        guard bytes.count > 0, let base = bytes.baseAddress else { return }
+        if let mapped {
+            (mapped + offset).copyMemory(from: base, byteCount: bytes.count)
+            return
+        }
+        let staging = try DeviceBuffer(device: device, byteCount: bytes.count, label: "staging for \(label)", kind: .staging)
+        staging.mapped!.copyMemory(from: base, byteCount: bytes.count)
+        try device.oneShot { cb in
+            var region = VkBufferCopy(srcOffset: 0, dstOffset: VkDeviceSize(offset), size: VkDeviceSize(bytes.count))
+            vkCmdCopyBuffer(cb, staging.handle, handle, 1, &region)
+        }
+    }
+
+    /// Copies buffer bytes to host memory.
+    public func download(into bytes: UnsafeMutableRawBufferPointer, from offset: Int = 0) throws {
+        try checkRange(offset, bytes.count)
+        guard bytes.count > 0, let base = bytes.baseAddress else { return }
+        if let mapped {
+            base.copyMemory(from: mapped + offset, byteCount: bytes.count)
+            return
+        }
+        let staging = try DeviceBuffer(device: device, byteCount: bytes.count, label: "staging for \(label)", kind: .staging)
+        try device.oneShot { cb in
+            var region = VkBufferCopy(srcOffset: VkDeviceSize(offset), dstOffset: 0, size: VkDeviceSize(bytes.count))
+            vkCmdCopyBuffer(cb, handle, staging.handle, 1, &region)
+        }
+        base.copyMemory(from: staging.mapped!, byteCount: bytes.count)
+    }
+
+    public func upload<T>(_ values: [T], at offset: Int = 0) throws {
+        try values.withUnsafeBytes { try upload($0, at: offset) }
+    }
+
+    public func download<T>(_ type: T.Type, count: Int, from offset: Int = 0) throws -> [T] {
+        var out = [T](unsafeUninitializedCapacity: count) { _, n in n = count }
+        try out.withUnsafeMutableBytes { try download(into: $0, from: offset) }
+        return out
+    }
+
+    /// Fills the whole buffer with a repeated 32-bit pattern (used to poison outputs before tests).
+    public func fill(_ pattern: UInt32) throws {
+        try device.oneShot { cb in
+            vkCmdFillBuffer(cb, handle, 0, VkDeviceSize(byteCount & ~3), pattern)
+        }
+    }
+}

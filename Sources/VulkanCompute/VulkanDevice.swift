@@ -1,0 +1,226 @@
+import CVulkan
+import Foundation
+
+/// A logical device with one compute queue. Owns the command pool used for one-shot transfers.
+/// Every object created from it keeps it alive, so it is destroyed last.
+public final class VulkanDevice {
+    public let instance: VulkanInstance
+    public let info: DeviceInfo
+    public let physical: VkPhysicalDevice
+    public let handle: VkDevice
+    public let queue: VkQueue
+    public let queueFamily: UInt32
+    let commandPool: VkCommandPool
+    let pushDescriptor: PFN_vkCmdPushDescriptorSetKHR
+    let memoryProperties: VkPhysicalDeviceMemoryProperties
+    private let allocationLock = NSLock()
+    /// Bytes currently allocated through this device, and the high-water mark.
+    public private(set) var allocatedBytes = 0
+    public private(set) var peakAllocatedBytes = 0
+
+    public convenience init(selector: String? = nil, validation: Bool? = nil) throws {
+        let instance = try VulkanInstance(validation: validation)
+        try self.init(instance: instance, info: instance.selectDevice(selector))
+    }
+
+    public init(instance: VulkanInstance, info: DeviceInfo) throws {
+        self.instance = instance
+        self.info = info
+        let physical = instance.physicalDevices[info.index]
+        self.physical = physical
+        guard info.hasPushDescriptors else {
+            throw VulkanError.missingFeature("\(info.name) does not offer VK_KHR_push_descriptor")
+        }
+        var familyCount: UInt32 = 0
+        vkGetPhysicalDeviceQueueFamilyProperties(physical, &familyCount, nil)
+        var families = [VkQueueFamilyProperties](repeating: VkQueueFamilyProperties(), count: Int(familyCount))
+        vkGetPhysicalDeviceQueueFamilyProperties(physical, &familyCount, &families)
+        guard let family = families.firstIndex(where: { $0.queueFlags & VkQueueFlags(VK_QUEUE_COMPUTE_BIT.rawValue) != 0 }) else {
+            throw VulkanError.missingFeature("\(info.name) has no compute queue")
+        }
+        queueFamily = UInt32(family)
+
+        // Features the shaders use: 16-bit and 8-bit storage reads, f16/i8/i16 arithmetic where offered.
+        var f11 = VkPhysicalDeviceVulkan11Features()
+        f11.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES
+        var f12 = VkPhysicalDeviceVulkan12Features()
+        f12.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES
+        var features2 = VkPhysicalDeviceFeatures2()
+        features2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2
+        withUnsafeMutablePointer(to: &f11) { p11 in
+            withUnsafeMutablePointer(to: &f12) { p12 in
+                p11.pointee.pNext = UnsafeMutableRawPointer(p12)
+                features2.pNext = UnsafeMutableRawPointer(p11)
+                vkGetPhysicalDeviceFeatures2(physical, &features2)
+                p11.pointee.pNext = nil
+            }
+        }
+        guard f11.storageBuffer16BitAccess != 0 else {
+            throw VulkanError.missingFeature("\(info.name) lacks storageBuffer16BitAccess")
+        }
+        var want11 = VkPhysicalDeviceVulkan11Features()
+        want11.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES
+        want11.storageBuffer16BitAccess = 1
+        var want12 = VkPhysicalDeviceVulkan12Features()
+        want12.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES
+        want12.storageBuffer8BitAccess = f12.storageBuffer8BitAccess
+        want12.shaderInt8 = f12.shaderInt8
+        want12.shaderFloat16 = f12.shaderFloat16
+        var wantFeatures = VkPhysicalDeviceFeatures2()
+        wantFeatures.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2
+        wantFeatures.features.shaderInt16 = features2.features.shaderInt16
+
+        var priority: Float = 1
+        var device: VkDevice?
+        let result: VkResult = withUnsafeMutablePointer(to: &want11) { p11 in
+            withUnsafeMutablePointer(to: &want12) { p12 in
+                p11.pointee.pNext = UnsafeMutableRawPointer(p12)
+                wantFeatures.pNext = UnsafeMutableRawPointer(p11)
+                return withUnsafeMutablePointer(to: &wantFeatures) { pf in
+                    withCStrings(["VK_KHR_push_descriptor"]) { exts in
+                        var queueInfo = VkDeviceQueueCreateInfo()
+                        queueInfo.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO
+                        queueInfo.queueFamilyIndex = UInt32(family)
+                        queueInfo.queueCount = 1
+                        return withUnsafePointer(to: &priority) { pr in
+                            queueInfo.pQueuePriorities = pr
+                            return withUnsafePointer(to: &queueInfo) { qi in
+                                var info = VkDeviceCreateInfo()
+                                info.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
+                                info.pNext = UnsafeRawPointer(pf)
+                                info.queueCreateInfoCount = 1
+                                info.pQueueCreateInfos = qi
+                                info.enabledExtensionCount = 1
+                                info.ppEnabledExtensionNames = exts
+                                return vkCreateDevice(physical, &info, nil, &device)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        try check(result, "vkCreateDevice(\(info.name))")
+        handle = device!
+        var q: VkQueue?
+        vkGetDeviceQueue(handle, UInt32(family), 0, &q)
+        queue = q!
+
+        var poolInfo = VkCommandPoolCreateInfo()
+        poolInfo.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO
+        poolInfo.flags = VkCommandPoolCreateFlags(VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT.rawValue)
+        poolInfo.queueFamilyIndex = UInt32(family)
+        var pool: VkCommandPool?
+        try check(vkCreateCommandPool(handle, &poolInfo, nil, &pool), "vkCreateCommandPool")
+        commandPool = pool!
+
+        guard let fn = vkGetDeviceProcAddr(handle, "vkCmdPushDescriptorSetKHR") else {
+            throw VulkanError.missingFeature("vkCmdPushDescriptorSetKHR not loadable")
+        }
+        pushDescriptor = unsafeBitCast(fn, to: PFN_vkCmdPushDescriptorSetKHR.self)
+        var mem = VkPhysicalDeviceMemoryProperties()
+        vkGetPhysicalDeviceMemoryProperties(physical, &mem)
+        memoryProperties = mem
+    }
+
+    deinit {
+        vkDeviceWaitIdle(handle)
+        vkDestroyCommandPool(handle, commandPool, nil)
+        vkDestroyDevice(handle, nil)
+    }
+
+    /// Index of a memory type allowed by `typeBits` having all of `required` flags, preferring `preferred`.
+    func memoryType(typeBits: UInt32, required: VkMemoryPropertyFlags, preferred: VkMemoryPropertyFlags = 0) -> UInt32? {
+        var best: UInt32?
+        withUnsafeBytes(of: memoryProperties.memoryTypes) { raw in
+            let types = raw.bindMemory(to: VkMemoryType.self)
+            for i in 0..<Int(memoryProperties.memoryTypeCount) where typeBits & (1 << UInt32(i)) != 0 {
+                let flags = types[i].propertyFlags
+                guard flags & required == required else { continue }
+                if flags & preferred == preferred { best = UInt32(i); return }
+                if best == nil { best = UInt32(i) }
+            }
+        }
+        return best
+    }
+
+    func heapSize(ofType type: UInt32) -> Int {
+        withUnsafeBytes(of: memoryProperties.memoryTypes) { raw in
+            let heapIndex = Int(raw.bindMemory(to: VkMemoryType.self)[Int(type)].heapIndex)
+            return withUnsafeBytes(of: memoryProperties.memoryHeaps) { Int($0.bindMemory(to: VkMemoryHeap.self)[heapIndex].size) }
+        }
+    }
+
+    func recordAllocation(_ bytes: Int) {
+        allocationLock.lock()
+        allocatedBytes += bytes
+        peakAllocatedBytes = max(peakAllocatedBytes, allocatedBytes)
+        allocationLock.unlock()
+    }
+
+    func recordFree(_ bytes: Int) {
+        allocationLock.lock(); allocatedBytes -= bytes; allocationLock.unlock()
+    }
+
+    public func resetPeak() { allocationLock.lock(); peakAllocatedBytes = allocatedBytes; allocationLock.unlock() }
+
+    public func waitIdle() { vkDeviceWaitIdle(handle) }
+
+    /// Records commands into a one-shot command buffer, submits and waits.
+    func oneShot(_ record: (VkCommandBuffer) throws -> Void) throws {
+        var alloc = VkCommandBufferAllocateInfo()
+        alloc.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO
+        alloc.commandPool = commandPool
+        alloc.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY
+        alloc.commandBufferCount = 1
+        var cb: VkCommandBuffer?
+        try check(vkAllocateCommandBuffers(handle, &alloc, &cb), "vkAllocateCommandBuffers")
+        defer { vkFreeCommandBuffers(handle, commandPool, 1, &cb) }
+        var begin = VkCommandBufferBeginInfo()
+        begin.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO
+        begin.flags = VkCommandBufferUsageFlags(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT.rawValue)
+        try check(vkBeginCommandBuffer(cb, &begin), "vkBeginCommandBuffer")
+        try record(cb!)
+        try check(vkEndCommandBuffer(cb), "vkEndCommandBuffer")
+        let fence = try Fence(device: self)
+        try submit(cb!, fence: fence)
+        try fence.wait()
+    }
+
+    func submit(_ cb: VkCommandBuffer, fence: Fence) throws {
+        var cbOpt: VkCommandBuffer? = cb
+        var submit = VkSubmitInfo()
+        submit.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO
+        submit.commandBufferCount = 1
+        try withUnsafePointer(to: &cbOpt) { p in
+            submit.pCommandBuffers = p
+            try check(vkQueueSubmit(queue, 1, &submit, fence.handle), "vkQueueSubmit")
+        }
+    }
+}
+
+/// A fence owned by one device.
+final class Fence {
+    let device: VulkanDevice
+    let handle: VkFence
+
+    init(device: VulkanDevice) throws {
+        self.device = device
+        var info = VkFenceCreateInfo()
+        info.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO
+        var f: VkFence?
+        try check(vkCreateFence(device.handle, &info, nil, &f), "vkCreateFence")
+        handle = f!
+    }
+
+    func wait() throws {
+        var f: VkFence? = handle
+        try check(vkWaitForFences(device.handle, 1, &f, VkBool32(VK_TRUE), UInt64.max), "vkWaitForFences")
+    }
+
+    func reset() throws {
+        var f: VkFence? = handle
+        try check(vkResetFences(device.handle, 1, &f), "vkResetFences")
+    }
+
+    deinit { vkDestroyFence(device.handle, handle, nil) }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class VulkanComputeTestsPlaceholder: XCTestCase { func testNothing() {} }
