@@ -1,32 +1,16 @@
 import ArgumentParser
-import Foundation
-import LayerShare
 
 struct LayerShareCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "layershare",
-        abstract: "LLM inference on Vulkan compute shaders with cross-layer and head-wise attention sharing.",
-        subcommands: [DevicesCommand.self]
+        abstract: "LLM inference on Vulkan compute shaders, with a CPU (OpenBLAS) reference path.",
+        discussion: """
+        Every model command defaults to the SmolLM2-135M-Instruct GGUF that tools/bootstrap fetches
+        (override with --model or LAYERSHARE_MODEL) and to the Vulkan backend (--backend cpu for the reference).
+        """,
+        subcommands: [DevicesCommand.self, GenerateCommand.self, CompareCommand.self, LogitsCommand.self,
+                      PerplexityCommand.self]
     )
-}
-
-struct DevicesCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "devices",
-        abstract: "List Vulkan devices with the limits LayerShare reads (memory heaps, subgroup size, buffer ranges, timestamps)."
-    )
-
-    @Option(help: "Mark the device that would be chosen by this index or name fragment (default: LAYERSHARE_DEVICE, else the most capable).")
-    var device: String?
-
-    func run() throws {
-        let instance = try VulkanInstance(validation: false)
-        if instance.devices.isEmpty { throw VulkanError.noDevice("the Vulkan loader reports 0 physical devices") }
-        let chosen = try instance.selectDevice(device)
-        for info in instance.devices {
-            print(info.summary + (info.index == chosen.index ? "\n    (selected)" : ""))
-        }
-    }
 }
 
 LayerShareCommand.main()

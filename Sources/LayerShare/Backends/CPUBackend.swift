@@ -1,0 +1,118 @@
+import Foundation
+import ModelFormats
+
+/// Float32 reference backend: weights dequantized once at load, products on OpenBLAS.
+public final class CPUBackend: InferenceBackend {
+    public final class Tensor {
+        let storage: UnsafeMutablePointer<Float>
+        let count: Int
+        init(_ count: Int) {
+            self.count = count
+            storage = .allocate(capacity: max(count, 1))
+            storage.initialize(repeating: 0, count: max(count, 1))
+        }
+        deinit { storage.deallocate() }
+    }
+
+    /// A weight as float32 [rows, cols], plus the raw tensor for embedding lookups.
+    public final class Weight {
+        let raw: WeightTensor
+        let values: [Float]
+        var rows: Int { raw.rows }
+        var cols: Int { raw.cols }
+        init(_ raw: WeightTensor) {
+            self.raw = raw
+            values = raw.type == .f32 ? Array(UnsafeBufferPointer(start: raw.data.baseAddress!.assumingMemoryBound(to: Float.self), count: raw.elementCount))
+                : CPUKernels.dequantizeMatrix(raw.type, bytes: raw.data, rows: raw.rows, cols: raw.cols)
+        }
+    }
+
+    public final class Cache {
+        let keys: Tensor?
+        let values: Tensor
+        let rowSize: Int
+        let capacity: Int
+        init(capacity: Int, rowSize: Int, storesKeys: Bool) {
+            self.capacity = capacity
+            self.rowSize = rowSize
+            keys = storesKeys ? Tensor(capacity * rowSize) : nil
+            values = Tensor(capacity * rowSize)
+        }
+    }
+
+    public let name = "cpu"
+    public init() {}
+
+    public func makeTensor(_ count: Int, label: String) throws -> Tensor { Tensor(count) }
+    public func loadWeight(_ weight: WeightTensor) throws -> Weight { Weight(weight) }
+    public func makeCache(capacity: Int, rowSize: Int, storesKeys: Bool, label: String) throws -> Cache {
+        Cache(capacity: capacity, rowSize: rowSize, storesKeys: storesKeys)
+    }
+    public func setGroup(_ group: String) {}
+
+    public func embed(_ table: Weight, tokens: [Int], into out: Tensor) throws {
+        precondition(tokens.count * table.cols <= out.count)
+        try CPUKernels.embedding(table: table.raw.data.baseAddress!, type: table.raw.type, rowLength: table.cols,
+                                 vocabularySize: table.rows, tokenIds: tokens, into: out.storage)
+    }
+
+    public func matmul(_ weight: Weight, _ x: Tensor, into y: Tensor, rows: Int, label: String) throws {
+        precondition(rows * weight.cols <= x.count && rows * weight.rows <= y.count, "\(label): tensor too small")
+        weight.values.withUnsafeBufferPointer { w in
+            CPUKernels.matmul(x.storage, rows: rows, inDim: weight.cols, weight: w.baseAddress!, outDim: weight.rows, into: y.storage)
+        }
+    }
+
+    public func rmsnorm(_ x: Tensor, weight: Weight, into y: Tensor, rows: Int, dim: Int, eps: Float) throws {
+        weight.values.withUnsafeBufferPointer { w in
+            CPUKernels.rmsnorm(x.storage, weight: w.baseAddress!, into: y.storage, rows: rows, dim: dim, eps: eps)
+        }
+    }
+
+    public func rope(_ x: Tensor, rows: Int, heads: Int, headDim: Int, startPosition: Int, theta: Float, layout: RopeLayout) throws {
+        CPUKernels.rope(x.storage, rows: rows, heads: heads, headDim: headDim, startPosition: startPosition, theta: theta, layout: layout)
+    }
+
+    public func store(keys: Tensor?, values: Tensor, cache: Cache, rows: Int, startPosition: Int) throws {
+        precondition(startPosition + rows <= cache.capacity)
+        let offset = startPosition * cache.rowSize
+        if let keys, let cacheKeys = cache.keys {
+            (cacheKeys.storage + offset).update(from: keys.storage, count: rows * cache.rowSize)
+        }
+        (cache.values.storage + offset).update(from: values.storage, count: rows * cache.rowSize)
+    }
+
+    public func attention(queries: Tensor, keys: Cache, values: Cache, into out: Tensor, rows: Int, startPosition: Int,
+                          heads: Int, kvHeads: Int, headDim: Int, probabilities: Tensor?) throws {
+        guard let k = keys.keys else { throw ModelLoadError("attention reads keys from a cache that stores none") }
+        let total = startPosition + rows
+        CPUKernels.attention(q: queries.storage, k: k.storage, v: values.values.storage, out: out.storage,
+                             queryCount: rows, keyCount: total, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                             queryStart: startPosition, probabilitiesOut: probabilities?.storage)
+    }
+
+    public func applyProbabilities(_ probabilities: Tensor, cache: Cache, into out: Tensor, context: Int,
+                                   heads: Int, kvHeads: Int, headDim: Int) throws {
+        CPUKernels.applyProbabilities(probabilities.storage, v: cache.values.storage, out: out.storage, queryCount: 1,
+                                      keyCount: context, heads: heads, kvHeads: kvHeads, headDim: headDim)
+    }
+
+    public func copyRow(_ x: Tensor, row: Int, rowSize: Int, into out: Tensor) throws {
+        out.storage.update(from: x.storage + row * rowSize, count: rowSize)
+    }
+
+    public func swiglu(gate: Tensor, up: Tensor, into out: Tensor, count: Int) throws {
+        CPUKernels.swiglu(gate: gate.storage, up: up.storage, into: out.storage, count: count)
+    }
+
+    public func add(_ a: Tensor, _ b: Tensor, into out: Tensor, count: Int) throws {
+        CPUKernels.add(a.storage, b.storage, into: out.storage, count: count)
+    }
+
+    public func read(_ tensor: Tensor, offset: Int, count: Int) throws -> [Float] {
+        precondition(offset + count <= tensor.count)
+        return Array(UnsafeBufferPointer(start: tensor.storage + offset, count: count))
+    }
+
+    public func finish() throws {}
+}

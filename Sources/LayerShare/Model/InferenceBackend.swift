@@ -1,0 +1,48 @@
+import ModelFormats
+
+/// The operations a transformer forward needs. The forward is written once against this protocol;
+/// `CPUBackend` runs each op immediately on OpenBLAS, `VulkanBackend` records them into one command
+/// batch that runs when a result is read (`read`) or `finish()` is called.
+///
+/// Tensors are float32, row-major; sizes are in elements.
+public protocol InferenceBackend: AnyObject {
+    associatedtype Tensor: AnyObject
+    associatedtype Weight: AnyObject
+    associatedtype Cache: AnyObject
+
+    var name: String { get }
+
+    func makeTensor(_ count: Int, label: String) throws -> Tensor
+    func loadWeight(_ weight: WeightTensor) throws -> Weight
+    /// One layer's cache: K rows (omitted when `storesKeys` is false) and V rows, `capacity` positions of `rowSize` floats.
+    func makeCache(capacity: Int, rowSize: Int, storesKeys: Bool, label: String) throws -> Cache
+
+    /// Profiling bucket for the ops that follow (e.g. "layer 3").
+    func setGroup(_ group: String)
+
+    func embed(_ table: Weight, tokens: [Int], into out: Tensor) throws
+    /// y[rows, out] = x[rows, in] · Wᵀ
+    func matmul(_ weight: Weight, _ x: Tensor, into y: Tensor, rows: Int, label: String) throws
+    func rmsnorm(_ x: Tensor, weight: Weight, into y: Tensor, rows: Int, dim: Int, eps: Float) throws
+    func rope(_ x: Tensor, rows: Int, heads: Int, headDim: Int, startPosition: Int, theta: Float, layout: RopeLayout) throws
+    /// Writes `rows` new K (if given) and V rows at `startPosition` of the cache.
+    func store(keys: Tensor?, values: Tensor, cache: Cache, rows: Int, startPosition: Int) throws
+    /// Causal GQA attention of `rows` queries at `startPosition` over cache positions 0..<startPosition+rows,
+    /// keys from `keys`' cache and values from `values`' cache (the same cache except under Shared Attention).
+    /// When `probabilities` is given (decode only, rows == 1) the softmax rows [heads, T] are written there.
+    func attention(queries: Tensor, keys: Cache, values: Cache, into out: Tensor, rows: Int, startPosition: Int,
+                   heads: Int, kvHeads: Int, headDim: Int, probabilities: Tensor?) throws
+    /// out = P · V for decode (rows == 1), P [heads, T] emitted by another layer, V from `cache`.
+    func applyProbabilities(_ probabilities: Tensor, cache: Cache, into out: Tensor, context: Int,
+                            heads: Int, kvHeads: Int, headDim: Int) throws
+    /// out[0..<rowSize] = x[row·rowSize ..< (row+1)·rowSize]
+    func copyRow(_ x: Tensor, row: Int, rowSize: Int, into out: Tensor) throws
+    func swiglu(gate: Tensor, up: Tensor, into out: Tensor, count: Int) throws
+    /// out = a + b; `out` may be `a`.
+    func add(_ a: Tensor, _ b: Tensor, into out: Tensor, count: Int) throws
+
+    /// Runs pending work and returns `count` floats of `tensor` from `offset`.
+    func read(_ tensor: Tensor, offset: Int, count: Int) throws -> [Float]
+    /// Runs pending work and waits for it.
+    func finish() throws
+}

@@ -1,0 +1,27 @@
+import ModelFormats
+
+/// A loaded transformer on some backend, without its generic parameter (for the CLI and tools).
+public protocol ModelRunner: AnyObject {
+    var hyper: LlamaHyperParameters { get }
+    var position: Int { get }
+    var capacity: Int { get }
+    var maxChunk: Int { get }
+    var modes: [LayerMode] { get }
+    var kvCacheBytes: Int { get }
+    var backendName: String { get }
+    func reset()
+    @discardableResult
+    func forward(_ tokens: [Int], logits: LogitsRequest, hidden: ((Int, [Float]) -> Void)?,
+                 logitsSink: ((Int, [Float]) -> Void)?) throws -> [Float]
+}
+
+extension ModelRunner {
+    @discardableResult
+    public func forward(_ tokens: [Int], logits: LogitsRequest = .last) throws -> [Float] {
+        try forward(tokens, logits: logits, hidden: nil, logitsSink: nil)
+    }
+}
+
+extension Transformer: ModelRunner {
+    public var backendName: String { backend.name }
+}

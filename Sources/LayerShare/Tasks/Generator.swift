@@ -1,0 +1,66 @@
+import Foundation
+import ModelFormats
+
+/// Timing and counts of one generation.
+public struct GenerationStats: Sendable {
+    public var promptTokens = 0
+    public var generatedTokens = 0
+    public var prefillSeconds = 0.0
+    public var decodeSeconds = 0.0
+    public var prefillTokensPerSecond: Double { prefillSeconds > 0 ? Double(promptTokens) / prefillSeconds : 0 }
+    /// Decode rate over the tokens produced after the first (the first comes from prefill's logits).
+    public var decodeTokensPerSecond: Double { decodeSeconds > 0 ? Double(max(generatedTokens - 1, 0)) / decodeSeconds : 0 }
+}
+
+/// Autoregressive generation on a runner: prefill the prompt, then sample one token per step.
+public final class Generator {
+    public let runner: ModelRunner
+    public let tokenizer: Tokenizer
+    /// Ids that end generation (EOS and, for chat models, <|im_end|>).
+    public var stopIds: Set<Int>
+
+    public init(runner: ModelRunner, tokenizer: Tokenizer) {
+        self.runner = runner
+        self.tokenizer = tokenizer
+        var stops: Set<Int> = []
+        if let eos = tokenizer.eosId { stops.insert(eos) }
+        if let end = tokenizer.imEndId { stops.insert(end) }
+        stopIds = stops
+    }
+
+    /// Feeds `promptTokens` after what is already cached, then generates up to `maxTokens`.
+    /// `onToken` receives each id and the text it completes (may be empty mid-character);
+    /// returning false stops early.
+    @discardableResult
+    public func generate(promptTokens: [Int], maxTokens: Int, sampler: inout Sampler,
+                         onToken: (Int, String) -> Bool = { _, _ in true }) throws -> (tokens: [Int], stats: GenerationStats) {
+        guard !promptTokens.isEmpty else { throw ModelLoadError("the prompt is empty: nothing to condition on") }
+        let room = runner.capacity - runner.position
+        guard promptTokens.count < room else {
+            throw ModelLoadError("prompt of \(promptTokens.count) tokens does not fit the context (\(room) of \(runner.capacity) positions free; raise --ctx or shorten the prompt)")
+        }
+        var stats = GenerationStats()
+        stats.promptTokens = promptTokens.count
+        var decoder = tokenizer.makeStreamingDecoder()
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        var logits = try runner.forward(promptTokens, logits: .last)
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        stats.prefillSeconds = Double(t1 - t0) / 1e9
+        var produced: [Int] = []
+        let limit = min(maxTokens, runner.capacity - runner.position)
+        while produced.count < limit {
+            let next = logits.withUnsafeBufferPointer { sampler.sample(logits: $0) }
+            produced.append(next)
+            stats.generatedTokens = produced.count
+            if stopIds.contains(next) { break }
+            let text = try decoder.append(next)
+            if !onToken(next, text) { break }
+            if produced.count == limit { break }
+            logits = try runner.forward([next], logits: .last)
+        }
+        let tail = decoder.finish()
+        if !tail.isEmpty { _ = onToken(-1, tail) }
+        stats.decodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
+        return (produced, stats)
+    }
+}

@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import LayerShare
+
+struct CompareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Run the Vulkan and CPU paths on the same tokens and report where they differ, layer by layer.",
+        discussion: """
+        Errors are max |vulkan − cpu| (absolute) and that divided by max |cpu| (relative), for the hidden
+        state after each block and for the final logits. Then the CPU's greedy continuation is fed to both
+        and their top-1 tokens compared. Exits non-zero when a relative error exceeds --tolerance or a
+        top-1 token differs.
+        """
+    )
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "Prompt text, or @FILE.")
+    var prompt = "The capital of France is Paris. The capital of Germany is"
+
+    @Option(help: "Greedy tokens to compare after the prompt.")
+    var tokens = 32
+
+    @Option(help: "Largest acceptable relative error (float32 accumulation-order differences are ~1e-5).")
+    var tolerance = 1e-3
+
+    func run() throws {
+        let model = try options.loadModel()
+        let ids = model.tokenizer.encode(try readPromptText(prompt))
+        guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
+        var runnerOptions = options.runnerOptions(backend: .vulkan)
+        if runnerOptions.context == nil { runnerOptions.context = ids.count + tokens + 1 }
+        let gpu = try RunnerFactory.make(model: model, options: runnerOptions, log: note)
+        runnerOptions.backend = .cpu
+        let cpu = try RunnerFactory.make(model: model, options: runnerOptions, log: note)
+        note("comparing \(gpu.backendName) against \(cpu.backendName) on \(ids.count) prompt tokens")
+        let report = try BackendComparison.run(test: gpu, reference: cpu, prompt: ids, greedyTokens: tokens)
+        print("tensor        max abs err   max rel err")
+        var failed = false
+        for d in report.layers + [report.logits!] {
+            let flag = d.maxRelative > tolerance ? "  <-- exceeds \(tolerance)" : ""
+            if !flag.isEmpty { failed = true }
+            print(String(format: "%-12@  %11.3e   %11.3e%@", d.name as NSString, d.maxAbsolute, d.maxRelative, flag as NSString))
+        }
+        print(String(format: "greedy top-1 agreement: %d/%d (%.1f%%)%@", report.greedyAgreements, report.greedySteps, report.agreement * 100,
+                     report.firstDisagreement.map { ", first difference at step \($0)" as NSString } ?? ("" as NSString)))
+        if report.agreement < 1 { failed = true }
+        if failed { throw ExitCode(1) }
+    }
+}

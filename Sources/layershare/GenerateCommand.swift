@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import LayerShare
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text from a prompt, streaming it as it is produced.",
+        discussion: """
+        Statistics (prompt and generated token counts, prefill and decode tokens/s) go to stderr.
+        With --chat the prompt is wrapped in the model's ChatML template; --chat without --prompt
+        starts an interactive session (one user turn per line, empty line or EOF ends it).
+        """
+    )
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "Prompt text, or @FILE to read it from a file.")
+    var prompt: String?
+
+    @Option(name: .customLong("max-tokens"), help: "Maximum number of tokens to generate.")
+    var maxTokens = 128
+
+    @Option(help: "Sampling temperature; 0 = greedy.")
+    var temperature: Float = 0.7
+
+    @Option(name: .customLong("top-k"), help: "Keep only the K most likely tokens (0 = off).")
+    var topK = 40
+
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling: keep the smallest set of tokens with this total probability.")
+    var topP: Float = 0.95
+
+    @Option(help: "Random seed for sampling (default: time-based).")
+    var seed: UInt64?
+
+    @Flag(help: "Apply the model's chat template (ChatML).")
+    var chat = false
+
+    @Option(help: "System prompt for --chat (default: the model template's own).")
+    var system: String?
+
+    func run() throws {
+        let model = try options.loadModel()
+        let runner = try RunnerFactory.make(model: model, options: options.runnerOptions(), log: note)
+        note("[\(runner.backendName), context \(runner.capacity)]")
+        let seed = self.seed ?? UInt64(Date().timeIntervalSince1970 * 1000)
+        var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
+        let generator = Generator(runner: runner, tokenizer: model.tokenizer)
+        var template = model.chatTemplate
+        if let system { template.defaultSystemPrompt = system }
+
+        func turn(_ text: String) throws -> [Int] {
+            let (tokens, stats) = try generator.generate(promptTokens: model.tokenizer.encode(text), maxTokens: maxTokens, sampler: &sampler) { _, piece in
+                FileHandle.standardOutput.write(Data(piece.utf8))
+                return true
+            }
+            FileHandle.standardOutput.write(Data("\n".utf8))
+            note(String(format: "prompt tokens: %d, generated tokens: %d, prefill: %.1f tok/s, decode: %.1f tok/s",
+                        stats.promptTokens, stats.generatedTokens, stats.prefillTokensPerSecond, stats.decodeTokensPerSecond))
+            return tokens
+        }
+
+        if !chat {
+            guard let prompt else { throw ValidationError("--prompt is required (or use --chat for an interactive session)") }
+            _ = try turn(readPromptText(prompt))
+            return
+        }
+        var messages: [(role: String, content: String)] = []
+        if let system { messages.append((role: "system", content: system)) }
+        if let prompt {
+            messages.append((role: "user", content: try readPromptText(prompt)))
+            _ = try turn(template.render(messages: messages, addGenerationPrompt: true))
+            return
+        }
+        // Interactive: keep the KV cache and feed only each new turn.
+        var rendered = ""
+        note("interactive chat: type a message and press Enter; an empty line or EOF ends the session")
+        while true {
+            FileHandle.standardError.write(Data("> ".utf8))
+            guard let line = readLine(), !line.isEmpty else { break }
+            messages.append((role: "user", content: line))
+            let full = template.render(messages: messages, addGenerationPrompt: true)
+            let newText = String(full.dropFirst(rendered.count))
+            let reply = try turn(newText)
+            let replyText = try model.tokenizer.decode(reply.filter { !generator.stopIds.contains($0) })
+            messages.append((role: "assistant", content: replyText))
+            // The cache holds the reply without its closing <|im_end|>\n: the next turn starts with it.
+            rendered = full + replyText
+        }
+    }
+}

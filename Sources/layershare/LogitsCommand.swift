@@ -1,0 +1,36 @@
+import ArgumentParser
+import Foundation
+import LayerShare
+
+struct LogitsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logits",
+        abstract: "Write the float32 logits of every prompt position to a NumPy .npy file, shape [tokens, vocab]."
+    )
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "Prompt text, or @FILE.")
+    var prompt: String
+
+    @Option(help: "Output .npy path.")
+    var output: String
+
+    @Option(name: .customLong("tokens-output"), help: "Also write the prompt's token ids (one per line) here.")
+    var tokensOutput: String?
+
+    func run() throws {
+        let model = try options.loadModel()
+        let tokens = model.tokenizer.encode(try readPromptText(prompt))
+        guard !tokens.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
+        let runner = try RunnerFactory.make(model: model, options: options.runnerOptions(), log: note)
+        let vocab = runner.hyper.vocabSize
+        let writer = try NpyWriter(url: URL(fileURLWithPath: output), shape: [tokens.count, vocab])
+        try runner.forward(tokens, logits: .all, hidden: nil) { _, rows in try? writer.write(rows) }
+        try writer.close()
+        if let tokensOutput {
+            try tokens.map(String.init).joined(separator: "\n").write(toFile: tokensOutput, atomically: true, encoding: .utf8)
+        }
+        note("wrote \(tokens.count) × \(vocab) logits to \(output) [\(runner.backendName)]")
+    }
+}

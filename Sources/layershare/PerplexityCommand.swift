@@ -1,0 +1,43 @@
+import ArgumentParser
+import Foundation
+import LayerShare
+
+struct PerplexityCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ppl",
+        abstract: "Perplexity of a text file under the model (sliding windows).",
+        discussion: "Progress goes to stderr; the last line of stdout is `perplexity: X` with the number of scored tokens."
+    )
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "Text file to score.")
+    var file: String
+
+    @Option(help: "Tokens per window (each window starts from an empty cache).")
+    var window = 512
+
+    @Option(help: "Window advance; tokens scored per window after the first (default: the window, i.e. no overlap).")
+    var stride: Int?
+
+    @Option(name: .customLong("max-tokens"), help: "Score only the first N tokens of the file.")
+    var maxTokens: Int?
+
+    func run() throws {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read \(file) as UTF-8 text") }
+        let model = try options.loadModel()
+        var tokens = model.tokenizer.encode(text, parseSpecial: false)
+        if let maxTokens { tokens = Array(tokens.prefix(maxTokens)) }
+        var runnerOptions = options.runnerOptions()
+        if runnerOptions.context == nil { runnerOptions.context = window }
+        let runner = try RunnerFactory.make(model: model, options: runnerOptions, log: note)
+        let evaluation = try PerplexityEvaluation(window: window, stride: stride)
+        note("scoring \(tokens.count) tokens of \(file) with window \(evaluation.window), stride \(evaluation.stride) [\(runner.backendName)]")
+        let start = Date()
+        let result = try evaluation.run(runner, tokens: tokens) { done, total in
+            let elapsed = Date().timeIntervalSince(start)
+            note(String(format: "  %d/%d tokens scored, %.0f tok/s", done, total, Double(done) / max(elapsed, 1e-9)))
+        }
+        print(String(format: "perplexity: %.4f (%d tokens scored, mean NLL %.4f nats)", result.value, result.count, result.meanNegativeLogLikelihood))
+    }
+}
