@@ -41,7 +41,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "VulkanComputeTests", dependencies: ["VulkanCompute"]),
-        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
+        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"], exclude: ["Fixtures"]),
         .testTarget(name: "LayerShareTests", dependencies: ["LayerShare"]),
     ]
 )

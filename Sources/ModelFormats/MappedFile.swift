@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Errors raised while opening or mapping a file.
+public enum MappedFileError: Error, CustomStringConvertible {
+    case cannotOpen(path: String, reason: String)
+    case notARegularFile(path: String)
+    case cannotMap(path: String, size: Int, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .cannotOpen(path, reason): return "cannot open '\(path)': \(reason)"
+        case let .notARegularFile(path): return "'\(path)' is not a regular file"
+        case let .cannotMap(path, size, reason): return "cannot memory-map '\(path)' (\(size) bytes): \(reason)"
+        }
+    }
+}
+
+/// A read-only memory mapping of a whole file. The mapping lives as long as this object;
+/// buffers handed out by owners of a `MappedFile` must keep a reference to it.
+public final class MappedFile: @unchecked Sendable {
+    public let path: String
+    /// The file's bytes (empty for an empty file).
+    public let bytes: UnsafeRawBufferPointer
+    private let base: UnsafeMutableRawPointer?
+
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw MappedFileError.cannotOpen(path: path, reason: Self.errnoText()) }
+        defer { close(fd) } // the mapping stays valid after the descriptor is closed
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw MappedFileError.cannotOpen(path: path, reason: Self.errnoText()) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw MappedFileError.notARegularFile(path: path) }
+        let size = Int(st.st_size)
+        if size == 0 {
+            // mmap refuses zero-length mappings; an empty buffer is the honest answer.
+            base = nil
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+            throw MappedFileError.cannotMap(path: path, size: size, reason: Self.errnoText())
+        }
+        base = p
+        bytes = UnsafeRawBufferPointer(start: p, count: size)
+    }
+
+    deinit {
+        if let base { munmap(base, bytes.count) }
+    }
+
+    public var count: Int { bytes.count }
+
+    static func errnoText() -> String { String(cString: strerror(errno)) }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class ModelFormatsTestsPlaceholder: XCTestCase { func testNothing() {} }
