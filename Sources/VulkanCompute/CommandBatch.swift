@@ -27,6 +27,9 @@ public struct DispatchTiming: Sendable {
     public let group: String
     public let startNs: Double
     public let durationNs: Double
+    /// Bytes the operation must move and floating-point operations it must do (0 when not given).
+    public let bytes: Double
+    public let flops: Double
 }
 
 /// Records dispatches into one command buffer, submits them together and waits on a fence.
@@ -39,7 +42,8 @@ public final class CommandBatch {
     let queryPool: VkQueryPool?
     let queryCapacity: Int
     private var queryCount = 0
-    private var labels: [(String, String)] = []
+    private var labels: [(label: String, group: String, bytes: Double, flops: Double)] = []
+    private var pendingCost: (bytes: Double, flops: Double)?
     private var written = Set<UInt>()
     private var readOnly = Set<UInt>()
     private var recording = false
@@ -107,6 +111,19 @@ public final class CommandBatch {
             vkCmdWriteTimestamp(commandBuffer, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, queryPool, 0)
             queryCount = 1
         }
+    }
+
+    /// Attributes the cost of the next operation (bytes it must move, flops it must do) to the next
+    /// timed command, for bandwidth and throughput figures in profiles.
+    public func setCost(bytes: Double, flops: Double) { pendingCost = (bytes, flops) }
+
+    private func stamp(_ label: String, _ group: String) {
+        guard let queryPool, queryCount < queryCapacity else { pendingCost = nil; return }
+        vkCmdWriteTimestamp(commandBuffer, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool, UInt32(queryCount))
+        queryCount += 1
+        let cost = pendingCost ?? (0, 0)
+        pendingCost = nil
+        labels.append((label, group, cost.bytes, cost.flops))
     }
 
     /// A full compute→compute memory barrier; normally placed automatically.
@@ -185,15 +202,12 @@ public final class CommandBatch {
         }
         vkCmdDispatch(commandBuffer, UInt32(groups.0), UInt32(groups.1), UInt32(groups.2))
         dispatchCount += 1
-        if let queryPool, queryCount < queryCapacity {
-            vkCmdWriteTimestamp(commandBuffer, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool, UInt32(queryCount))
-            queryCount += 1
-            labels.append((label ?? pipeline.label, group))
-        }
+        stamp(label ?? pipeline.label, group)
     }
 
     /// Records a buffer-to-buffer copy (hazards tracked like a dispatch).
-    public func copy(from src: DeviceBuffer, srcOffset: Int = 0, to dst: DeviceBuffer, dstOffset: Int = 0, bytes: Int) throws {
+    public func copy(from src: DeviceBuffer, srcOffset: Int = 0, to dst: DeviceBuffer, dstOffset: Int = 0, bytes: Int,
+                     label: String = "copy", group: String = "") throws {
         precondition(recording)
         guard srcOffset >= 0, dstOffset >= 0, bytes > 0, srcOffset + bytes <= src.byteCount, dstOffset + bytes <= dst.byteCount else {
             throw VulkanError.invalidArgument("copy of \(bytes) bytes from '\(src.label)'+\(srcOffset) to '\(dst.label)'+\(dstOffset) is out of range")
@@ -202,6 +216,7 @@ public final class CommandBatch {
         retained.append(src); retained.append(dst)
         var region = VkBufferCopy(srcOffset: VkDeviceSize(srcOffset), dstOffset: VkDeviceSize(dstOffset), size: VkDeviceSize(bytes))
         vkCmdCopyBuffer(commandBuffer, src.handle, dst.handle, 1, &region)
+        stamp(label, group)
     }
 
     public func submit() throws {
@@ -237,7 +252,8 @@ public final class CommandBatch {
         for i in 1..<queryCount {
             let delta = (raw[i] &- raw[i - 1]) & mask  // modular difference survives counter wrap
             let ns = Double(delta) * period
-            timings.append(DispatchTiming(label: labels[i - 1].0, group: labels[i - 1].1, startNs: elapsed, durationNs: ns))
+            let l = labels[i - 1]
+            timings.append(DispatchTiming(label: l.label, group: l.group, startNs: elapsed, durationNs: ns, bytes: l.bytes, flops: l.flops))
             elapsed += ns
         }
     }

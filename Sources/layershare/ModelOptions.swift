@@ -19,6 +19,9 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Rows per prefill chunk.")
     var chunk: Int = 128
 
+    @Option(help: "Attention-sharing plan (JSON from `layershare plan`), validated against the model.")
+    var plan: String?
+
     var modelPath: String { model ?? LoadedModel.defaultPath() }
 
     func loadModel() throws -> LoadedModel {
@@ -26,7 +29,14 @@ struct ModelOptions: ParsableArguments {
         guard FileManager.default.fileExists(atPath: path) else {
             throw ValidationError("model not found at \(path). Run tools/bootstrap to fetch the default model, or pass --model PATH.")
         }
-        return try LoadedModel(path: path)
+        let model = try LoadedModel(path: path)
+        if let plan {
+            // Validated here, where the model is at hand; runnerOptions() picks the modes up.
+            let loaded = try SharingPlan.load(path: plan, model: model)
+            loadedPlanModes[plan] = try loaded.layerModes(for: model.hyper)
+            note("plan \(plan): " + loaded.summary().replacingOccurrences(of: "\n", with: "; "))
+        }
+        return model
     }
 
     func runnerOptions(backend override: BackendKind? = nil) -> RunnerOptions {
@@ -35,9 +45,16 @@ struct ModelOptions: ParsableArguments {
         o.device = device
         o.context = ctx
         o.maxChunk = chunk
+        if let plan {
+            guard let modes = loadedPlanModes[plan] else { preconditionFailure("loadModel() validates --plan before runnerOptions()") }
+            o.modes = modes
+        }
         return o
     }
 }
+
+/// Layer modes of the --plan files validated by `ModelOptions.loadModel()` (one CLI run, one thread).
+nonisolated(unsafe) private var loadedPlanModes: [String: [LayerMode]] = [:]
 
 extension BackendKind: ExpressibleByArgument {}
 

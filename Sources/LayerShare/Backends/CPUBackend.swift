@@ -43,12 +43,20 @@ public final class CPUBackend: InferenceBackend {
     public let name = "cpu"
     public init() {}
 
+    /// Analysis hook: called after every attention with the full probabilities [heads, rows, keys]
+    /// (causal, masked entries 0) of the layer named by the last `setGroup("layer N")`.
+    public var attentionObserver: ((_ layer: Int, _ probabilities: UnsafeBufferPointer<Float>, _ heads: Int, _ rows: Int, _ keys: Int) -> Void)?
+    /// Layer of the current `setGroup`, -1 outside layers.
+    private var currentLayer = -1
+
     public func makeTensor(_ count: Int, label: String) throws -> Tensor { Tensor(count) }
     public func loadWeight(_ weight: WeightTensor) throws -> Weight { Weight(weight) }
     public func makeCache(capacity: Int, rowSize: Int, storesKeys: Bool, label: String) throws -> Cache {
         Cache(capacity: capacity, rowSize: rowSize, storesKeys: storesKeys)
     }
-    public func setGroup(_ group: String) {}
+    public func setGroup(_ group: String) {
+        currentLayer = group.hasPrefix("layer ") ? Int(group.dropFirst(6)) ?? -1 : -1
+    }
 
     public func embed(_ table: Weight, tokens: [Int], into out: Tensor) throws {
         precondition(tokens.count * table.cols <= out.count)
@@ -86,9 +94,16 @@ public final class CPUBackend: InferenceBackend {
                           heads: Int, kvHeads: Int, headDim: Int, probabilities: Tensor?) throws {
         guard let k = keys.keys else { throw ModelLoadError("attention reads keys from a cache that stores none") }
         let total = startPosition + rows
+        // The observer needs the whole matrix; the same kernel writes it (results are identical either way).
+        let observed: UnsafeMutablePointer<Float>? = attentionObserver == nil ? nil
+            : probabilities?.storage ?? .allocate(capacity: heads * rows * total)
+        defer { if let observed, observed != probabilities?.storage { observed.deallocate() } }
         CPUKernels.attention(q: queries.storage, k: k.storage, v: values.values.storage, out: out.storage,
                              queryCount: rows, keyCount: total, heads: heads, kvHeads: kvHeads, headDim: headDim,
-                             queryStart: startPosition, probabilitiesOut: probabilities?.storage)
+                             queryStart: startPosition, probabilitiesOut: observed ?? probabilities?.storage)
+        if let observed, let attentionObserver {
+            attentionObserver(currentLayer, UnsafeBufferPointer(start: observed, count: heads * rows * total), heads, rows, total)
+        }
     }
 
     public func applyProbabilities(_ probabilities: Tensor, cache: Cache, into out: Tensor, context: Int,

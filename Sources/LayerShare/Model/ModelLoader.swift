@@ -76,9 +76,20 @@ public enum RunnerFactory {
             let activations = options.maxChunk * (h.vocabSize + 4 * h.ffnSize + 8 * h.hiddenSize) * 4
             let budget = heap - weightBytes - activations - (64 << 20)
             let context = try resolveContext(options.context, model: h, budget: budget, kvPerPosition: kvPerPosition, log: log)
-            _ = context
-            throw ModelLoadError("TEMP: Vulkan backend not wired yet")
+            let backend = try VulkanBackend(device: device, profiling: options.profiling)
+            return try Transformer(backend: backend, weights: model.weights, capacity: context,
+                                   maxChunk: options.maxChunk, modes: options.modes)
         }
+    }
+
+    /// A Vulkan runner together with its backend (for profiling and memory figures).
+    public static func makeVulkan(model: LoadedModel, options: RunnerOptions, device: VulkanDevice? = nil,
+                                  log: (String) -> Void = { _ in }) throws -> (runner: ModelRunner, backend: VulkanBackend) {
+        var o = options
+        o.backend = .vulkan
+        let runner = try make(model: model, options: o, device: device, log: log)
+        guard let t = runner as? Transformer<VulkanBackend> else { throw ModelLoadError("internal: expected a Vulkan transformer") }
+        return (runner, t.backend)
     }
 
     static func resolveContext(_ asked: Int?, model h: LlamaHyperParameters, budget: Int?, kvPerPosition: Int,

@@ -1,0 +1,200 @@
+import Foundation
+import ModelFormats
+import VulkanCompute
+
+/// Runs the transformer's ops as Vulkan compute dispatches. Ops are recorded into one command batch
+/// and submitted together when a result is read or `finish()` is called; barriers are placed only
+/// where a dispatch reads what an earlier one wrote (CommandBatch tracks that).
+public final class VulkanBackend: InferenceBackend {
+    public final class Tensor {
+        public let buffer: DeviceBuffer
+        public let count: Int
+        init(buffer: DeviceBuffer, count: Int) { self.buffer = buffer; self.count = count }
+    }
+
+    public final class Cache {
+        let keys: DeviceBuffer?
+        let values: DeviceBuffer
+        let rowSize: Int
+        let capacity: Int
+        init(keys: DeviceBuffer?, values: DeviceBuffer, rowSize: Int, capacity: Int) {
+            self.keys = keys; self.values = values; self.rowSize = rowSize; self.capacity = capacity
+        }
+    }
+
+    public typealias Weight = VulkanMatrix
+
+    public let device: VulkanDevice
+    public let library: PipelineLibrary
+    let kernels: VulkanKernels
+    let attentionKernels: VulkanAttention
+    let batch: CommandBatch
+    private var recording = false
+    private var group = ""
+    private var tokenBuffer: DeviceBuffer?
+    private var attentionScratch: DeviceBuffer?
+    /// Bytes of weights uploaded.
+    public private(set) var weightBytes = 0
+    /// GPU timings of every batch since the last `takeTimings()` (profiling only).
+    private var collectedTimings: [[DispatchTiming]] = []
+    public let profiling: Bool
+
+    public var name: String { "vulkan (\(device.info.name))" }
+
+    public init(device: VulkanDevice, profiling: Bool = false, compiler: ShaderCompiler? = nil) throws {
+        self.device = device
+        let compiler = try compiler ?? ShaderCompiler(sourceDirectory: ShaderDirectory.locate())
+        library = PipelineLibrary(device: device, compiler: compiler)
+        kernels = try VulkanKernels(library: library)
+        attentionKernels = VulkanAttention(library: library)
+        self.profiling = profiling
+        batch = try CommandBatch(device: device, maxTimestamps: profiling ? 16384 : 0)
+    }
+
+    private func ensureRecording() throws {
+        if !recording {
+            try batch.begin()
+            recording = true
+        }
+    }
+
+    public func makeTensor(_ count: Int, label: String) throws -> Tensor {
+        Tensor(buffer: try DeviceBuffer(device: device, byteCount: max(count, 1) * 4, label: label), count: count)
+    }
+
+    public func loadWeight(_ weight: WeightTensor) throws -> VulkanMatrix {
+        let m = try VulkanMatrix(device: device, type: weight.type, rows: weight.rows, cols: weight.cols, bytes: weight.data, label: weight.name)
+        weightBytes += m.buffer.byteCount
+        return m
+    }
+
+    public func makeCache(capacity: Int, rowSize: Int, storesKeys: Bool, label: String) throws -> Cache {
+        let bytes = capacity * rowSize * 4
+        let keys = storesKeys ? try DeviceBuffer(device: device, byteCount: bytes, label: "\(label) K cache") : nil
+        let values = try DeviceBuffer(device: device, byteCount: bytes, label: "\(label) V cache")
+        return Cache(keys: keys, values: values, rowSize: rowSize, capacity: capacity)
+    }
+
+    public func setGroup(_ group: String) { self.group = group }
+
+    public func embed(_ table: VulkanMatrix, tokens: [Int], into out: Tensor) throws {
+        if tokenBuffer == nil || tokenBuffer!.byteCount < tokens.count * 4 {
+            tokenBuffer = try DeviceBuffer(device: device, byteCount: max(tokens.count, 64) * 4, label: "token ids")
+        }
+        // The batch is idle here (every forward chunk ends with a read or finish), so the host write is safe.
+        if recording { try flush() }
+        try tokenBuffer!.upload(tokens.map { UInt32($0) })
+        try ensureRecording()
+        let rowBytes = Double(table.byteCount / max(table.rows, 1))
+        batch.setCost(bytes: Double(tokens.count) * (rowBytes + Double(table.cols * 4)), flops: Double(tokens.count * table.cols))
+        try kernels.embedding(batch, table: table, tokens: tokenBuffer!, out: out.buffer, rows: tokens.count,
+                              label: "embedding \(table.type)", group: group)
+    }
+
+    public func matmul(_ weight: VulkanMatrix, _ x: Tensor, into y: Tensor, rows: Int, label: String) throws {
+        try ensureRecording()
+        let shape = rows == 1 ? "matvec" : "matmul"
+        batch.setCost(bytes: Double(weight.byteCount + rows * (weight.cols + weight.rows) * 4),
+                      flops: 2 * Double(rows) * Double(weight.rows) * Double(weight.cols))
+        try kernels.matmul(batch, weight: weight, x: x.buffer, y: y.buffer, rows: rows,
+                           label: "\(shape) \(weight.type) \(weight.cols)→\(weight.rows) (\(label))", group: group)
+    }
+
+    public func rmsnorm(_ x: Tensor, weight: VulkanMatrix, into y: Tensor, rows: Int, dim: Int, eps: Float) throws {
+        try ensureRecording()
+        batch.setCost(bytes: Double((2 * rows + 1) * dim * 4), flops: Double(4 * rows * dim))
+        try kernels.rmsnorm(batch, x: x.buffer, weight: weight.buffer, y: y.buffer, rows: rows, dim: dim, eps: eps, label: "rmsnorm", group: group)
+    }
+
+    public func rope(_ x: Tensor, rows: Int, heads: Int, headDim: Int, startPosition: Int, theta: Float, layout: RopeLayout) throws {
+        try ensureRecording()
+        batch.setCost(bytes: Double(2 * rows * heads * headDim * 4), flops: Double(3 * rows * heads * headDim))
+        try kernels.rope(batch, x: x.buffer, rows: rows, heads: heads, headDim: headDim, startPosition: startPosition,
+                         theta: theta, layout: layout, label: "rope", group: group)
+    }
+
+    public func store(keys: Tensor?, values: Tensor, cache: Cache, rows: Int, startPosition: Int) throws {
+        try ensureRecording()
+        let bytes = rows * cache.rowSize * 4
+        let offset = startPosition * cache.rowSize * 4
+        if let keys, let cacheKeys = cache.keys {
+            batch.setCost(bytes: Double(2 * bytes), flops: 0)
+            try batch.copy(from: keys.buffer, to: cacheKeys, dstOffset: offset, bytes: bytes, label: "kv_store", group: group)
+        }
+        batch.setCost(bytes: Double(2 * bytes), flops: 0)
+        try batch.copy(from: values.buffer, to: cache.values, dstOffset: offset, bytes: bytes, label: "kv_store", group: group)
+    }
+
+    private func scratch(heads: Int, headDim: Int, context: Int) throws -> DeviceBuffer {
+        let need = VulkanAttention.scratchBytes(heads: heads, headDim: headDim, maxContext: context)
+        if attentionScratch == nil || attentionScratch!.byteCount < need {
+            if recording { try flush() }
+            attentionScratch = try DeviceBuffer(device: device, byteCount: need, label: "attention scratch")
+        }
+        return attentionScratch!
+    }
+
+    public func attention(queries: Tensor, keys: Cache, values: Cache, into out: Tensor, rows: Int, startPosition: Int,
+                          heads: Int, kvHeads: Int, headDim: Int, probabilities: Tensor?) throws {
+        guard let k = keys.keys else { throw ModelLoadError("attention reads keys from a cache that stores none") }
+        let scratch = try scratch(heads: heads, headDim: headDim, context: keys.capacity)
+        try ensureRecording()
+        let context = Double(startPosition + rows)
+        // Causal: query row i sees startPosition+i+1 keys; K and V rows are read once per KV group.
+        let visiblePairs = Double(rows) * Double(startPosition) + Double(rows * (rows + 1) / 2)
+        batch.setCost(bytes: (2 * context * Double(kvHeads * headDim) + 2 * Double(rows * heads * headDim)) * 4,
+                      flops: 4 * visiblePairs * Double(heads * headDim))
+        try attentionKernels.attention(batch, q: queries.buffer, k: k, v: values.values, out: out.buffer, scratch: scratch,
+                                       rows: rows, startPosition: startPosition, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                       scale: 1 / Float(headDim).squareRoot(), probabilities: probabilities?.buffer,
+                                       label: rows == 1 ? "attention decode" : "attention prefill", group: group)
+    }
+
+    public func applyProbabilities(_ probabilities: Tensor, cache: Cache, into out: Tensor, context: Int,
+                                   heads: Int, kvHeads: Int, headDim: Int) throws {
+        try ensureRecording()
+        batch.setCost(bytes: Double(heads * context + context * kvHeads * headDim + heads * headDim) * 4,
+                      flops: 2 * Double(heads * context * headDim))
+        try attentionKernels.applyProbabilities(batch, probabilities: probabilities.buffer, v: cache.values, out: out.buffer,
+                                                context: context, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                                label: "shared_attention", group: group)
+    }
+
+    public func copyRow(_ x: Tensor, row: Int, rowSize: Int, into out: Tensor) throws {
+        try ensureRecording()
+        try batch.copy(from: x.buffer, srcOffset: row * rowSize * 4, to: out.buffer, bytes: rowSize * 4, label: "copy_row", group: group)
+    }
+
+    public func swiglu(gate: Tensor, up: Tensor, into out: Tensor, count: Int) throws {
+        try ensureRecording()
+        batch.setCost(bytes: Double(3 * count * 4), flops: Double(6 * count))
+        try kernels.swiglu(batch, gate: gate.buffer, up: up.buffer, out: out.buffer, count: count, label: "swiglu", group: group)
+    }
+
+    public func add(_ a: Tensor, _ b: Tensor, into out: Tensor, count: Int) throws {
+        try ensureRecording()
+        batch.setCost(bytes: Double(3 * count * 4), flops: Double(count))
+        try kernels.add(batch, a: a.buffer, b: b.buffer, out: out.buffer, count: count, label: "add", group: group)
+    }
+
+    /// Submits what was recorded and waits.
+    private func flush() throws {
+        guard recording else { return }
+        recording = false
+        try batch.run()
+        if profiling { collectedTimings.append(batch.timings) }
+    }
+
+    public func read(_ tensor: Tensor, offset: Int, count: Int) throws -> [Float] {
+        try flush()
+        return try tensor.buffer.download(Float.self, count: count, from: offset * 4)
+    }
+
+    public func finish() throws { try flush() }
+
+    /// GPU timings of the batches run since the last call, one array per batch.
+    public func takeTimings() -> [[DispatchTiming]] {
+        defer { collectedTimings.removeAll() }
+        return collectedTimings
+    }
+}
