@@ -10,6 +10,7 @@ public protocol ModelRunner: AnyObject {
     var kvCacheBytes: Int { get }
     var backendName: String { get }
     func reset()
+    func rewind(to position: Int) throws
     @discardableResult
     func forward(_ tokens: [Int], logits: LogitsRequest, hidden: ((Int, [Float]) -> Void)?,
                  logitsSink: ((Int, [Float]) -> Void)?) throws -> [Float]

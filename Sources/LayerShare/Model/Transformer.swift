@@ -119,6 +119,14 @@ public final class Transformer<Backend: InferenceBackend> {
     /// Forgets the cached context.
     public func reset() { position = 0 }
 
+    /// Forgets everything after the first `newPosition` cached tokens (later steps overwrite them).
+    public func rewind(to newPosition: Int) throws {
+        guard newPosition >= 0, newPosition <= position else {
+            throw ModelLoadError("cannot rewind to \(newPosition): \(position) tokens are cached")
+        }
+        position = newPosition
+    }
+
     /// Runs `tokens` at the current position (in chunks of `maxChunk`), appending them to the cache.
     /// Returns the logits asked for, row-major [rows, vocab]. `hidden` receives the residual stream
     /// after each block (layer index, rows × hidden), for layer-by-layer comparisons.

@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import LayerShare
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure prefill and decode speed and memory across context lengths and sharing plans.",
+        discussion: """
+        For each plan (the baseline is always included) and context length: prefill that many tokens of
+        --file, then decode --steps tokens --runs times (median with min–max). Writes bench.json, bench.md
+        and a decode-speed plot (bench.svg, bench.png) to --output.
+        """
+    )
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(parsing: .upToNextOption, help: "Sharing plan files to compare with the baseline.")
+    var plans: [String] = []
+
+    @Option(help: "Context lengths, comma-separated.")
+    var contexts = "128,512,1024,2048"
+
+    @Option(help: "Decode steps per run.")
+    var steps = 16
+
+    @Option(help: "Decode runs per configuration (median is reported).")
+    var runs = 3
+
+    @Option(help: "Text whose tokens fill the context.")
+    var file = "/usr/share/common-licenses/GPL-3"
+
+    @Option(help: "Output directory.")
+    var output = "bench"
+
+    func run() throws {
+        let contextList = try contexts.split(separator: ",").map { s -> Int in
+            guard let v = Int(s.trimmingCharacters(in: .whitespaces)), v > 0 else { throw ValidationError("bad context length '\(s)'") }
+            return v
+        }
+        guard let maxContext = contextList.max() else { throw ValidationError("--contexts is empty") }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read \(file)") }
+        let model = try options.loadModel()
+        var tokens = model.tokenizer.encode(text, parseSpecial: false)
+        while tokens.count < maxContext { tokens += tokens }  // repeat short texts
+        let bench = try Benchmark(steps: steps, runs: runs)
+        var configurations: [(name: String, modes: [LayerMode]?)] = [("baseline", nil)]
+        for path in plans {
+            configurations.append(((path as NSString).lastPathComponent, try loadPlanModes(path: path, model: model)))
+        }
+        var results: [BenchResult] = []
+        for config in configurations {
+            var runnerOptions = options.runnerOptions()
+            runnerOptions.modes = config.modes
+            runnerOptions.context = maxContext + steps
+            let runner: ModelRunner
+            var backendForMemory: VulkanBackend?
+            if runnerOptions.backend == .vulkan {
+                let session = try RunnerFactory.makeVulkan(model: model, options: runnerOptions, log: note)
+                runner = session.runner
+                backendForMemory = session.backend
+            } else {
+                runner = try RunnerFactory.make(model: model, options: runnerOptions, log: note)
+            }
+            for context in contextList {
+                note("[\(config.name)] context \(context): prefill + \(runs)×\(steps) decode steps…")
+                let (prefill, decode) = try bench.measure(runner, tokens: tokens, context: context)
+                let weightBytes = backendForMemory?.weightBytes ?? 0
+                let r = BenchResult(plan: config.name, context: context, prefillTokensPerSecond: prefill,
+                                    decodeTokensPerSecond: Benchmark.median(decode), decodeMin: decode.min()!, decodeMax: decode.max()!,
+                                    weightBytes: weightBytes, kvCacheBytes: runner.kvCacheBytes * context / runner.capacity,
+                                    peakDeviceBytes: backendForMemory?.device.peakAllocatedBytes ?? 0)
+                note(String(format: "  prefill %.1f tok/s, decode %.1f tok/s (%.1f–%.1f)", r.prefillTokensPerSecond,
+                            r.decodeTokensPerSecond, r.decodeMin, r.decodeMax))
+                results.append(r)
+            }
+        }
+        let dir = URL(fileURLWithPath: output)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(results).write(to: dir.appendingPathComponent("bench.json"))
+        let deviceName = (try? VulkanInstance(validation: false).selectDevice(options.device).name) ?? "?"
+        let header = "Backend \(options.backend.rawValue), device \(deviceName), model \((options.modelPath as NSString).lastPathComponent); \(steps) decode steps × \(runs) runs; KV cache = bytes for the context length (float32 K and V)."
+        let markdown = BenchReport.markdown(results, header: header)
+        try markdown.write(to: dir.appendingPathComponent("bench.md"), atomically: true, encoding: .utf8)
+        let svgURL = dir.appendingPathComponent("bench.svg")
+        try BenchReport.svg(results, title: "decode speed vs context (\(options.backend.rawValue))").write(to: svgURL, atomically: true, encoding: .utf8)
+        if !BenchReport.renderPNG(svg: svgURL, png: dir.appendingPathComponent("bench.png")) {
+            note("note: rsvg-convert not found; wrote bench.svg only (tools/bootstrap installs librsvg2-bin)")
+        }
+        print(markdown)
+        note("results in \(dir.path)/bench.{json,md,svg,png}")
+    }
+}

@@ -1,0 +1,147 @@
+import ArgumentParser
+import Foundation
+import LayerShare
+
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Write an attention-sharing plan (JSON) for --plan on generate, compare, logits and ppl.",
+        subcommands: [PlanSharedAttentionCommand.self]
+    )
+}
+
+struct PlanSharedAttentionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sa",
+        abstract: "Shared Attention plan: spans of layers that reuse the softmax probabilities of the layer before the span.",
+        discussion: """
+        Spans come from --spans (by hand, e.g. 23-26,27-28: layers 23..26 reuse layer 22, 27..28 reuse 26 — \
+        not allowed, a source must not be shared), or are proposed from an analysis (--analysis FILE, or --file \
+        TEXT to analyse first): maximal spans whose layers all have attention cosine ≥ --threshold with the \
+        layer before the span, never layers 0-1 or the last layer. With --max-ppl-increase, proposed spans are \
+        accepted greedily (best first, shortened when needed) only while perplexity on held-out text stays \
+        within the budget; held-out text is --calibration-file, skipping the tokens the analysis used when it \
+        is the analysed file itself.
+        """
+    )
+
+    @Option(help: "Model: a .gguf file or a Hugging Face directory. Default: the bootstrap model.")
+    var model: String?
+
+    @Option(help: "Backend for perplexity checks: cpu or vulkan.")
+    var backend: BackendKind = .cpu
+
+    @Option(help: "Vulkan device index or name fragment.")
+    var device: String?
+
+    @Option(help: "similarity.json written by `layershare analyze`.")
+    var analysis: String?
+
+    @Option(help: "Calibration text to analyse now (instead of --analysis).")
+    var file: String?
+
+    @Option(help: "With --file: tokens per analysis sequence.")
+    var tokens = 256
+
+    @Option(help: "With --file: analysis sequences.")
+    var sequences = 4
+
+    @Option(help: "Shared spans by hand, FIRST-LAST[,FIRST-LAST...]; each reuses layer FIRST-1.")
+    var spans: String?
+
+    @Option(help: "Cosine with the source layer every layer of a proposed span must reach.")
+    var threshold = SharingDefaults.threshold
+
+    @Option(name: .customLong("min-span"), help: "Fewest layers in a proposed span.")
+    var minSpan = 2
+
+    @Option(name: .customLong("max-ppl-increase"), help: "Perplexity budget in percent over the unshared model.")
+    var maxPplIncrease: Double?
+
+    @Option(name: .customLong("calibration-file"), help: "Held-out text for the perplexity budget (default: the analysed file, after the analysed tokens).")
+    var calibrationFile: String?
+
+    @Option(name: .customLong("calibration-tokens"), help: "Held-out tokens scored per perplexity check.")
+    var calibrationTokens = 1024
+
+    @Option(help: "Perplexity window (tokens).")
+    var window = 512
+
+    @Option(name: .customLong("max-evaluations"), help: "Most perplexity checks after the baseline.")
+    var maxEvaluations = 12
+
+    @Option(help: "Output plan path.")
+    var output = "plan.json"
+
+    func run() throws {
+        let model = try loadModel(model)
+        let plan: SharingPlan
+        if let spans {
+            let ranges = try SpanProposal.parse(spans)
+            plan = try SharingPlan.sharedAttention(spans: ranges, model: model, notes: "hand-written spans \(spans)")
+        } else {
+            plan = try propose(model: model)
+        }
+        try plan.write(to: output)
+        print(plan.summary())
+        print("wrote \(output)")
+    }
+
+    private func propose(model: LoadedModel) throws -> SharingPlan {
+        let similarity: AttentionSimilarity
+        var analysedText: String?
+        if let analysis {
+            similarity = try AttentionSimilarity.load(path: analysis)
+            let identity = try ModelIdentity.of(model)
+            guard similarity.model.weightsHash == identity.weightsHash else {
+                throw ValidationError("\(analysis) was made for weights \(similarity.model.weightsHash ?? "?"), this model has \(identity.weightsHash ?? "?")")
+            }
+        } else if let file {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read \(file) as UTF-8 text") }
+            analysedText = text
+            note("analysing attention on \(sequences) × \(tokens) tokens of \(file) [cpu]")
+            similarity = try AttentionAnalysis.run(model: model, text: text, fileLabel: file, tokensPerSequence: tokens,
+                                                   sequences: sequences, progress: note)
+        } else {
+            throw ValidationError("give --spans, --analysis FILE or --file TEXT")
+        }
+        let candidates = similarity.candidateSpans(threshold: threshold, minLength: minSpan)
+        note("\(candidates.count) candidate span(s) with cosine ≥ \(threshold): "
+             + candidates.map { String(format: "%d-%d (%.3f)", $0.first, $0.last, $0.meanCosine) }.joined(separator: ", "))
+        guard let budget = maxPplIncrease else {
+            let chosen = SpanProposal.nonOverlapping(candidates)
+            return try SharingPlan.sharedAttention(spans: chosen.map(\.range), model: model,
+                                                   notes: "proposed from \(similarity.settings.file) analysis, cosine threshold \(threshold)")
+        }
+        let heldOut = try heldOutTokens(model: model, similarity: similarity, analysedText: analysedText)
+        var options = RunnerOptions()
+        options.backend = backend
+        options.device = device
+        note("perplexity budget +\(budget)% on \(heldOut.count) held-out tokens, window \(window) [\(backend.rawValue)]")
+        let result = try SpanProposal.withPerplexityBudget(
+            model: model, candidates: candidates, tokens: heldOut, window: window, maxIncreasePercent: budget,
+            minLength: minSpan, maxEvaluations: maxEvaluations, options: options, log: note)
+        print(String(format: "baseline perplexity %.4f, with plan %.4f (%+.2f%%, budget +%.2f%%)",
+                     result.baseline, result.perplexity, (result.perplexity / result.baseline - 1) * 100, budget))
+        return try SharingPlan.sharedAttention(
+            spans: result.spans, model: model,
+            notes: String(format: "proposed from %@ analysis (cosine threshold %.2f), perplexity %.4f vs baseline %.4f on %d held-out tokens (budget +%.2f%%)",
+                          similarity.settings.file, threshold, result.perplexity, result.baseline, heldOut.count, budget))
+    }
+
+    /// Held-out text: --calibration-file, minus the tokens the analysis used when it is the analysed file.
+    private func heldOutTokens(model: LoadedModel, similarity: AttentionSimilarity, analysedText: String?) throws -> [Int] {
+        let path = calibrationFile ?? similarity.settings.file
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ValidationError("cannot read held-out text \(path) (give --calibration-file)")
+        }
+        var ids = model.tokenizer.encode(text, parseSpecial: false)
+        let sameFile = URL(fileURLWithPath: path).standardizedFileURL == URL(fileURLWithPath: similarity.settings.file).standardizedFileURL
+        if sameFile { ids = Array(ids.dropFirst(similarity.settings.tokensUsed)) }
+        ids = Array(ids.prefix(calibrationTokens))
+        guard ids.count >= 2 else {
+            throw ValidationError("\(path) has no held-out text left after the \(similarity.settings.tokensUsed) analysed tokens; give --calibration-file")
+        }
+        return ids
+    }
+}

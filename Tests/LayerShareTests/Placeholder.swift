@@ -1,2 +1,0 @@
-import XCTest
-final class LayerShareTestsPlaceholder: XCTestCase { func testNothing() {} }

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Independent float64 NumPy forward pass of a llama-architecture GGUF model.
+
+It shares no code with the Swift engine: the file is read with the `gguf` PyPI package and every
+tensor is dequantized with `gguf.quants.dequantize`, then all arithmetic is done in float64.
+Its outputs are the ground truth that the CPU and Vulkan paths are compared against.
+
+Usage:
+    python3 tools/reference_forward.py --model M.gguf --tokens 1,2,3 --output logits.npy \
+        [--tokens-file F] [--hidden-output hidden.npy] [--dtype f32|f64] [--top 5]
+
+Writes logits [n_tokens, vocab] for every position (float32 by default, `--dtype f64` keeps
+float64), and optionally the residual stream after every block [layers, n_tokens, dim].
+`--tokens-file` holds ids separated by commas and/or whitespace; ids from both options are
+concatenated (file first). The top predictions for the last position are printed to stderr.
+
+Shape convention: GGUF lists ne0 (the row length, i.e. the input dimension of a projection)
+first; gguf-py's `tensor.data` is already in NumPy order (reversed), so after dequantizing a
+projection weight is [out, in] and y = x @ W.T.
+
+RoPE uses the GGUF adjacent-pair form: pairs (x[2i], x[2i+1]) rotated by pos * theta^(-2i/n_rot).
+(llama.cpp's converter permutes the Hugging Face Q/K rows so this equals HF's half rotation.)
+"""
+
+import argparse
+import re
+import sys
+
+import numpy as np
+
+import gguf
+
+
+def field(reader, key, default=None):
+    f = reader.fields.get(key)
+    if f is None:
+        if default is None:
+            sys.exit(f"error: metadata key {key!r} missing from the model")
+        return default
+    return f.contents()
+
+
+class Weights:
+    """Dequantizes tensors on demand, so only one block's weights are held in float64 at once."""
+
+    def __init__(self, reader):
+        self.tensors = {t.name: t for t in reader.tensors}
+
+    def has(self, name):
+        return name in self.tensors
+
+    def get(self, name):
+        t = self.tensors.get(name)
+        if t is None:
+            sys.exit(f"error: tensor {name!r} missing from the model")
+        values = gguf.quants.dequantize(t.data, t.tensor_type)
+        # NumPy order is the GGUF dims reversed: [ne1, ne0] = [out, in] for a 2-D weight.
+        shape = tuple(int(d) for d in reversed(t.shape.tolist()))
+        return np.asarray(values, dtype=np.float64).reshape(shape)
+
+
+def rms_norm(x, w, eps):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
+
+def rope_adjacent(x, positions, theta, n_rot, freq_factors=None):
+    """x: [n, heads, d]; rotates (x[2i], x[2i+1]) for 2i < n_rot, leaving the rest unchanged."""
+    i = np.arange(n_rot // 2, dtype=np.float64)
+    inv_freq = theta ** (-2.0 * i / n_rot)
+    if freq_factors is not None:
+        inv_freq = inv_freq / freq_factors
+    angle = positions[:, None].astype(np.float64) * inv_freq[None, :]  # [n, n_rot/2]
+    cos = np.cos(angle)[:, None, :]
+    sin = np.sin(angle)[:, None, :]
+    out = x.copy()
+    a = x[..., 0:n_rot:2]
+    b = x[..., 1:n_rot:2]
+    out[..., 0:n_rot:2] = a * cos - b * sin
+    out[..., 1:n_rot:2] = a * sin + b * cos
+    return out
+
+
+def attention(q, k, v, n_kv_heads):
+    """Causal GQA attention over a fresh prompt. q: [n, H, d], k/v: [n, Hkv, d] -> [n, H*d]."""
+    n, n_heads, d = q.shape
+    group = n_heads // n_kv_heads
+    k = np.repeat(k, group, axis=1)  # head h uses kv head h // group
+    v = np.repeat(v, group, axis=1)
+    scores = np.einsum("ihd,jhd->hij", q, k) / np.sqrt(d)  # [H, n, n]
+    mask = np.triu(np.ones((n, n), dtype=bool), k=1)
+    scores[:, mask] = -np.inf
+    scores -= scores.max(axis=-1, keepdims=True)
+    p = np.exp(scores)
+    p /= p.sum(axis=-1, keepdims=True)
+    return np.einsum("hij,jhd->ihd", p, v).reshape(n, n_heads * d)
+
+
+def parse_ids(text):
+    return [int(s) for s in re.split(r"[,\s]+", text.strip()) if s]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--tokens", default="", help="comma-separated token ids")
+    ap.add_argument("--tokens-file", help="file with token ids (commas/whitespace)")
+    ap.add_argument("--output", required=True, help="logits .npy [n_tokens, vocab]")
+    ap.add_argument("--hidden-output", help="residual stream after each block .npy [layers, n_tokens, dim]")
+    ap.add_argument("--dtype", choices=["f32", "f64"], default="f32", help="dtype of the written arrays")
+    ap.add_argument("--top", type=int, default=5, help="print this many top ids of the last row")
+    args = ap.parse_args()
+
+    ids = []
+    if args.tokens_file:
+        with open(args.tokens_file) as fh:
+            ids += parse_ids(fh.read())
+    ids += parse_ids(args.tokens)
+    if not ids:
+        sys.exit("error: no token ids given (--tokens or --tokens-file)")
+
+    reader = gguf.GGUFReader(args.model)
+    arch = field(reader, "general.architecture")
+    if arch != "llama":
+        sys.exit(f"error: architecture {arch!r} is not llama")
+    n_layers = int(field(reader, "llama.block_count"))
+    dim = int(field(reader, "llama.embedding_length"))
+    n_heads = int(field(reader, "llama.attention.head_count"))
+    n_kv_heads = int(field(reader, "llama.attention.head_count_kv", n_heads))
+    eps = float(field(reader, "llama.attention.layer_norm_rms_epsilon"))
+    theta = float(field(reader, "llama.rope.freq_base", 10000.0))
+    head_dim = dim // n_heads
+    n_rot = int(field(reader, "llama.rope.dimension_count", head_dim))
+    if n_heads % n_kv_heads != 0:
+        sys.exit(f"error: {n_heads} heads is not a multiple of {n_kv_heads} kv heads")
+
+    w = Weights(reader)
+    embd = w.get("token_embd.weight")  # [vocab, dim]
+    vocab = embd.shape[0]
+    bad = [t for t in ids if not 0 <= t < vocab]
+    if bad:
+        sys.exit(f"error: token ids out of range [0, {vocab}): {bad[:10]}")
+    freq_factors = w.get("rope_freqs.weight") if w.has("rope_freqs.weight") else None
+
+    n = len(ids)
+    positions = np.arange(n)
+    x = embd[np.array(ids)]  # [n, dim]
+    hidden = np.empty((n_layers, n, dim)) if args.hidden_output else None
+
+    for layer in range(n_layers):
+        p = f"blk.{layer}."
+        h = rms_norm(x, w.get(p + "attn_norm.weight"), eps)
+        q = (h @ w.get(p + "attn_q.weight").T).reshape(n, n_heads, head_dim)
+        k = (h @ w.get(p + "attn_k.weight").T).reshape(n, n_kv_heads, head_dim)
+        v = (h @ w.get(p + "attn_v.weight").T).reshape(n, n_kv_heads, head_dim)
+        q = rope_adjacent(q, positions, theta, n_rot, freq_factors)
+        k = rope_adjacent(k, positions, theta, n_rot, freq_factors)
+        x = x + attention(q, k, v, n_kv_heads) @ w.get(p + "attn_output.weight").T
+
+        h = rms_norm(x, w.get(p + "ffn_norm.weight"), eps)
+        gate = h @ w.get(p + "ffn_gate.weight").T
+        up = h @ w.get(p + "ffn_up.weight").T
+        silu = gate / (1.0 + np.exp(-gate))
+        x = x + (silu * up) @ w.get(p + "ffn_down.weight").T
+        if hidden is not None:
+            hidden[layer] = x
+
+    x = rms_norm(x, w.get("output_norm.weight"), eps)
+    head = w.get("output.weight") if w.has("output.weight") else embd  # tied embeddings
+    logits = x @ head.T  # [n, vocab]
+
+    out_type = np.float32 if args.dtype == "f32" else np.float64
+    np.save(args.output, logits.astype(out_type))
+    if hidden is not None:
+        np.save(args.hidden_output, hidden.astype(out_type))
+
+    last = logits[-1]
+    top = np.argsort(-last, kind="stable")[: args.top]
+    tokens = field(reader, "tokenizer.ggml.tokens", [])
+    shown = ", ".join(f"{i} {tokens[i]!r} {last[i]:.4f}" if i < len(tokens) else f"{i} {last[i]:.4f}" for i in top)
+    print(f"{n} tokens, {n_layers} layers, vocab {vocab}; last-row top-{args.top}: {shown}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
