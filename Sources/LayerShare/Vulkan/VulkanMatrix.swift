@@ -1,0 +1,108 @@
+import Foundation
+import ModelFormats
+import VulkanCompute
+
+/// A weight matrix on the GPU in its stored GGUF format (F32, F16, Q8_0, Q4_0, Q4_1): the raw
+/// row-major bytes [rows][cols] are uploaded unchanged and dequantized inside the shaders.
+/// BF16 has no GPU path and is widened to F32 on upload (so `type` is then `.f32`).
+///
+/// A matrix must fit one storage-buffer binding (`maxStorageBufferRange`); larger ones are
+/// rejected with an error naming the tensor rather than split.
+public final class VulkanMatrix {
+    public let buffer: DeviceBuffer
+    /// Element type as stored on the GPU.
+    public let type: GGMLType
+    public let rows: Int
+    public let cols: Int
+    /// Bytes of matrix data (the buffer itself is slightly larger, see `paddedByteCount`).
+    public let byteCount: Int
+    public let label: String
+
+    /// The quantized kernels read Q8_0/Q4_0 blocks as 32-bit words; for a block that starts on a
+    /// word boundary the stitched reads touch 2 bytes past its end (see Shaders/quant.glsl).
+    /// A zeroed tail keeps every such read inside the buffer.
+    static let tailPadding = 16
+
+    /// Uploads `bytes`, the raw GGUF data of a row-major [rows][cols] matrix of `type`.
+    public convenience init(device: VulkanDevice, type: GGMLType, rows: Int, cols: Int, bytes: UnsafeRawBufferPointer, label: String) throws {
+        try self.init(device: device, type: type, rows: rows, cols: cols, source: .raw(bytes), label: label)
+    }
+
+    /// An F32 matrix from host floats (row-major [rows][cols]).
+    public convenience init(device: VulkanDevice, values: [Float], rows: Int, cols: Int, label: String) throws {
+        guard values.count == rows * cols else {
+            throw VulkanError.invalidArgument("matrix '\(label)': \(values.count) values for shape [\(rows)×\(cols)]")
+        }
+        try self.init(device: device, type: .f32, rows: rows, cols: cols, source: .floats(values), label: label)
+    }
+
+    /// An F32 vector (e.g. a norm weight) as a 1×n matrix; use `buffer` where a kernel wants a vector.
+    public convenience init(device: VulkanDevice, vector: [Float], label: String) throws {
+        try self.init(device: device, values: vector, rows: 1, cols: vector.count, label: label)
+    }
+
+    private enum Source {
+        case raw(UnsafeRawBufferPointer)
+        case floats([Float])
+    }
+
+    private init(device: VulkanDevice, type: GGMLType, rows: Int, cols: Int, source: Source, label: String) throws {
+        guard rows > 0, cols > 0 else {
+            throw VulkanError.invalidArgument("matrix '\(label)': shape [\(rows)×\(cols)] must be positive")
+        }
+        guard let rowBytes = type.rowBytes(cols) else {
+            throw VulkanError.invalidArgument("matrix '\(label)': \(type) rows need a multiple of \(type.blockSize) columns, got \(cols)")
+        }
+        let (sourceBytes, overflow) = rowBytes.multipliedReportingOverflow(by: rows)
+        let count: Int
+        switch source {
+        case let .raw(b): count = b.count
+        case let .floats(f): count = f.count * 4
+        }
+        guard !overflow, count == sourceBytes else {
+            throw VulkanError.invalidArgument("matrix '\(label)': \(type) [\(rows)×\(cols)] takes \(sourceBytes) bytes, got \(count)")
+        }
+        let storedType: GGMLType = type == .bf16 ? .f32 : type
+        let storedBytes = storedType == type ? sourceBytes : rows * cols * 4
+        // Whole indices in the shaders are 32-bit element/word counts.
+        let limit = device.info.maxStorageBufferRange
+        let padded = (storedBytes + Self.tailPadding + 3) & ~3
+        guard padded <= limit, padded < Int(UInt32.max) else {
+            throw VulkanError.bufferTooLarge(label: "\(label) (\(storedType) [\(rows)×\(cols)]; matrices are not split across bindings)",
+                                             bytes: padded, limit: limit, limitName: "maxStorageBufferRange")
+        }
+        self.type = storedType
+        self.rows = rows
+        self.cols = cols
+        self.byteCount = storedBytes
+        self.label = label
+        buffer = try DeviceBuffer(device: device, byteCount: padded, label: label)
+
+        switch source {
+        case let .floats(values):
+            try buffer.upload(values)
+        case let .raw(bytes) where type == .bf16:
+            // Widen in slices of rows so the temporary stays small for big embedding tables.
+            let rowsPerSlice = max(1, (4 << 20) / (cols * 4))
+            var slice = [Float](repeating: 0, count: rowsPerSlice * cols)
+            var row = 0
+            while row < rows {
+                let n = min(rowsPerSlice, rows - row)
+                slice.withUnsafeMutableBufferPointer { dst in
+                    for i in 0..<n {
+                        Dequantize.row(.bf16, bytes.baseAddress! + (row + i) * rowBytes, count: cols, into: dst.baseAddress! + i * cols)
+                    }
+                }
+                try slice.withUnsafeBytes { try buffer.upload(UnsafeRawBufferPointer(rebasing: $0[0..<(n * cols * 4)]), at: row * cols * 4) }
+                row += n
+            }
+        case let .raw(bytes):
+            try buffer.upload(bytes)
+        }
+        let zeros = [UInt8](repeating: 0, count: padded - storedBytes)
+        try buffer.upload(zeros, at: storedBytes)
+    }
+
+    /// Bytes allocated (data plus tail padding).
+    public var paddedByteCount: Int { buffer.byteCount }
+}

@@ -1,0 +1,149 @@
+import Foundation
+import LayerShare
+import VulkanCompute
+import XCTest
+
+/// Base class for the Vulkan attention tests: a fresh device, pipeline library and `VulkanAttention`
+/// per test (validation on with LAYERSHARE_VALIDATION=1), and a tear-down check that the validation
+/// layer reported nothing.
+class AttentionTestCase: XCTestCase {
+    var device: VulkanDevice!
+    var library: PipelineLibrary!
+    var attention: VulkanAttention!
+
+    override func setUpWithError() throws {
+        device = try VulkanDevice()
+        library = PipelineLibrary(device: device, compiler: ShaderCompiler(sourceDirectory: try ShaderDirectory.locate()))
+        attention = VulkanAttention(library: library)
+    }
+
+    override func tearDownWithError() throws {
+        let log = device?.instance.validationLog
+        attention = nil
+        library = nil
+        device = nil
+        if let messages = log?.messages, !messages.isEmpty {
+            XCTFail("validation layer reported \(messages.count) message(s):\n" + messages.joined(separator: "\n"))
+        }
+    }
+
+    /// A device buffer holding `values`.
+    func buffer(_ values: [Float], _ label: String) throws -> DeviceBuffer {
+        let b = try DeviceBuffer(device: device, byteCount: max(4, values.count * 4), label: label)
+        if !values.isEmpty { try b.upload(values) }
+        return b
+    }
+
+    /// A device buffer of `floats` floats filled with NaN, so anything the kernel fails to write shows.
+    func poisoned(_ floats: Int, _ label: String) throws -> DeviceBuffer {
+        let b = try DeviceBuffer(device: device, byteCount: max(4, floats * 4), label: label)
+        try b.fill(0x7FC0_0000)
+        return b
+    }
+}
+
+/// Seeded SplitMix64 stream for the attention tests. A fresh seed each run, printed;
+/// LAYERSHARE_TEST_SEED replays one.
+struct AttentionRandom {
+    let seed: UInt64
+    private var state: UInt64
+
+    init(_ testName: String) {
+        if let text = ProcessInfo.processInfo.environment["LAYERSHARE_TEST_SEED"], let fixed = UInt64(text) {
+            seed = fixed
+        } else {
+            seed = UInt64.random(in: 0...UInt64.max)
+        }
+        print("\(testName): random seed \(seed) (replay with LAYERSHARE_TEST_SEED=\(seed))")
+        state = seed
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// `count` uniform floats in [low, high).
+    mutating func floats(_ count: Int, _ low: Float = -1, _ high: Float = 1) -> [Float] {
+        (0..<count).map { _ in low + (high - low) * Float(Double(next() >> 11) * 0x1p-53) }
+    }
+}
+
+/// Naive float64 causal GQA attention: materialises each score row, masks, soft-maxes, multiplies by V.
+/// q [n, heads, d]; k, v [≥ start+n, kvHeads, d]. Returns out [n, heads, d] and probabilities
+/// [n, heads, start+n] (0 for masked keys).
+func referenceAttention(q: [Float], k: [Float], v: [Float], rows n: Int, start: Int, heads: Int, kvHeads: Int,
+                        headDim d: Int, scale: Double) -> (out: [Double], probabilities: [Double]) {
+    let total = start + n
+    let group = heads / kvHeads
+    var out = [Double](repeating: 0, count: n * heads * d)
+    var probs = [Double](repeating: 0, count: n * heads * total)
+    q.withUnsafeBufferPointer { q in
+        k.withUnsafeBufferPointer { k in
+            v.withUnsafeBufferPointer { v in
+                var scores = [Double](repeating: 0, count: total)
+                for i in 0..<n {
+                    for h in 0..<heads {
+                        let g = h / group
+                        let visible = start + i + 1
+                        let qb = (i * heads + h) * d
+                        var maxScore = -Double.infinity
+                        for t in 0..<visible {
+                            let kb = (t * kvHeads + g) * d
+                            var s = 0.0
+                            for c in 0..<d { s += Double(q[qb + c]) * Double(k[kb + c]) }
+                            scores[t] = s * scale
+                            maxScore = max(maxScore, scores[t])
+                        }
+                        var sum = 0.0
+                        for t in 0..<visible {
+                            scores[t] = exp(scores[t] - maxScore)
+                            sum += scores[t]
+                        }
+                        let ob = (i * heads + h) * d
+                        let pb = (i * heads + h) * total
+                        for t in 0..<visible {
+                            let p = scores[t] / sum
+                            probs[pb + t] = p
+                            let vb = (t * kvHeads + g) * d
+                            for c in 0..<d { out[ob + c] += p * Double(v[vb + c]) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return (out, probs)
+}
+
+/// O[h, :] = Σ_t P[h, t] · V[t, h / group, :] in float64 (P [heads, T]).
+func referenceApply<P: BinaryFloatingPoint>(_ p: [P], v: [Float], context t: Int, heads: Int, kvHeads: Int, headDim d: Int) -> [Double] {
+    let group = heads / kvHeads
+    var out = [Double](repeating: 0, count: heads * d)
+    for h in 0..<heads {
+        for j in 0..<t {
+            let w = Double(p[h * t + j])
+            let vb = (j * kvHeads + h / group) * d
+            for c in 0..<d { out[h * d + c] += w * Double(v[vb + c]) }
+        }
+    }
+    return out
+}
+
+/// max |actual − expected| (NaN counts as infinite).
+func maxAbsError(_ actual: [Float], _ expected: [Double]) -> Double {
+    precondition(actual.count == expected.count)
+    var worst = 0.0
+    for i in actual.indices {
+        let e = abs(Double(actual[i]) - expected[i])
+        if !(e <= worst) { worst = e.isNaN ? .infinity : e }
+    }
+    return worst
+}
+
+func maxMagnitude(_ values: [Float]) -> Double {
+    values.reduce(0) { max($0, Double(abs($1))) }
+}
