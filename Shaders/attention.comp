@@ -1,29 +1,27 @@
 #version 450
-// Fused causal grouped-query attention, O = softmax(Q·Kᵀ·scale)·V, with online softmax.
+// Fused causal grouped-query attention for prefill (n > 1 query rows), O = softmax(Q·Kᵀ·scale)·V
+// with an online softmax. Decode (n == 1) uses attention_decode.comp, same bindings and push block.
 //
 // Q [rows, heads, HEAD_DIM], K/V caches [capacity, kvHeads, HEAD_DIM] (position-major),
 // O [rows, heads, HEAD_DIM]. Query row i sits at position start + i and sees keys 0 ... start + i.
 //
-// Workgroup (x = kv head, y = block of ROWS query rows, z = key split) owns the GROUP query heads
-// that share its kv head, for ROWS rows: M = ROWS·GROUP query vectors, kept (pre-scaled) in shared
-// memory. Keys are processed in tiles of TILE = WG_SIZE keys:
-//   1. scores: invocation c takes key c of the tile and computes its score against all M query
-//      vectors, reading the K row once from memory (so each K row is read once per group and row
-//      block, not once per query head and row); Q reads are the same address for every invocation
-//      (a broadcast on GPUs, a scalar load on CPU drivers such as lavapipe)
+// Workgroup (x = kv head, y = block of ROWS query rows) owns the GROUP query heads that share its
+// kv head, for ROWS rows: M = ROWS·GROUP query vectors, kept (pre-scaled) in shared memory. Keys
+// are processed in tiles of TILE = KPT·WG_SIZE keys:
+//   1. scores: invocation t takes keys t, t + WG_SIZE, ... of the tile and scores them against all
+//      M query vectors, reading each K row once (so once per group and row block, not once per
+//      query head and row); all invocations read the same Q address (a broadcast on GPUs)
 //   2. per query vector: new running max, rescale factor, p = exp(s − max), running sum
-//   3. invocation d takes output column(s) d of all M vectors: acc = acc·alpha + Σ_c p[m, c]·V[c, d]
-//      (V reads coalesced across invocations, p reads again uniform)
+//   3. invocation t takes output columns t, t + WG_SIZE, ... of all M vectors:
+//      acc = acc·alpha + Σ_c p[m, c]·V[c, col]  (V reads coalesced, p reads uniform, 4 keys per load)
 // Only one M×TILE tile of scores exists at a time; the T×T matrix never does.
-//
-// Split-K (decode): with ATTN_FLAG_PARTIAL the workgroup covers keys [z·splitLen, (z+1)·splitLen)
-// and writes (acc, max, sum) to the scratch buffer; attention_merge.comp combines the splits.
 //
 // Defines (chosen by VulkanAttention.swift from the device limits):
 //   HEAD_DIM  head dimension (multiple of 4)
 //   GROUP     query heads per kv head
 //   ROWS      query rows per workgroup
-//   WG_SIZE   invocations = keys per tile; divides HEAD_DIM
+//   WG_SIZE   invocations; divides HEAD_DIM
+//   KPT       keys per invocation in the score phase
 #include "attention_common.glsl"
 
 layout(local_size_x = WG_SIZE) in;
@@ -32,23 +30,22 @@ layout(set = 0, binding = 0) readonly buffer QBuf { vec4 q4[]; };
 layout(set = 0, binding = 1) readonly buffer KBuf { vec4 k4[]; };
 layout(set = 0, binding = 2) readonly buffer VBuf { float v[]; };
 layout(set = 0, binding = 3) writeonly buffer OBuf { float o[]; };
-layout(set = 0, binding = 4) writeonly buffer PartBuf { float part[]; };
-layout(set = 0, binding = 5) writeonly buffer ProbBuf { float probs[]; };
+// Bindings 4 (split-K partials) and 5 (probabilities) belong to the decode kernel; unused here.
 
 layout(push_constant) uniform Push {
     uint rows;      // query rows n
     uint start;     // position of query row 0
     uint kvHeads;
-    uint splitLen;  // keys per split (only read with ATTN_FLAG_PARTIAL)
-    uint splits;
-    uint flags;
+    uint splitLen;  // (decode only)
+    uint splits;    // (decode only)
+    uint flags;     // (decode only)
     float scale;
 } pc;
 
 const uint D = HEAD_DIM;
 const uint D4 = HEAD_DIM / 4;
 const uint M = ROWS * GROUP;
-const uint TILE = WG_SIZE;
+const uint TILE = WG_SIZE * KPT;
 const uint COLS = HEAD_DIM / WG_SIZE;  // output columns per invocation
 
 shared vec4 sQ[M * D4];
@@ -61,20 +58,10 @@ void main() {
     const uint tid = gl_LocalInvocationID.x;
     const uint kvh = gl_WorkGroupID.x;
     const uint row0 = gl_WorkGroupID.y * ROWS;
-    const uint split = gl_WorkGroupID.z;
     const uint heads = pc.kvHeads * GROUP;
     const uint rowsHere = min(uint(ROWS), pc.rows - row0);
-    const uint total = pc.start + pc.rows;                  // keys in the cache that matter
     const uint blockEnd = pc.start + row0 + rowsHere;       // keys visible to the block's last row
-    const bool partial = (pc.flags & ATTN_FLAG_PARTIAL) != 0u;
-    const bool emit = (pc.flags & ATTN_FLAG_EMIT_SCORES) != 0u;
-    const uint kvStride4 = pc.kvHeads * D4;                 // vec4s between consecutive positions
-    uint kBegin = 0u;
-    uint kEnd = blockEnd;
-    if (partial) {
-        kBegin = split * pc.splitLen;
-        kEnd = min(blockEnd, kBegin + pc.splitLen);
-    }
+    const uint kEnd = blockEnd;
 
     // Q block, pre-multiplied by scale (one multiply per element instead of per score), zero for
     // rows past the end. Vector m = r·GROUP + g: the GROUP heads of one row are contiguous in Q.
@@ -94,25 +81,33 @@ void main() {
     for (uint i = 0u; i < M * COLS; i++) acc[i] = 0.0;
     barrier();
 
-    for (uint t0 = kBegin; t0 < kEnd; t0 += TILE) {
-        // 1. Scores of key t0 + tid against every query vector of the block.
+    for (uint t0 = 0u; t0 < kEnd; t0 += TILE) {
+        // 1. Scores of keys t0 + tid + i·WG_SIZE (i < KPT) against every query vector of the block:
+        //    each Q load serves KPT keys, each K load M query vectors.
         {
-            const uint key = t0 + tid;
-            float s[M];
-            for (uint m = 0u; m < M; m++) s[m] = 0.0;
-            if (key < kEnd) {
-                const uint kb = (key * pc.kvHeads + kvh) * D4;
-                for (uint c4 = 0u; c4 < D4; c4++) {
-                    const vec4 kx = k4[kb + c4];
-                    for (uint m = 0u; m < M; m++) s[m] += dot(sQ[m * D4 + c4], kx);
+            float s[M * KPT];
+            for (uint i = 0u; i < M * KPT; i++) s[i] = 0.0;
+            uint kb[KPT];
+            for (uint i = 0u; i < KPT; i++) {
+                // Rows past the range are clamped to the last valid key: read, then masked below.
+                kb[i] = (min(t0 + tid + i * WG_SIZE, kEnd - 1u) * pc.kvHeads + kvh) * D4;
+            }
+            for (uint c4 = 0u; c4 < D4; c4++) {
+                vec4 kx[KPT];
+                for (uint i = 0u; i < KPT; i++) kx[i] = k4[kb[i] + c4];
+                for (uint m = 0u; m < M; m++) {
+                    const vec4 qv = sQ[m * D4 + c4];
+                    for (uint i = 0u; i < KPT; i++) s[m * KPT + i] += dot(qv, kx[i]);
                 }
             }
-            for (uint m = 0u; m < M; m++) {
-                const uint r = m / GROUP;
-                const bool visible = key < kEnd && r < rowsHere && key <= pc.start + row0 + r;
-                sS4[(m * TILE + tid) / 4u][tid % 4u] = visible ? s[m] : ATTN_MASKED;
-                // Decode only (the wrapper enforces rows == 1): raw scores, normalised by the merge.
-                if (emit && visible) probs[(kvh * GROUP + m % GROUP) * total + key] = s[m];
+            for (uint i = 0u; i < KPT; i++) {
+                const uint c = tid + i * WG_SIZE;
+                const uint key = t0 + c;
+                for (uint m = 0u; m < M; m++) {
+                    const uint r = m / GROUP;
+                    const bool visible = key < kEnd && r < rowsHere && key <= pc.start + row0 + r;
+                    sS4[(m * TILE + c) / 4u][c % 4u] = visible ? s[m * KPT + i] : ATTN_MASKED;
+                }
             }
         }
         barrier();
@@ -174,20 +169,10 @@ void main() {
         if (r >= rowsHere) break;
         const uint h = kvh * GROUP + m % GROUP;
         const uint row = row0 + r;
+        // Key 0 is visible to every row, so the sum is ≥ 1 (the max key contributes exp(0)).
+        const float inv = 1.0 / sSum[m];
         for (uint j = 0u; j < COLS; j++) {
-            const uint d = tid + j * WG_SIZE;
-            if (partial) {
-                const uint slot = attnPartialSlot(split, row, h, pc.rows, heads);
-                part[slot * D + d] = acc[m * COLS + j];
-                if (d == 0u) {
-                    const uint sb = attnStatsBase(pc.splits, pc.rows, heads, D) + 2u * slot;
-                    part[sb] = sMax[m];
-                    part[sb + 1u] = sSum[m];
-                }
-            } else {
-                // Key 0 is visible to every row, so the sum is ≥ 1 (the max key contributes exp(0)).
-                o[(row * heads + h) * D + d] = acc[m * COLS + j] / sSum[m];
-            }
+            o[(row * heads + h) * D + tid + j * WG_SIZE] = acc[m * COLS + j] * inv;
         }
     }
 }

@@ -1,5 +1,5 @@
-// Shared definitions for the attention kernels (attention.comp, attention_merge.comp,
-// attention_apply.comp). Kept apart from common.glsl, which other kernels own.
+// Shared definitions for the attention kernels (attention.comp, attention_decode.comp,
+// attention_merge.comp, attention_apply.comp). Kept apart from common.glsl, which other kernels own.
 #ifndef ATTENTION_COMMON_GLSL
 #define ATTENTION_COMMON_GLSL
 
@@ -8,9 +8,9 @@
 // infinities still behave. Every real score is far above it; p for a masked key is forced to 0.
 const float ATTN_MASKED = -1.0e30;
 
-// Push-constant flag bits of attention.comp / attention_merge.comp.
+// Push-constant flag bits of attention_decode.comp / attention_merge.comp.
 const uint ATTN_FLAG_PARTIAL = 1u;      // write unnormalised partials (split-K) instead of O
-const uint ATTN_FLAG_EMIT_SCORES = 2u;  // decode: write scaled scores to P (merge turns them into probabilities)
+const uint ATTN_FLAG_EMIT_SCORES = 2u;  // write scaled scores to P (the merge turns them into probabilities)
 
 // Split-K scratch layout (floats), for `splits` key ranges, `rows` query rows and `heads` heads:
 //   [splits][rows][heads][HEAD_DIM]  unnormalised Σ exp(s - m) · v

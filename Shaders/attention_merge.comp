@@ -1,9 +1,9 @@
 #version 450
-// Combines split-K partials of attention.comp (flash-decoding). Workgroup (x = head, y = row).
+// Combines split-K partials of attention_decode.comp (flash-decoding). Workgroup (x = head, y = row).
 // With maxima m_s, sums l_s and unnormalised outputs a_s of the splits and M = max_s m_s:
 //   O = Σ_s e^(m_s − M) a_s / Σ_s e^(m_s − M) l_s        (log-sum-exp rescaling)
 // With ATTN_FLAG_EMIT_SCORES (decode) the probability row P[head, 0..<total] holds raw scaled
-// scores written by attention.comp and is normalised in place: P = e^(s − M) / L.
+// scores written by attention_decode.comp and is normalised in place: P = e^(s − M) / L.
 //
 // Defines: HEAD_DIM, WG_SIZE.
 #include "attention_common.glsl"

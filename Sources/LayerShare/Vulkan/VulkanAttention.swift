@@ -7,14 +7,16 @@ import VulkanCompute
 /// K and V caches `[capacity, kvHeads, headDim]`, positions `0 ..< startPosition + n` valid. Query head
 /// `h` reads kv head `h / (heads / kvHeads)`; row `i` sees keys `0 ... startPosition + i`.
 ///
-/// Work split:
-/// - A workgroup owns one kv head and the `heads / kvHeads` query heads sharing it, for a block of
-///   query rows, and streams K/V through shared memory in tiles with an online softmax. K/V rows
-///   are therefore read once per (kv head, row block), not once per query head.
-/// - Prefill (`n > 1`): row blocks of ~16 query vectors (rows × group) spread over workgroups.
-/// - Decode (`n == 1`): the key range is split across workgroups (flash-decoding), ≥ 256 keys per
-///   split and at most `maxSplits` splits; partials go to the caller's scratch buffer and
-///   `attention_merge.comp` combines them with log-sum-exp.
+/// Work split (GQA-aware: a workgroup always serves one kv head and the `heads / kvHeads` query heads
+/// sharing it, so each K/V row is read once per group instead of once per query head):
+/// - Prefill (`n > 1`, attention.comp): a workgroup takes a block of query rows (~16 query
+///   vectors = rows × group) and walks the visible keys in tiles (two keys per invocation) with an
+///   online softmax; only one score tile lives in shared memory. Row blocks spread over workgroups.
+/// - Decode (`n == 1`, attention_decode.comp): the key range is split across workgroups
+///   (flash-decoding), ≥ 256 keys per split and at most `maxSplits` splits; inside a workgroup each
+///   subgroup runs its own online softmax over chunks of keys with Q and the accumulators in
+///   registers, merged at the end. With more than one split, partials go to the caller's scratch
+///   buffer and attention_merge.comp combines them with log-sum-exp.
 ///
 /// Only records into the caller's `CommandBatch`; never submits.
 public final class VulkanAttention {
@@ -28,15 +30,18 @@ public final class VulkanAttention {
     /// Query vectors (rows × heads per kv head) a prefill workgroup aims for.
     static let prefillVectors = 16
     static let maxAccumulators = 32
-    /// Columns per workgroup of `attention_apply.comp`.
-    static let applyColumns = 16
-    static let applyWorkgroup = 128
+    static let prefillKeysPerInvocation = 2
+    /// Subgroups per decode workgroup, and keys per online-softmax step of a subgroup.
+    static let decodeSubgroups = 4
+    static let decodeChunk = 4
     static let mergeWorkgroup = 64
 
     /// How one call is distributed (exposed for tests and profiles).
-    public struct Plan: Equatable, CustomStringConvertible {
+    public struct Plan: CustomStringConvertible {
+        public let kernel: String
         public let rowsPerWorkgroup: Int
-        public let tile: Int
+        /// Keys per step: the score tile (prefill) or the chunk of a subgroup's online softmax (decode).
+        public let keysPerStep: Int
         public let workgroupSize: Int
         public let splits: Int
         public let splitLength: Int
@@ -44,30 +49,24 @@ public final class VulkanAttention {
         public let sharedBytes: Int
         public let merges: Bool
 
-        public static func == (a: Plan, b: Plan) -> Bool {
-            a.rowsPerWorkgroup == b.rowsPerWorkgroup && a.tile == b.tile && a.workgroupSize == b.workgroupSize
-                && a.splits == b.splits && a.splitLength == b.splitLength && a.workgroups == b.workgroups
-                && a.sharedBytes == b.sharedBytes && a.merges == b.merges
-        }
-
         public var description: String {
-            "rows/wg \(rowsPerWorkgroup), tile \(tile), wg \(workgroupSize), splits \(splits)×\(splitLength), "
-                + "grid \(workgroups), shared \(sharedBytes) B\(merges ? ", merge" : "")"
+            "\(kernel): rows/wg \(rowsPerWorkgroup), keys/step \(keysPerStep), wg \(workgroupSize), "
+                + "splits \(splits)×\(splitLength), grid \(workgroups), shared \(sharedBytes) B\(merges ? ", merge" : "")"
         }
     }
 
-    private struct MainConfig: Hashable {
-        let headDim: Int, group: Int, rows: Int, workgroup: Int
-        var vectors: Int { rows * group }
-        var tile: Int { workgroup }
-        var sharedBytes: Int { Self.sharedBytes(headDim: headDim, vectors: vectors, tile: tile) }
-        static func sharedBytes(headDim d: Int, vectors m: Int, tile: Int) -> Int {
-            4 * (m * d + m * tile + 3 * m)
-        }
+    /// A compiled variant of the main kernels with its launch shape.
+    private struct KernelConfig {
+        let file: String
+        let defines: [String: String]
+        let rows: Int
+        let keysPerStep: Int
+        let workgroup: Int
+        let sharedBytes: Int
     }
 
     private let lock = NSLock()
-    private var configs: [String: MainConfig] = [:]
+    private var configs: [String: KernelConfig] = [:]
 
     public init(library: PipelineLibrary) {
         self.library = library
@@ -101,14 +100,14 @@ public final class VulkanAttention {
 
     /// Plans a call without recording it (validates the shape, not buffers).
     public func plan(rows n: Int, startPosition: Int, heads: Int, kvHeads: Int, headDim: Int,
-                     emitsProbabilities: Bool = false) throws -> Plan {
-        try Self.checkShape(heads: heads, kvHeads: kvHeads, headDim: headDim)
-        guard n >= 1 else { throw VulkanError.invalidArgument("attention: rows n must be ≥ 1, got \(n)") }
-        guard startPosition >= 0 else { throw VulkanError.invalidArgument("attention: startPosition must be ≥ 0, got \(startPosition)") }
-        let config = try mainConfig(headDim: headDim, group: heads / kvHeads, decode: n == 1)
+                     emitsProbabilities: Bool = false, label: String = "attention") throws -> Plan {
+        try Self.checkShape(heads: heads, kvHeads: kvHeads, headDim: headDim, label)
+        guard n >= 1 else { throw VulkanError.invalidArgument("\(label): rows n must be ≥ 1, got \(n)") }
+        guard startPosition >= 0 else { throw VulkanError.invalidArgument("\(label): startPosition must be ≥ 0, got \(startPosition)") }
+        let config = try kernelConfig(headDim: headDim, group: heads / kvHeads, decode: n == 1)
         let total = startPosition + n
         let (length, splits) = n == 1 ? Self.splitLayout(context: total) : (total, 1)
-        return Plan(rowsPerWorkgroup: config.rows, tile: config.tile, workgroupSize: config.workgroup,
+        return Plan(kernel: config.file, rowsPerWorkgroup: config.rows, keysPerStep: config.keysPerStep, workgroupSize: config.workgroup,
                     splits: splits, splitLength: length,
                     workgroups: (kvHeads, (n + config.rows - 1) / config.rows, splits),
                     sharedBytes: config.sharedBytes, merges: splits > 1 || emitsProbabilities)
@@ -125,7 +124,7 @@ public final class VulkanAttention {
                           heads: Int, kvHeads: Int, headDim d: Int, scale: Float,
                           probabilities: DeviceBuffer? = nil, label: String, group: String = "") throws {
         let plan = try self.plan(rows: n, startPosition: startPosition, heads: heads, kvHeads: kvHeads,
-                                 headDim: d, emitsProbabilities: probabilities != nil)
+                                 headDim: d, emitsProbabilities: probabilities != nil, label: label)
         guard scale.isFinite else { throw VulkanError.invalidArgument("\(label): scale must be finite, got \(scale)") }
         let total = startPosition + n
         let qBytes = n * heads * d * 4
@@ -152,11 +151,8 @@ public final class VulkanAttention {
                     + "need \(partialBytes) (size it with VulkanAttention.scratchBytes(heads:headDim:maxContext:))")
         }
 
-        let groupSize = heads / kvHeads
-        let config = try mainConfig(headDim: d, group: groupSize, decode: n == 1)
-        let main = try library.pipeline("attention.comp", defines: [
-            "HEAD_DIM": "\(d)", "GROUP": "\(groupSize)", "ROWS": "\(config.rows)", "WG_SIZE": "\(config.workgroup)",
-        ], bindings: 6, pushConstantBytes: 28)
+        let config = try kernelConfig(headDim: d, group: heads / kvHeads, decode: n == 1)
+        let main = try library.pipeline(config.file, defines: config.defines, bindings: 6, pushConstantBytes: 28)
         let flags: UInt32 = (plan.merges ? 1 : 0) | (probabilities != nil ? 2 : 0)
         // Bindings a mode does not use point at the scratch buffer (or O) tagged as read, so they add
         // no false write hazards to the batch.
@@ -192,7 +188,7 @@ public final class VulkanAttention {
     public func applyProbabilities(_ batch: CommandBatch, probabilities: DeviceBuffer, v: DeviceBuffer,
                                    out: DeviceBuffer, context t: Int, heads: Int, kvHeads: Int, headDim d: Int,
                                    label: String, group: String = "") throws {
-        try Self.checkShape(heads: heads, kvHeads: kvHeads, headDim: d)
+        try Self.checkShape(heads: heads, kvHeads: kvHeads, headDim: d, label)
         guard t >= 1 else { throw VulkanError.invalidArgument("\(label): context T must be ≥ 1, got \(t)") }
         let groupSize = heads / kvHeads
         let probBytes = heads * t * 4
@@ -202,63 +198,93 @@ public final class VulkanAttention {
         try Self.require(v, cacheBytes, "\(label): V cache", "positions 0..<\(t) × \(kvHeads) kv heads × \(d)")
         try Self.require(out, outBytes, "\(label): output", "\(heads) heads × \(d)")
         try Self.distinct(out, from: [probabilities, v], "\(label): output")
-        let shared = groupSize * Self.applyWorkgroup * 4
-        guard shared <= device.info.maxSharedMemory, Self.applyWorkgroup <= device.info.maxWorkgroupInvocations else {
+        // Same lane ↔ dimension layout as the decode kernel; partial sums of the subgroups in shared memory.
+        let info = device.info
+        let subgroup = max(1, info.subgroupSize)
+        var subgroups = max(1, min(Self.decodeSubgroups, info.maxWorkgroupInvocations / subgroup))
+        while subgroups > 1, 4 * subgroups * groupSize * d > info.maxSharedMemory { subgroups /= 2 }
+        guard 4 * subgroups * groupSize * d <= info.maxSharedMemory else {
             throw VulkanError.invalidArgument(
-                "\(label): \(groupSize) query heads per kv head need \(shared) bytes of shared memory in attention_apply, "
-                    + "the device offers \(device.info.maxSharedMemory)")
+                "\(label): \(groupSize) query heads per kv head with head dim \(d) need \(4 * groupSize * d) bytes of shared memory "
+                    + "in attention_apply, the device offers \(info.maxSharedMemory)")
         }
         let pipeline = try library.pipeline("attention_apply.comp", defines: [
-            "HEAD_DIM": "\(d)", "GROUP": "\(groupSize)", "DCHUNK": "\(Self.applyColumns)",
-            "WG_SIZE": "\(Self.applyWorkgroup)",
+            "HEAD_DIM": "\(d)", "GROUP": "\(groupSize)", "SUBGROUP": "\(subgroup)", "NSUB": "\(subgroups)",
+            "WG_SIZE": "\(subgroup * subgroups)",
         ], bindings: 3, pushConstantBytes: 8)
         try batch.dispatch(pipeline, [
             .read(probabilities, range: probBytes), .read(v, range: cacheBytes), .write(out, range: outBytes),
         ], push: [.uint(UInt32(t)), .uint(UInt32(kvHeads))],
-        groups: (kvHeads, d / Self.applyColumns, 1), label: label, group: group)
+        groups: (kvHeads, 1, 1), label: label, group: group)
     }
 
     // MARK: - Configuration
 
-    /// Rows per workgroup and workgroup size (= keys per tile) for (headDim, group), from the device limits.
-    private func mainConfig(headDim d: Int, group: Int, decode: Bool) throws -> MainConfig {
+    /// The kernel variant for (headDim, group, decode), sized from the device limits.
+    private func kernelConfig(headDim d: Int, group: Int, decode: Bool) throws -> KernelConfig {
         let key = "\(d)/\(group)/\(decode)"
         lock.lock()
         if let cached = configs[key] { lock.unlock(); return cached }
         lock.unlock()
-        let info = device.info
-        // One key per invocation in the score phase, whole output columns per invocation in the
-        // p·V phase, so the workgroup size divides headDim. 64 keys per tile keeps the three
-        // barriers per tile cheap relative to the work between them.
-        guard let workgroup = [64, 32, 16].first(where: { d % $0 == 0 && $0 <= info.maxWorkgroupInvocations }) else {
-            throw VulkanError.invalidArgument("attention: no workgroup size fits head dim \(d) on this device")
-        }
-        let columns = d / workgroup
-        // Per invocation: M score registers and M·columns accumulators; ≤ 32 of each keeps
-        // register pressure moderate on GPUs. Decode has one row: M = group.
-        var rows = decode ? 1 : max(1, min(Self.prefillVectors / group, Self.maxAccumulators / (group * columns)))
-        while rows > 1, MainConfig.sharedBytes(headDim: d, vectors: rows * group, tile: workgroup) > info.maxSharedMemory {
-            rows /= 2
-        }
-        let config = MainConfig(headDim: d, group: group, rows: rows, workgroup: workgroup)
-        guard config.sharedBytes <= info.maxSharedMemory else {
+        let config = try decode ? decodeConfig(headDim: d, group: group) : prefillConfig(headDim: d, group: group)
+        guard config.sharedBytes <= device.info.maxSharedMemory else {
             throw VulkanError.invalidArgument(
                 "attention: \(group) query heads per kv head with head dim \(d) need \(config.sharedBytes) bytes "
-                    + "of shared memory, the device offers \(info.maxSharedMemory)")
+                    + "of shared memory in \(config.file), the device offers \(device.info.maxSharedMemory)")
+        }
+        guard config.workgroup <= device.info.maxWorkgroupInvocations else {
+            throw VulkanError.invalidArgument(
+                "attention: \(config.file) needs workgroups of \(config.workgroup) invocations, the device allows \(device.info.maxWorkgroupInvocations)")
         }
         lock.lock(); configs[key] = config; lock.unlock()
         return config
     }
 
-    private static func checkShape(heads: Int, kvHeads: Int, headDim d: Int) throws {
+    /// attention.comp: `prefillKeysPerInvocation` keys per invocation in the score phase and whole
+    /// output columns per invocation in the p·V phase, so the workgroup size divides headDim.
+    private func prefillConfig(headDim d: Int, group: Int) throws -> KernelConfig {
+        let info = device.info
+        guard let workgroup = [64, 32, 16].first(where: { d % $0 == 0 && $0 <= info.maxWorkgroupInvocations }) else {
+            throw VulkanError.invalidArgument("attention: no workgroup size fits head dim \(d) on this device")
+        }
+        let kpt = Self.prefillKeysPerInvocation
+        let tile = workgroup * kpt
+        func shared(_ vectors: Int) -> Int { 4 * (vectors * d + vectors * tile + 3 * vectors) }
+        // Per invocation: M·KPT score registers and M·(d / workgroup) accumulators; ≤ 32 of each
+        // keeps register pressure moderate on GPUs.
+        let perVector = group * max(kpt, d / workgroup)
+        var rows = max(1, min(Self.prefillVectors / group, Self.maxAccumulators / perVector))
+        while rows > 1, shared(rows * group) > info.maxSharedMemory { rows /= 2 }
+        return KernelConfig(file: "attention.comp", defines: [
+            "HEAD_DIM": "\(d)", "GROUP": "\(group)", "ROWS": "\(rows)", "WG_SIZE": "\(workgroup)", "KPT": "\(kpt)",
+        ], rows: rows, keysPerStep: tile, workgroup: workgroup, sharedBytes: shared(rows * group))
+    }
+
+    /// attention_decode.comp: lanes of a subgroup own head dimensions, so the subgroup size is a
+    /// compile-time constant (the device's, which SubgroupSize equals for these SPIR-V 1.5 shaders);
+    /// `decodeSubgroups` subgroups per workgroup (fewer if their merge area would not fit): each split
+    /// is a workgroup, so GPUs get their parallelism from kv heads × splits.
+    private func decodeConfig(headDim d: Int, group: Int) throws -> KernelConfig {
+        let info = device.info
+        let subgroup = max(1, info.subgroupSize)
+        var subgroups = max(1, min(Self.decodeSubgroups, info.maxWorkgroupInvocations / subgroup))
+        func shared(_ n: Int) -> Int { 4 * n * group * (d + 2) }
+        while subgroups > 1, shared(subgroups) > info.maxSharedMemory { subgroups /= 2 }
+        return KernelConfig(file: "attention_decode.comp", defines: [
+            "HEAD_DIM": "\(d)", "GROUP": "\(group)", "SUBGROUP": "\(subgroup)", "NSUB": "\(subgroups)",
+            "WG_SIZE": "\(subgroup * subgroups)", "CHUNK": "\(Self.decodeChunk)",
+        ], rows: 1, keysPerStep: Self.decodeChunk, workgroup: subgroup * subgroups, sharedBytes: shared(subgroups))
+    }
+
+    private static func checkShape(heads: Int, kvHeads: Int, headDim d: Int, _ label: String) throws {
         guard heads >= 1, kvHeads >= 1 else {
-            throw VulkanError.invalidArgument("attention: heads (\(heads)) and kvHeads (\(kvHeads)) must be ≥ 1")
+            throw VulkanError.invalidArgument("\(label): heads (\(heads)) and kvHeads (\(kvHeads)) must be ≥ 1")
         }
         guard heads % kvHeads == 0 else {
-            throw VulkanError.invalidArgument("attention: heads (\(heads)) must be a multiple of kvHeads (\(kvHeads))")
+            throw VulkanError.invalidArgument("\(label): heads (\(heads)) must be a multiple of kvHeads (\(kvHeads))")
         }
         guard supportsHeadDim(d) else {
-            throw VulkanError.invalidArgument("attention: head dim \(d) is not supported (multiples of 16 from 16 to 256, e.g. 64 or 128)")
+            throw VulkanError.invalidArgument("\(label): head dim \(d) is not supported (multiples of 16 from 16 to 256, e.g. 64 or 128)")
         }
     }
 
