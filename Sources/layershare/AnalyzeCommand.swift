@@ -46,7 +46,7 @@ struct AnalyzeCommand: ParsableCommand {
 }
 
 enum SharingDefaults {
-    static let threshold = 0.8
+    static let threshold = 0.7
 }
 
 /// Loads --model (or the default model) with a helpful error when it is missing.

@@ -50,7 +50,7 @@ struct BenchCommand: ParsableCommand {
         }
         var results: [BenchResult] = []
         for config in configurations {
-            var runnerOptions = options.runnerOptions()
+            var runnerOptions = try options.runnerOptions(model: model)
             runnerOptions.modes = config.modes
             runnerOptions.context = maxContext + steps
             let runner: ModelRunner
@@ -62,24 +62,12 @@ struct BenchCommand: ParsableCommand {
             } else {
                 runner = try RunnerFactory.make(model: model, options: runnerOptions, log: note)
             }
-            for context in contextList {
-                note("[\(config.name)] context \(context): prefill + \(runs)×\(steps) decode steps…")
-                let (prefill, decode) = try bench.measure(runner, tokens: tokens, context: context)
-                let weightBytes = backendForMemory?.weightBytes ?? 0
-                let r = BenchResult(plan: config.name, context: context, prefillTokensPerSecond: prefill,
-                                    decodeTokensPerSecond: Benchmark.median(decode), decodeMin: decode.min()!, decodeMax: decode.max()!,
-                                    weightBytes: weightBytes, kvCacheBytes: runner.kvCacheBytes * context / runner.capacity,
-                                    peakDeviceBytes: backendForMemory?.device.peakAllocatedBytes ?? 0)
-                note(String(format: "  prefill %.1f tok/s, decode %.1f tok/s (%.1f–%.1f)", r.prefillTokensPerSecond,
-                            r.decodeTokensPerSecond, r.decodeMin, r.decodeMax))
-                results.append(r)
-            }
+            results += try bench.results(plan: config.name, runner: runner, backend: backendForMemory, tokens: tokens,
+                                         contexts: contextList, progress: note)
         }
         let dir = URL(fileURLWithPath: output)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(results).write(to: dir.appendingPathComponent("bench.json"))
+        try BenchReport.json(results).write(to: dir.appendingPathComponent("bench.json"))
         let deviceName = (try? VulkanInstance(validation: false).selectDevice(options.device).name) ?? "?"
         let header = "Backend \(options.backend.rawValue), device \(deviceName), model \((options.modelPath as NSString).lastPathComponent); \(steps) decode steps × \(runs) runs; KV cache = bytes for the context length (float32 K and V)."
         let markdown = BenchReport.markdown(results, header: header)

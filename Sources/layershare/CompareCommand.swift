@@ -29,7 +29,7 @@ struct CompareCommand: ParsableCommand {
         let model = try options.loadModel()
         let ids = model.tokenizer.encode(try readPromptText(prompt))
         guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
-        var runnerOptions = options.runnerOptions(backend: .vulkan)
+        var runnerOptions = try options.runnerOptions(model: model, backend: .vulkan)
         if runnerOptions.context == nil { runnerOptions.context = ids.count + tokens + 1 }
         let gpu = try RunnerFactory.make(model: model, options: runnerOptions, log: note)
         runnerOptions.backend = .cpu

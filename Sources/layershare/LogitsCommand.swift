@@ -23,7 +23,7 @@ struct LogitsCommand: ParsableCommand {
         let model = try options.loadModel()
         let tokens = model.tokenizer.encode(try readPromptText(prompt))
         guard !tokens.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
-        let runner = try RunnerFactory.make(model: model, options: options.runnerOptions(), log: note)
+        let runner = try RunnerFactory.make(model: model, options: try options.runnerOptions(model: model), log: note)
         let vocab = runner.hyper.vocabSize
         let writer = try NpyWriter(url: URL(fileURLWithPath: output), shape: [tokens.count, vocab])
         try runner.forward(tokens, logits: .all, hidden: nil) { _, rows in try? writer.write(rows) }

@@ -31,30 +31,26 @@ struct ModelOptions: ParsableArguments {
         }
         let model = try LoadedModel(path: path)
         if let plan {
-            // Validated here, where the model is at hand; runnerOptions() picks the modes up.
+            // Validate early so a bad plan fails before any weights are uploaded.
             let loaded = try SharingPlan.load(path: plan, model: model)
-            loadedPlanModes[plan] = try loaded.layerModes(for: model.hyper)
             note("plan \(plan): " + loaded.summary().replacingOccurrences(of: "\n", with: "; "))
         }
         return model
     }
 
-    func runnerOptions(backend override: BackendKind? = nil) -> RunnerOptions {
+    /// Runner options from the flags; `--plan` is read and checked against `model` (its weights hash is memoized).
+    func runnerOptions(model: LoadedModel, backend override: BackendKind? = nil) throws -> RunnerOptions {
         var o = RunnerOptions()
         o.backend = override ?? backend
         o.device = device
         o.context = ctx
         o.maxChunk = chunk
         if let plan {
-            guard let modes = loadedPlanModes[plan] else { preconditionFailure("loadModel() validates --plan before runnerOptions()") }
-            o.modes = modes
+            o.modes = try SharingPlan.load(path: plan, model: model).layerModes(for: model.hyper)
         }
         return o
     }
 }
-
-/// Layer modes of the --plan files validated by `ModelOptions.loadModel()` (one CLI run, one thread).
-nonisolated(unsafe) private var loadedPlanModes: [String: [LayerMode]] = [:]
 
 extension BackendKind: ExpressibleByArgument {}
 

@@ -28,7 +28,7 @@ struct PerplexityCommand: ParsableCommand {
         let model = try options.loadModel()
         var tokens = model.tokenizer.encode(text, parseSpecial: false)
         if let maxTokens { tokens = Array(tokens.prefix(maxTokens)) }
-        var runnerOptions = options.runnerOptions()
+        var runnerOptions = try options.runnerOptions(model: model)
         if runnerOptions.context == nil { runnerOptions.context = window }
         let runner = try RunnerFactory.make(model: model, options: runnerOptions, log: note)
         let evaluation = try PerplexityEvaluation(window: window, stride: stride)

@@ -3,5 +3,5 @@ import LayerShare
 
 /// Layer modes of a sharing-plan file, validated against the model.
 func loadPlanModes(path: String, model: LoadedModel) throws -> [LayerMode] {
-    throw ModelLoadError("sharing plans are not supported yet (\(path))")
+    try SharingPlan.load(path: path, model: model).layerModes(for: model.hyper)
 }

@@ -1,0 +1,55 @@
+import Foundation
+
+/// Result of `AttentionAnalysis`: everything `similarity.json` holds.
+public struct AttentionSimilarity: Codable, Sendable {
+    public struct Settings: Codable, Sendable {
+        public var file: String
+        public var tokensPerSequence: Int
+        public var sequences: Int
+        /// Calibration tokens used: [0, tokensUsed) of the file's tokenization; held-out text starts after.
+        public var tokensUsed: Int
+        public var jensenShannonUnit = "nats (natural log; 0 = identical, ln 2 ≈ 0.693 = disjoint)"
+        public var cosineDefinition = "per head: cosine of the flattened causal attention maps (lower triangle incl. diagonal); averaged over heads, then sequences"
+        public var jensenShannonDefinition = "per head and query row: JSD between the two layers' distributions over keys; averaged over rows, heads, sequences"
+    }
+
+    /// Head `head` of `layer`: its best-matching head of layer − 1 (may repeat across heads), and the
+    /// best one-to-one pairing of the two layers' heads (a permutation).
+    public struct HeadMatch: Codable, Sendable {
+        public var layer: Int
+        public var bestPreviousHead: [Int]
+        public var bestCosine: [Double]
+        public var permutation: [Int]
+        public var permutationCosine: [Double]
+    }
+
+    public var model: ModelIdentity
+    public var settings: Settings
+    /// [i][j] layer × layer cosine, symmetric, 1 on the diagonal.
+    public var cosine: [[Double]]
+    /// [i][j] Jensen–Shannon divergence in nats, symmetric, 0 on the diagonal.
+    public var jensenShannon: [[Double]]
+    /// [head][i][j] cosine per head.
+    public var cosineByHead: [[[Double]]]
+    /// [l − 1][a][b]: head a of layer l against head b of layer l − 1.
+    public var adjacentHeadCosine: [[[Double]]]
+    /// For layers 1..<L.
+    public var headMatches: [HeadMatch]
+
+    public var layers: Int { cosine.count }
+
+    public static func load(path: String) throws -> AttentionSimilarity {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ModelLoadError("cannot read analysis \(path)") }
+        do {
+            return try JSONDecoder().decode(AttentionSimilarity.self, from: data)
+        } catch {
+            throw ModelLoadError("\(path) is not an analysis file: \(describeDecodingError(error, data: data))")
+        }
+    }
+
+    public func write(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: path))
+    }
+}

@@ -1,0 +1,180 @@
+import Foundation
+import ModelFormats
+
+/// One JSON file format for every attention-sharing method.
+///
+/// `layers` gives each layer's mode (the part the runtime needs); method sections hold the details
+/// a method was configured with (`sharedAttention.spans` now; head-wise and LiSA add their own optional
+/// sections). Loading checks that both agree and that everything fits the model (see `SharingPlanValidation`).
+public struct SharingPlan: Codable, Equatable, Sendable {
+    public static let formatName = "layershare-sharing-plan"
+    public static let currentVersion = 1
+
+    public var format: String = SharingPlan.formatName
+    public var version: Int = SharingPlan.currentVersion
+    /// "standard" (nothing shared) or "sharedAttention"; later methods add their names.
+    public var method: String
+    public var model: ModelIdentity
+    /// One entry per layer, in order. Optional when reading: derived from the method sections if absent.
+    public var layers: [LayerEntry]?
+    public var sharedAttention: SharedAttentionSection?
+    /// Free text: how the plan was made (analysis file, perplexity budget, ...).
+    public var notes: String?
+
+    public struct LayerEntry: Codable, Equatable, Sendable {
+        public var layer: Int
+        /// "standard" or "sharedAttention".
+        public var mode: String
+        /// Source layer of a "sharedAttention" layer.
+        public var source: Int?
+        public init(layer: Int, mode: String, source: Int? = nil) {
+            self.layer = layer
+            self.mode = mode
+            self.source = source
+        }
+    }
+
+    public struct SharedAttentionSection: Codable, Equatable, Sendable {
+        public var spans: [Span]
+        public init(spans: [Span]) { self.spans = spans }
+    }
+
+    /// Layers `first...last` reuse the softmax probabilities of `source` (code convention: first − 1).
+    public struct Span: Codable, Equatable, Sendable {
+        public var first: Int
+        public var last: Int
+        public var source: Int
+        public init(first: Int, last: Int, source: Int) {
+            self.first = first
+            self.last = last
+            self.source = source
+        }
+        public var description: String { "\(first)-\(last) (source \(source))" }
+    }
+
+    public init(method: String, model: ModelIdentity, layers: [LayerEntry]?, sharedAttention: SharedAttentionSection?, notes: String? = nil) {
+        self.method = method
+        self.model = model
+        self.layers = layers
+        self.sharedAttention = sharedAttention
+        self.notes = notes
+    }
+
+    /// A Shared Attention plan: each range `a...b` is shared and reuses layer a − 1. Validated against the model.
+    public static func sharedAttention(spans: [ClosedRange<Int>], model: LoadedModel, notes: String? = nil) throws -> SharingPlan {
+        let identity = try ModelIdentity.of(model)
+        let list = spans.sorted { $0.lowerBound < $1.lowerBound }.map { Span(first: $0.lowerBound, last: $0.upperBound, source: $0.lowerBound - 1) }
+        var plan = SharingPlan(method: list.isEmpty ? "standard" : "sharedAttention", model: identity, layers: nil,
+                               sharedAttention: SharedAttentionSection(spans: list), notes: notes)
+        let problems = plan.structuralProblems(layerCount: identity.layers)
+        guard problems.isEmpty else { throw SharingPlanError(source: "spans", problems: problems) }
+        plan.layers = plan.derivedLayerEntries(layerCount: identity.layers)
+        return plan
+    }
+
+    /// Per-layer modes for a model of this shape (shape and structure checked; weights hash is checked by `load`).
+    public func layerModes(for hyper: LlamaHyperParameters) throws -> [LayerMode] {
+        let actual = ModelIdentity(hyper: hyper, weightsHash: nil, file: nil)
+        let problems = model.mismatches(against: actual).map { PlanProblem(layer: nil, $0) } + structuralProblems(layerCount: hyper.layers)
+        guard problems.isEmpty else { throw SharingPlanError(source: "plan", problems: problems) }
+        var modes = [LayerMode](repeating: .standard, count: hyper.layers)
+        for e in layers ?? derivedLayerEntries(layerCount: hyper.layers) where e.mode == LayerModeName.sharedAttention {
+            modes[e.layer] = .sharedAttention(source: e.source!)
+        }
+        return modes
+    }
+
+    /// Reads and validates a plan for `model`; throws one `SharingPlanError` listing every problem.
+    public static func load(path: String, model: LoadedModel) throws -> SharingPlan {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SharingPlanError(source: path, problems: [PlanProblem(layer: nil, "cannot read the file")])
+        }
+        let plan: SharingPlan
+        do {
+            plan = try JSONDecoder().decode(SharingPlan.self, from: data)
+        } catch {
+            throw SharingPlanError(source: path, problems: [PlanProblem(layer: nil, "malformed JSON: " + describeDecodingError(error, data: data))])
+        }
+        let identity = try ModelIdentity.of(model)
+        let problems = plan.model.mismatches(against: identity).map { PlanProblem(layer: nil, $0) }
+            + plan.structuralProblems(layerCount: identity.layers)
+        guard problems.isEmpty else { throw SharingPlanError(source: path, problems: problems) }
+        return plan
+    }
+
+    public func write(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try (encoder.encode(self) + Data("\n".utf8)).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// Spans of the SA section (empty when absent).
+    public var spans: [Span] { sharedAttention?.spans ?? [] }
+
+    /// K-cache bytes per token no longer stored (float32 K rows of every shared layer).
+    public func kvBytesSavedPerToken() -> Int {
+        spans.reduce(0) { $0 + ($1.last - $1.first + 1) } * model.kvHeads * model.headDim * 4
+    }
+
+    /// One line per span plus the saving, for the CLI.
+    public func summary() -> String {
+        guard !spans.isEmpty else { return "no shared layers (every layer standard)" }
+        var lines = spans.map { "layers \($0.first)-\($0.last) reuse the attention probabilities of layer \($0.source)" }
+        let shared = spans.reduce(0) { $0 + ($1.last - $1.first + 1) }
+        lines.append("\(shared) of \(model.layers) layers shared; K cache saved: \(kvBytesSavedPerToken()) bytes per token "
+                     + "(\(shared) × \(model.kvHeads) kv heads × \(model.headDim) × 4 bytes)")
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Mode names used in the JSON.
+enum LayerModeName {
+    static let standard = "standard"
+    static let sharedAttention = "sharedAttention"
+    static let known: Set<String> = [standard, sharedAttention]
+}
+
+/// Where a JSON decoding error happened, in words (`layers[3].mode: expected String`).
+/// Syntax errors are located by line and column (JSONDecoder on Linux does not say where).
+func describeDecodingError(_ error: Error, data: Data? = nil) -> String {
+    func path(_ keys: [CodingKey]) -> String {
+        let p = keys.reduce("") { acc, k in
+            if let i = k.intValue { return acc + "[\(i)]" }
+            return acc.isEmpty ? k.stringValue : acc + "." + k.stringValue
+        }
+        return p.isEmpty ? "top level" : p
+    }
+    guard let e = error as? DecodingError else { return "\(error)" }
+    switch e {
+    case let .dataCorrupted(ctx):
+        if ctx.codingPath.isEmpty, let data, let location = jsonSyntaxErrorLocation(data) { return location }
+        let underlying = (ctx.underlyingError as NSError?).map { " (\($0.localizedDescription) \($0.userInfo["NSDebugDescription"] ?? ""))" } ?? ""
+        return "\(path(ctx.codingPath)): \(ctx.debugDescription)\(underlying)"
+    case let .keyNotFound(key, ctx):
+        return "\(path(ctx.codingPath + [key])): required key '\(key.stringValue)' is missing"
+    case let .typeMismatch(type, ctx):
+        return "\(path(ctx.codingPath)): expected \(type) — \(ctx.debugDescription)"
+    case let .valueNotFound(type, ctx):
+        return "\(path(ctx.codingPath)): expected \(type) but found null"
+    @unknown default:
+        return "\(e)"
+    }
+}
+
+/// "syntax error at line L, column C: ..." from JSONSerialization's "around character N" message.
+func jsonSyntaxErrorLocation(_ data: Data) -> String? {
+    do {
+        _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        return nil
+    } catch {
+        let message = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
+        guard let range = message.range(of: #"character (\d+)"#, options: .regularExpression),
+              let offset = Int(message[range].dropFirst("character ".count)) else { return "syntax error: \(message)" }
+        // JSONSerialization counts bytes from 0.
+        var line = 1, column = 1
+        for byte in data.prefix(offset) {
+            if byte == UInt8(ascii: "\n") { line += 1; column = 1 } else { column += 1 }
+        }
+        return "syntax error at line \(line), column \(column): \(message)"
+    }
+}
