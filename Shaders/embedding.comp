@@ -1,10 +1,12 @@
 #version 450
+#extension GL_EXT_control_flow_attributes : enable  // [[unroll]]: register arrays need constant indices
 // Embedding lookup: out[r, :] = dequantized row tokens[r] of a [vocab, cols] table in GGUF layout.
 // Values are rounded exactly like ModelFormats.Dequantize.row (tests compare bit for bit).
 // A token id ≥ vocab is never used to address the table: its output row is filled with NaN so the
 // mistake is visible downstream (the host validates ids before; this is the safety net).
 //
-// Grid: x covers the row's elements (8 per invocation for quantized types, 1 otherwise),
+// Grid: x covers the row's elements (a 32-element block per invocation for quantized types,
+// one element otherwise),
 // y (folded into z when needed) covers the token rows.
 #include "common.glsl"
 
@@ -29,6 +31,7 @@ layout(std430, binding = 0) readonly buffer Table { uint wq[]; };
 layout(std430, binding = 1) readonly buffer Tokens { uint tokens[]; };
 layout(std430, binding = 2) writeonly buffer Out { float outv[]; };
 
+#define CHUNK_UNITS 4u
 #include "quant.glsl"
 
 void main() {
@@ -40,19 +43,19 @@ void main() {
     const float nan = uintBitsToFloat(0x7FC00000u);
     uint t = gl_GlobalInvocationID.x;
 #ifdef QUANTIZED
+    // One invocation per 32-element block.
     uint nblocks = pc.cols / 32u;
-    if (t >= nblocks * 4u) return;
-    uint blk = t / 4u;
-    uint u = t % 4u;
-    uvec2 off = unit_offsets(u) + blk * 32u;
-    vec4 va = vec4(nan), vb = vec4(nan);
-    if (valid) {
-        BlockRef b = block_ref(token * nblocks + blk);
-        dequant_unit(b, block_dm(b), u, va, vb);
-    }
-    for (uint e = 0u; e < 4u; e++) {
-        outv[dst + off.x + e] = va[e];
-        outv[dst + off.y + e] = vb[e];
+    if (t >= nblocks) return;
+    Chunk c;
+    if (valid) c = load_chunk(block_ref(token * nblocks + t), 0u);
+    [[unroll]] for (uint u = 0u; u < 4u; u++) {
+        vec4 va = vec4(nan), vb = vec4(nan);
+        if (valid) dequant_unit(c, u, va, vb);
+        uvec2 off = unit_offsets(u) + t * 32u;
+        [[unroll]] for (uint e = 0u; e < 4u; e++) {
+            outv[dst + off.x + e] = va[e];
+            outv[dst + off.y + e] = vb[e];
+        }
     }
 #else
     if (t >= pc.cols) return;

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_control_flow_attributes : enable  // [[unroll]]: register arrays need constant indices
 // Prefill matrix–matrix product y[r, o] = Σ_i x[r, i]·W[o, i] for rows > 1, W in its GGUF layout.
 //
 // Classic shared-memory tiling: a workgroup computes a BM (weight rows o) × BN (activation rows r)
@@ -35,6 +36,7 @@ layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 
+#define CHUNK_UNITS 4u
 #include "quant.glsl"
 
 const uint BK = 32u;
@@ -52,7 +54,7 @@ void main() {
     uint r0 = gl_WorkGroupID.y * BN;
 
     float acc[TM * TN];
-    for (uint i = 0u; i < TM * TN; i++) acc[i] = 0.0;
+    [[unroll]] for (uint i = 0u; i < TM * TN; i++) acc[i] = 0.0;
 
 #ifdef QUANTIZED
     uint nblocks = pc.cols / BK;
@@ -62,23 +64,23 @@ void main() {
     for (uint kb = 0u; kb < nblocks; kb++) {
         // Weight tile: BM rows × 32 elements. Rows past the end are zero.
 #ifdef QUANTIZED
-        for (uint t = lid; t < BM * 4u; t += WG) {
-            uint m = t / 4u;   // four neighbouring invocations share one block
-            uint u = t % 4u;
+        for (uint m = lid; m < BM; m += WG) {  // one block (row o, step kb) per invocation
             uint o = o0 + m;
-            vec4 va = vec4(0.0), vb = vec4(0.0);
-            if (o < pc.outRows) {
-                BlockRef b = block_ref(o * nblocks + kb);
-                vec2 dm = block_dm(b);
-                vec4 qa, qb;
-                block_unit(b, u, qa, qb);
-                va = dm.x * qa + dm.y;
-                vb = dm.x * qb + dm.y;
-            }
-            uvec2 off = unit_offsets(u);
-            for (uint e = 0u; e < 4u; e++) {
-                wTile[(off.x + e) * BM + m] = va[e];
-                wTile[(off.y + e) * BM + m] = vb[e];
+            Chunk c;
+            if (o < pc.outRows) c = load_chunk(block_ref(o * nblocks + kb), 0u);
+            [[unroll]] for (uint u = 0u; u < 4u; u++) {
+                vec4 va = vec4(0.0), vb = vec4(0.0);
+                if (o < pc.outRows) {
+                    vec4 qa, qb;
+                    chunk_unit(c, u, qa, qb);
+                    va = c.dm.x * qa + c.dm.y;
+                    vb = c.dm.x * qb + c.dm.y;
+                }
+                uvec2 off = unit_offsets(u);
+                [[unroll]] for (uint e = 0u; e < 4u; e++) {
+                    wTile[(off.x + e) * BM + m] = va[e];
+                    wTile[(off.y + e) * BM + m] = vb[e];
+                }
             }
         }
 #else
@@ -107,21 +109,21 @@ void main() {
             xTile[k * BN + n] = (r < pc.rows && i < pc.cols) ? x[pc.xOffset + r * pc.xStride + i] : 0.0;
         }
         barrier();
-        for (uint k = 0u; k < BK; k++) {
+        [[unroll]] for (uint k = 0u; k < BK; k++) {
             float a[TM];
             float bv[TN];
-            for (uint i = 0u; i < TM; i++) a[i] = wTile[k * BM + tx + i * TX];
-            for (uint j = 0u; j < TN; j++) bv[j] = xTile[k * BN + ty + j * TY];
-            for (uint i = 0u; i < TM; i++)
-                for (uint j = 0u; j < TN; j++) acc[i * TN + j] += a[i] * bv[j];
+            [[unroll]] for (uint i = 0u; i < TM; i++) a[i] = wTile[k * BM + tx + i * TX];
+            [[unroll]] for (uint j = 0u; j < TN; j++) bv[j] = xTile[k * BN + ty + j * TY];
+            [[unroll]] for (uint i = 0u; i < TM; i++)
+                [[unroll]] for (uint j = 0u; j < TN; j++) acc[i * TN + j] += a[i] * bv[j];
         }
         barrier();
     }
 
-    for (uint j = 0u; j < TN; j++) {
+    [[unroll]] for (uint j = 0u; j < TN; j++) {
         uint r = r0 + ty + j * TY;
         if (r >= pc.rows) continue;
-        for (uint i = 0u; i < TM; i++) {
+        [[unroll]] for (uint i = 0u; i < TM; i++) {
             uint o = o0 + tx + i * TX;
             if (o < pc.outRows) y[pc.yOffset + r * pc.yStride + o] = acc[i * TN + j];
         }

@@ -1,23 +1,34 @@
 #version 450
-// Decode matrix–vector product y[o] = Σ_i x[i]·W[o, i], W in its GGUF layout (one TYPE_* define).
+#extension GL_EXT_control_flow_attributes : enable  // [[unroll]]: register arrays need constant indices
+// Decode matrix–vector product y[o] = Σ_i x[i]·W[o, i], W in its GGUF layout (one TYPE_* define);
+// with NUM_X > 1 also a register-blocked matrix–matrix product for a few activation rows.
 // Memory bound: every weight byte is read once, so the layout is built around streaming W.
 //
-// A workgroup owns NUM_ROWS consecutive output rows. Its invocations split a row into chunks
-// (1/PARTS of a 32-element block each for quantized types, single elements for F32/F16) and walk
-// them with stride = workgroup size; each chunk of x is loaded once and used for all NUM_ROWS rows
-// (x traffic per weight byte shrinks with NUM_ROWS). Partial sums are reduced with subgroupAdd
-// when the device offers it (one shared-memory slot per subgroup), else a shared-memory tree.
+// A workgroup owns NUM_ROWS consecutive weight rows × NUM_X consecutive activation rows. Its
+// invocations split a row into chunks (1/PARTS of a 32-element block each for quantized types,
+// single elements for F32/F16) and walk them with stride = workgroup size; each chunk of x is
+// loaded once and used for all NUM_ROWS weight rows (x traffic per weight byte shrinks with
+// NUM_ROWS), each weight chunk is decoded once for all NUM_X activation rows. Partial sums are
+// reduced with subgroupAdd when the device offers it (one shared-memory slot per subgroup), else a
+// shared-memory tree. For large prefills on GPUs the shared-memory tiled matmul.comp is better;
+// on CPU drivers, where every load is expensive, this register-blocked form is.
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
-layout(constant_id = 1) const uint NUM_ROWS = 2;  // output rows per workgroup
-layout(constant_id = 2) const uint PARTS = 1;     // invocations per quant block: 1, 2 or 4
+layout(constant_id = 1) const uint NUM_ROWS = 2;  // weight rows (outputs per activation row) per workgroup
+layout(constant_id = 2) const uint NUM_X = 1;     // activation rows per workgroup
+#ifndef PARTS
+#define PARTS 1u  // invocations per quant block: 1u, 2u or 4u (a define: it sizes register arrays)
+#endif
 
 layout(push_constant) uniform Push {
     uint cols;     // elements per weight row (= length of x)
     uint outRows;  // weight rows (= length of y)
     uint xOffset;  // elements
     uint yOffset;  // elements
+    uint rows;     // activation rows
+    uint xStride;  // elements between activation rows
+    uint yStride;  // elements between output rows
 } pc;
 
 #if defined(TYPE_F32)
@@ -30,15 +41,21 @@ layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 
+#define CHUNK_UNITS (4u / PARTS)
 #include "quant.glsl"
 
 // One slot per (row, subgroup) — or per (row, invocation) for the tree fallback; sized for the
 // worst case (subgroups of one invocation) since the subgroup size is only known at run time.
-shared float partial[NUM_ROWS * gl_WorkGroupSize.x];
+shared float partial[NUM_ROWS * NUM_X * gl_WorkGroupSize.x];
 
-vec4 load_x4(uint i) {
-    uint j = pc.xOffset + i;
+vec4 load_x4(uint j) {
     return vec4(x[j], x[j + 1u], x[j + 2u], x[j + 3u]);
+}
+
+void store_output(uint row0, uint xr0, uint a, float v) {
+    uint row = row0 + a / NUM_X;
+    uint xr = xr0 + a % NUM_X;
+    if (row < pc.outRows && xr < pc.rows) y[pc.yOffset + xr * pc.yStride + row] = v;
 }
 
 void main() {
@@ -48,76 +65,95 @@ void main() {
     uint group = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
     uint row0 = group * NUM_ROWS;
     if (row0 >= pc.outRows) return;  // whole workgroup leaves together: no barrier is skipped
+    uint xr0 = gl_WorkGroupID.z * NUM_X;
+    // Activation rows past the end re-read the last one (in bounds, result discarded).
+    uint xBase[NUM_X];
+    [[unroll]] for (uint j = 0u; j < NUM_X; j++) xBase[j] = pc.xOffset + min(xr0 + j, pc.rows - 1u) * pc.xStride;
 
-    float acc[NUM_ROWS];
-    for (uint r = 0u; r < NUM_ROWS; r++) acc[r] = 0.0;
+    const uint NACC = NUM_ROWS * NUM_X;
+    float acc[NACC];  // acc[r * NUM_X + j]: weight row row0 + r, activation row xr0 + j
+    [[unroll]] for (uint a = 0u; a < NACC; a++) acc[a] = 0.0;
 
 #ifdef QUANTIZED
-    const uint UNITS = 4u / PARTS;  // 8-element units per chunk
     uint nblocks = pc.cols / 32u;
     for (uint c = lid; c < nblocks * PARTS; c += WG) {
         uint blk = c / PARTS;
-        uint u0 = (c % PARTS) * UNITS;
-        // x for this chunk, loaded once for all rows.
-        vec4 xa[UNITS], xb[UNITS];
-        float xsum = 0.0;
-        for (uint k = 0u; k < UNITS; k++) {
-            uvec2 off = unit_offsets(u0 + k) + blk * 32u;
-            xa[k] = load_x4(off.x);
-            xb[k] = load_x4(off.y);
+        uint u0 = (c % PARTS) * CHUNK_UNITS;
+        // x for this chunk, loaded once for all weight rows.
+        vec4 xa[NUM_X * CHUNK_UNITS], xb[NUM_X * CHUNK_UNITS];
+        float xsum[NUM_X];
+        [[unroll]] for (uint j = 0u; j < NUM_X; j++) {
+            xsum[j] = 0.0;
+            [[unroll]] for (uint k = 0u; k < CHUNK_UNITS; k++) {
+                uvec2 off = unit_offsets(u0 + k) + blk * 32u + xBase[j];
+                xa[j * CHUNK_UNITS + k] = load_x4(off.x);
+                xb[j * CHUNK_UNITS + k] = load_x4(off.y);
 #if !defined(TYPE_Q8_0)
-            xsum += dot(xa[k] + xb[k], vec4(1.0));
+                xsum[j] += dot(xa[j * CHUNK_UNITS + k] + xb[j * CHUNK_UNITS + k], vec4(1.0));
 #endif
+            }
         }
-        for (uint r = 0u; r < NUM_ROWS; r++) {
+        [[unroll]] for (uint r = 0u; r < NUM_ROWS; r++) {
             // Rows past the end re-read the last row (kept in bounds, result discarded) so that
             // control flow stays uniform for the reduction.
             uint row = min(row0 + r, pc.outRows - 1u);
-            BlockRef b = block_ref(row * nblocks + blk);
-            vec2 dm = block_dm(b);
-            float qdot = 0.0;
-            for (uint k = 0u; k < UNITS; k++) {
-                vec4 qa, qb;
-                block_unit(b, u0 + k, qa, qb);
-                qdot += dot(qa, xa[k]) + dot(qb, xb[k]);
+            Chunk ch = load_chunk(block_ref(row * nblocks + blk), u0);
+            vec4 qa[CHUNK_UNITS], qb[CHUNK_UNITS];
+            [[unroll]] for (uint k = 0u; k < CHUNK_UNITS; k++) chunk_unit(ch, k, qa[k], qb[k]);
+            [[unroll]] for (uint j = 0u; j < NUM_X; j++) {
+                float qdot = 0.0;
+                [[unroll]] for (uint k = 0u; k < CHUNK_UNITS; k++) {
+                    qdot += dot(qa[k], xa[j * CHUNK_UNITS + k]) + dot(qb[k], xb[j * CHUNK_UNITS + k]);
+                }
+                // Q4_0's −8 is folded into chunk_unit; Q4_1's minimum m multiplies Σx.
+                acc[r * NUM_X + j] += ch.dm.x * qdot + ch.dm.y * xsum[j];
             }
-            acc[r] += dm.x * qdot + dm.y * xsum;
         }
     }
 #else
     for (uint i = lid; i < pc.cols; i += WG) {
-        float xi = x[pc.xOffset + i];
-        for (uint r = 0u; r < NUM_ROWS; r++) {
+        float xi[NUM_X];
+        [[unroll]] for (uint j = 0u; j < NUM_X; j++) xi[j] = x[xBase[j] + i];
+        [[unroll]] for (uint r = 0u; r < NUM_ROWS; r++) {
             uint row = min(row0 + r, pc.outRows - 1u);
 #if defined(TYPE_F32)
-            acc[r] += xi * wf[row * pc.cols + i];
+            float w = wf[row * pc.cols + i];
 #else
-            acc[r] += xi * unpackHalf2x16(uint(wh[row * pc.cols + i])).x;
+            float w = unpackHalf2x16(uint(wh[row * pc.cols + i])).x;
 #endif
+            [[unroll]] for (uint j = 0u; j < NUM_X; j++) acc[r * NUM_X + j] += xi[j] * w;
         }
     }
 #endif
 
+    // Output a = r * NUM_X + j goes to y[yOffset + (xr0 + j)·yStride + row0 + r] when both exist.
 #ifdef USE_SUBGROUP_ARITH
-    for (uint r = 0u; r < NUM_ROWS; r++) acc[r] = subgroupAdd(acc[r]);
+    [[unroll]] for (uint a = 0u; a < NACC; a++) acc[a] = subgroupAdd(acc[a]);
+    if (gl_NumSubgroups == 1u) {
+        // The whole workgroup is one subgroup: the sums are complete, skip shared memory.
+        if (subgroupElect()) {
+            [[unroll]] for (uint a = 0u; a < NACC; a++) store_output(row0, xr0, a, acc[a]);
+        }
+        return;
+    }
     if (subgroupElect()) {
-        for (uint r = 0u; r < NUM_ROWS; r++) partial[r * WG + gl_SubgroupID] = acc[r];
+        [[unroll]] for (uint a = 0u; a < NACC; a++) partial[a * WG + gl_SubgroupID] = acc[a];
     }
     barrier();
-    if (lid < NUM_ROWS && row0 + lid < pc.outRows) {
+    for (uint a = lid; a < NACC; a += WG) {
         float total = 0.0;
-        for (uint s = 0u; s < gl_NumSubgroups; s++) total += partial[lid * WG + s];
-        y[pc.yOffset + row0 + lid] = total;
+        for (uint s = 0u; s < gl_NumSubgroups; s++) total += partial[a * WG + s];
+        store_output(row0, xr0, a, total);
     }
 #else
-    for (uint r = 0u; r < NUM_ROWS; r++) partial[r * WG + lid] = acc[r];
+    [[unroll]] for (uint a = 0u; a < NACC; a++) partial[a * WG + lid] = acc[a];
     barrier();
     for (uint s = WG / 2u; s > 0u; s >>= 1) {
         if (lid < s) {
-            for (uint r = 0u; r < NUM_ROWS; r++) partial[r * WG + lid] += partial[r * WG + lid + s];
+            [[unroll]] for (uint a = 0u; a < NACC; a++) partial[a * WG + lid] += partial[a * WG + lid + s];
         }
         barrier();
     }
-    if (lid < NUM_ROWS && row0 + lid < pc.outRows) y[pc.yOffset + row0 + lid] = partial[lid * WG];
+    for (uint a = lid; a < NACC; a += WG) store_output(row0, xr0, a, partial[a * WG]);
 #endif
 }

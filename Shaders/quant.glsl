@@ -1,8 +1,8 @@
 // GGUF weight decoding for the matmul / matvec / embedding kernels.
 //
 // The including shader defines exactly one of TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_1
-// and, for the quantized types, declares the raw weight bytes as `uint wq[]` (32-bit words) before
-// including this file. Block layouts (see Sources/ModelFormats/GGMLType.swift):
+// and, for the quantized types, CHUNK_UNITS (see below) and the raw weight bytes as `uint wq[]`
+// (32-bit words) before including this file. Block layouts (see Sources/ModelFormats/GGMLType.swift):
 //   Q8_0: 34 bytes = f16 d, 32 × int8         x = d·q
 //   Q4_0: 18 bytes = f16 d, 16 nibble bytes   x = d·(q − 8)
 //   Q4_1: 20 bytes = f16 d, f16 m, 16 bytes   x = d·q + m
@@ -38,30 +38,44 @@ BlockRef block_ref(uint gb) {
     return b;
 }
 
-// (d, m) of the block; m = 0 for the types without a minimum.
-vec2 block_dm(BlockRef b) {
-#if defined(TYPE_Q4_1)
-    return unpackHalf2x16(wq[b.base]);
+// A block is handled in 4 "units" of 8 elements. Unit u covers elements
+//   Q4:   4u..4u+3 (qa) and 16+4u..16+4u+3 (qb)   — quant word u
+//   Q8_0: 8u..8u+3 (qa) and 8u+4..8u+7 (qb)       — quant words 2u, 2u+1
+// An invocation loads a "chunk" of CHUNK_UNITS consecutive units of one block (the including
+// shader defines CHUNK_UNITS, a constant expression dividing 4) into registers and decodes from
+// there. Each word is loaded once: some drivers (Mesa's lavapipe) turn every storage-buffer load
+// into a per-invocation loop, so loads are the cost to minimise, and GPUs prefer few wide
+// loads too. All array indices below are compile-time constants after unrolling.
+#if defined(TYPE_Q8_0)
+const uint WORDS_PER_UNIT = 2u;
 #else
-    uint w = wq[b.base];
-    return vec2(unpackHalf2x16(b.odd ? (w >> 16) : (w & 0xFFFFu)).x, 0.0);
+const uint WORDS_PER_UNIT = 1u;
 #endif
+const uint CHUNK_WORDS = CHUNK_UNITS * WORDS_PER_UNIT;
+
+struct Chunk {
+    vec2 dm;                 // (d, m); m = 0 for the types without a minimum
+    uint q[CHUNK_WORDS];     // quant bytes, 4 per word, little-endian
+};
+
+Chunk load_chunk(BlockRef b, uint u0) {
+    Chunk c;
+    uint first = u0 * WORDS_PER_UNIT;  // first quant word of the chunk
+#if defined(TYPE_Q4_1)
+    c.dm = unpackHalf2x16(wq[b.base]);
+    [[unroll]] for (uint j = 0u; j < CHUNK_WORDS; j++) c.q[j] = wq[b.base + 1u + first + j];
+#else
+    // Quant word j of the block = word j + 1 (odd block) or the top half of word j joined with
+    // the bottom half of word j + 1 (even block): CHUNK_WORDS + 1 loads cover the chunk.
+    uint raw[CHUNK_WORDS + 1u];
+    [[unroll]] for (uint j = 0u; j <= CHUNK_WORDS; j++) raw[j] = wq[b.base + first + j];
+    uint header = first == 0u ? raw[0] : wq[b.base];  // the chunk at the block start already has it
+    c.dm = vec2(unpackHalf2x16(b.odd ? (header >> 16) : (header & 0xFFFFu)).x, 0.0);
+    [[unroll]] for (uint j = 0u; j < CHUNK_WORDS; j++) c.q[j] = b.odd ? raw[j + 1u] : ((raw[j] >> 16) | (raw[j + 1u] << 16));
+#endif
+    return c;
 }
 
-// Word j of the block's quant bytes (j < 4 for Q4, j < 8 for Q8_0).
-uint block_qword(BlockRef b, uint j) {
-#if defined(TYPE_Q4_1)
-    return wq[b.base + 1u + j];
-#else
-    uint lo = wq[b.base + j];
-    uint hi = wq[b.base + j + 1u];
-    return b.odd ? hi : ((lo >> 16) | (hi << 16));
-#endif
-}
-
-// A block is processed in 4 "units" of 8 elements. Unit u covers elements
-//   Q4:   4u..4u+3 (qa) and 16+4u..16+4u+3 (qb)   — one quant word
-//   Q8_0: 8u..8u+3 (qa) and 8u+4..8u+7 (qb)       — two quant words
 uvec2 unit_offsets(uint u) {
 #if defined(TYPE_Q8_0)
     return uvec2(8u * u, 8u * u + 4u);
@@ -70,15 +84,15 @@ uvec2 unit_offsets(uint u) {
 #endif
 }
 
-// Raw quant values of unit u as floats (Q4_0 already shifted by −8; exact small integers).
-void block_unit(BlockRef b, uint u, out vec4 qa, out vec4 qb) {
+// Raw quant values of the chunk's k-th unit as floats (Q4_0 already shifted by −8; exact).
+void chunk_unit(Chunk c, uint k, out vec4 qa, out vec4 qb) {
 #if defined(TYPE_Q8_0)
-    int w0 = int(block_qword(b, 2u * u));
-    int w1 = int(block_qword(b, 2u * u + 1u));
+    int w0 = int(c.q[2u * k]);
+    int w1 = int(c.q[2u * k + 1u]);
     qa = vec4(bitfieldExtract(w0, 0, 8), bitfieldExtract(w0, 8, 8), bitfieldExtract(w0, 16, 8), bitfieldExtract(w0, 24, 8));
     qb = vec4(bitfieldExtract(w1, 0, 8), bitfieldExtract(w1, 8, 8), bitfieldExtract(w1, 16, 8), bitfieldExtract(w1, 24, 8));
 #else
-    uint w = block_qword(b, u);
+    uint w = c.q[k];
     qa = vec4(uvec4(w, w >> 8, w >> 16, w >> 24) & 0xFu);
     qb = vec4(uvec4(w >> 4, w >> 12, w >> 20, w >> 28) & 0xFu);
 #if defined(TYPE_Q4_0)
@@ -88,17 +102,17 @@ void block_unit(BlockRef b, uint u, out vec4 qa, out vec4 qb) {
 #endif
 }
 
-// Dequantized values of unit u, rounded exactly like ModelFormats.Dequantize.row
+// Dequantized values of the chunk's k-th unit, rounded exactly like ModelFormats.Dequantize.row
 // (`precise` keeps the compiler from fusing d·q + m into an fma, which would round once less).
-void dequant_unit(BlockRef b, vec2 dm, uint u, out vec4 va, out vec4 vb) {
+void dequant_unit(Chunk c, uint k, out vec4 va, out vec4 vb) {
     vec4 qa, qb;
-    block_unit(b, u, qa, qb);
+    chunk_unit(c, k, qa, qb);
 #if defined(TYPE_Q4_1)
-    precise vec4 ta = dm.x * qa + dm.y;
-    precise vec4 tb = dm.x * qb + dm.y;
+    precise vec4 ta = c.dm.x * qa + c.dm.y;
+    precise vec4 tb = c.dm.x * qb + c.dm.y;
 #else
-    precise vec4 ta = dm.x * qa;
-    precise vec4 tb = dm.x * qb;
+    precise vec4 ta = c.dm.x * qa;
+    precise vec4 tb = c.dm.x * qb;
 #endif
     va = ta;
     vb = tb;

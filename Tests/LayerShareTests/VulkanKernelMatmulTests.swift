@@ -69,6 +69,24 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
     }
 
     func testMatmulQuantized() throws {
+        try checkBothPrefillKernels { try quantizedCases() }
+    }
+
+    func testMatmulFloat() throws {
+        try checkBothPrefillKernels { try floatCases() }
+    }
+
+    /// Runs `body` with the device's default tuning, then with the other prefill kernel.
+    func checkBothPrefillKernels(_ body: () throws -> Void) throws {
+        try body()
+        var t = kernels.tuning
+        t.prefillRegisterBlocked.toggle()
+        kernels = try VulkanKernels(library: library, tuning: t)
+        print("… with the \(t.prefillRegisterBlocked ? "register-blocked" : "tiled") prefill kernel:")
+        try body()
+    }
+
+    func quantizedCases() throws {
         for type in Self.types where type.isQuantized {
             var worst = 0.0
             for (index, (o, k, r)) in Self.quantizedShapes.enumerated() {
@@ -79,7 +97,7 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         }
     }
 
-    func testMatmulFloat() throws {
+    func floatCases() throws {
         for type in Self.types where !type.isQuantized {
             var worst = 0.0
             for (index, (o, k, r)) in Self.floatShapes.enumerated() {
@@ -120,16 +138,26 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
     }
 
     func testTuningVariantsAgree() throws {
-        // The launch-shape knobs must not change results beyond rounding: try the other settings.
+        // The launch-shape knobs, both prefill kernels and the reduction path must not change results:
+        // several invocations per block, more rows per workgroup than invocations (and than one
+        // subgroup), several subgroups, and the shared-memory tree instead of subgroupAdd.
         let base = kernels.tuning
-        for (wg, rowsPer, parts) in [(32, 2, 4), (8, 3, 2), (64, 1, 1)] {
-            var t = base
-            t.matvecWorkgroup = wg; t.matvecRows = rowsPer; t.matvecParts = parts
-            t.gemmBM = 32; t.gemmBN = 16; t.gemmTM = 2; t.gemmTN = 4
-            kernels = try VulkanKernels(library: library, tuning: t)
-            for type in [GGMLType.q4_1, .q8_0, .q4_0] {
-                _ = try checkMatmul(type: type, outRows: 37, cols: 160, rows: 1, xOffset: 1, yOffset: 0)
-                _ = try checkMatmul(type: type, outRows: 37, cols: 160, rows: 19, xOffset: 0, yOffset: 2)
+        let subgroup = max(1, device.info.subgroupSize)
+        for (useSubgroups, configs) in [(true, [(32, 2, 4), (4, 5, 2)]), (false, [(2 * subgroup, 4 * subgroup + 1, 1)])] {
+            for (wg, rowsPer, parts) in configs {
+                var t = base
+                t.matvecWorkgroup = wg; t.matvecRows = rowsPer; t.matvecParts = parts
+                // Prefill alternates between the two kernels; the register-blocked one with
+                // tiles that do not divide the shapes.
+                t.prefillRegisterBlocked = parts != 4
+                t.prefillWeightRows = rowsPer; t.prefillActivationRows = 3
+                t.gemmBM = 32; t.gemmBN = 16; t.gemmTM = 2; t.gemmTN = 4
+                t.reduceWorkgroup = wg
+                kernels = try VulkanKernels(library: library, tuning: t, useSubgroupArithmetic: useSubgroups)
+                for type in [GGMLType.q4_1, .q8_0, .q4_0, .f16] {
+                    _ = try checkMatmul(type: type, outRows: 75, cols: 160, rows: 1, xOffset: 1, yOffset: 0)
+                    _ = try checkMatmul(type: type, outRows: 37, cols: 160, rows: 19, xOffset: 0, yOffset: 2)
+                }
             }
         }
     }

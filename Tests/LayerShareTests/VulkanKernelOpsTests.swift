@@ -14,6 +14,20 @@ final class VulkanKernelOpsTests: VulkanKernelTestCase {
     /// positive) is off by ≤ dim·u relatively, inversesqrt by a few ulp, then two products:
     /// threshold (dim + 16)·u.
     func testRMSNorm() throws {
+        print("rmsnorm: max relative error \(try checkRMSNorm())")
+    }
+
+    /// The shared-memory tree reductions (devices without subgroup arithmetic), with a workgroup
+    /// of several subgroups, must give the same results.
+    func testReductionsWithoutSubgroupOps() throws {
+        var t = kernels.tuning
+        t.reduceWorkgroup = 32
+        kernels = try VulkanKernels(library: library, tuning: t, useSubgroupArithmetic: false)
+        XCTAssertFalse(kernels.subgroupArithmetic)
+        print("tree reductions: rmsnorm \(try checkRMSNorm()), softmax \(try checkSoftmax())")
+    }
+
+    func checkRMSNorm() throws -> Double {
         var worst = 0.0
         for rows in Self.rowCounts {
             for dim in Self.sizes {
@@ -42,7 +56,7 @@ final class VulkanKernelOpsTests: VulkanKernelTestCase {
                 }
             }
         }
-        print("rmsnorm: max relative error \(worst)")
+        return worst
     }
 
     // MARK: - softmax
@@ -51,6 +65,10 @@ final class VulkanKernelOpsTests: VulkanKernelTestCase {
     /// (Vulkan allows 3 + 2|x| ulp), the sum of `cols` positive terms ≤ cols·u, one division:
     /// threshold (cols + 2·spread + 16)·u with spread the input range.
     func testSoftmax() throws {
+        print("softmax: max relative error \(try checkSoftmax())")
+    }
+
+    func checkSoftmax() throws -> Double {
         var worst = 0.0
         for rows in Self.rowCounts {
             for cols in Self.sizes {
@@ -79,7 +97,7 @@ final class VulkanKernelOpsTests: VulkanKernelTestCase {
                 }
             }
         }
-        print("softmax: max relative error \(worst)")
+        return worst
     }
 
     // MARK: - RoPE
@@ -235,9 +253,11 @@ final class VulkanKernelOpsTests: VulkanKernelTestCase {
                 kernels = try VulkanKernels(library: library, tuning: t)
             }
         }
-        for result in try VulkanKernelBench.standardMatvecReport(kernels, iterations: 10) {
+        for result in try VulkanKernelBench.standardMatvecReport(kernels, iterations: 5) {
             print("matvec bandwidth: \(result)")
         }
+        print(String(format: "matvec bandwidth: plain streaming shader on this device: %.2f GB/s", try VulkanKernelBench.streamBandwidth(kernels)))
+        print("matvec bandwidth: prefill \(try VulkanKernelBench.matvec(kernels, type: .q4_1, inDim: 576, outDim: 1536, rows: 64, iterations: 3))")
         print("matvec bandwidth: tuning \(kernels.tuning), subgroup arithmetic \(kernels.subgroupArithmetic), \(String(format: "%.1f", Date().timeIntervalSince(t0))) s")
     }
 }

@@ -9,6 +9,8 @@ public enum VulkanKernelBench {
         public let type: GGMLType
         public let inDim: Int
         public let outDim: Int
+        /// Activation rows (1 = decode matvec, more = prefill matmul).
+        public let rows: Int
         public let weightBytes: Int
         /// Mean GPU time of one dispatch (timestamps), or wall time per dispatch without them.
         public let seconds: Double
@@ -16,12 +18,15 @@ public enum VulkanKernelBench {
         /// Weight bytes / time: the figure to compare with the device's memory bandwidth.
         public var weightGBps: Double { Double(weightBytes) / seconds / 1e9 }
         /// Weights plus x and y traffic / time.
-        public var totalGBps: Double { Double(weightBytes + 4 * (inDim + outDim)) / seconds / 1e9 }
+        public var totalGBps: Double { Double(weightBytes + 4 * rows * (inDim + outDim)) / seconds / 1e9 }
+        public var gflops: Double { 2 * Double(rows * inDim * outDim) / seconds / 1e9 }
 
         public var description: String {
-            String(format: "%@ [%d→%d] %.2f MiB: %.1f µs, %.2f GB/s weights (%.2f GB/s incl. x, y)%@",
-                   type.description, inDim, outDim, Double(weightBytes) / 1048576, seconds * 1e6, weightGBps, totalGBps,
-                   timed ? "" : " [wall clock]")
+            let shape = String(format: "%@ [%d→%d]%@ %.2f MiB: %.1f µs", type.description, inDim, outDim,
+                               rows > 1 ? " × \(rows) rows" : "", Double(weightBytes) / 1048576, seconds * 1e6)
+            let speed = rows > 1 ? String(format: "%.2f GFLOP/s", gflops)
+                : String(format: "%.2f GB/s weights (%.2f GB/s incl. x, y)", weightGBps, totalGBps)
+            return "\(shape), \(speed)\(timed ? "" : " [wall clock]")"
         }
     }
 
@@ -29,7 +34,9 @@ public enum VulkanKernelBench {
     /// Runs `iterations` dispatches (after one warm-up batch, which also JIT-compiles the pipeline)
     /// in one batch, each writing its own output slot so no barriers are needed between them, and
     /// reports the mean per-dispatch time (the timestamp intervals tile the batch).
-    public static func matvec(_ kernels: VulkanKernels, type: GGMLType, inDim: Int, outDim: Int, iterations: Int = 20) throws -> MatvecResult {
+    /// With rows > 1 it times the prefill kernel instead (y = x·Wᵀ for `rows` activation rows).
+    public static func matvec(_ kernels: VulkanKernels, type: GGMLType, inDim: Int, outDim: Int, rows: Int = 1,
+                              iterations: Int = 20) throws -> MatvecResult {
         let device = kernels.device
         var generator = Xoshiro256StarStar(seed: 0x5EED)
         guard let rowBytes = type.rowBytes(inDim) else {
@@ -52,29 +59,57 @@ public enum VulkanKernelBench {
         let weight = try bytes.withUnsafeBytes {
             try VulkanMatrix(device: device, type: type, rows: outDim, cols: inDim, bytes: $0, label: "bench \(type)")
         }
-        let x = try DeviceBuffer(device: device, byteCount: inDim * 4, label: "bench x")
-        try x.upload((0..<inDim).map { Float(($0 % 17) - 8) / 8 })
+        let x = try DeviceBuffer(device: device, byteCount: rows * inDim * 4, label: "bench x")
+        try x.upload((0..<(rows * inDim)).map { Float(($0 % 17) - 8) / 8 })
         let slots = max(1, iterations)
-        let y = try DeviceBuffer(device: device, byteCount: outDim * 4 * slots, label: "bench y")
+        let y = try DeviceBuffer(device: device, byteCount: rows * outDim * 4 * slots, label: "bench y")
         let batch = try CommandBatch(device: device, maxTimestamps: slots)
 
         try batch.begin()
-        try kernels.matmul(batch, weight: weight, x: x, y: y, rows: 1, label: "warm-up")
+        try kernels.matmul(batch, weight: weight, x: x, y: y, rows: rows, label: "warm-up")
         try batch.run()
 
         try batch.begin()
         let start = DispatchTime.now().uptimeNanoseconds
         for i in 0..<slots {
-            try kernels.matmul(batch, weight: weight, x: x, y: y, yOffset: i * outDim, rows: 1, label: "matvec")
+            try kernels.matmul(batch, weight: weight, x: x, y: y, yOffset: i * rows * outDim, rows: rows, label: "matmul")
         }
         try batch.run()
         let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let times = batch.timings.map { $0.durationNs / 1e9 }
         if times.count == slots, times.reduce(0, +) > 0 {
-            return MatvecResult(type: type, inDim: inDim, outDim: outDim, weightBytes: weight.byteCount,
+            return MatvecResult(type: type, inDim: inDim, outDim: outDim, rows: rows, weightBytes: weight.byteCount,
                                 seconds: times.reduce(0, +) / Double(slots), timed: true)
         }
-        return MatvecResult(type: type, inDim: inDim, outDim: outDim, weightBytes: weight.byteCount, seconds: wall / Double(slots), timed: false)
+        return MatvecResult(type: type, inDim: inDim, outDim: outDim, rows: rows, weightBytes: weight.byteCount,
+                            seconds: wall / Double(slots), timed: false)
+    }
+
+    /// Reading speed of the plainest streaming shader (Shaders/bandwidth.comp) over `bytes` bytes:
+    /// the ceiling to compare matvec figures with on this device and driver.
+    public static func streamBandwidth(_ kernels: VulkanKernels, bytes: Int = 32 << 20, iterations: Int = 10) throws -> Double {
+        let device = kernels.device
+        let words = max(1, bytes / 16)
+        let wg = kernels.tuning.elementwiseWorkgroup
+        let groups = max(1, min(device.info.maxWorkgroupCount.0, words / (wg * 64)))
+        let pipeline = try kernels.library.pipeline("bandwidth.comp", specialization: [.uint(UInt32(wg))], bindings: 2, pushConstantBytes: 4)
+        let src = try DeviceBuffer(device: device, byteCount: words * 16, label: "bench stream")
+        try src.fill(0x1234_5678)
+        let dst = try DeviceBuffer(device: device, byteCount: groups * wg * 4, label: "bench stream out")
+        let batch = try CommandBatch(device: device, maxTimestamps: iterations)
+        var seconds = Double.infinity
+        for _ in 0..<2 {  // the first round also JIT-compiles
+            try batch.begin()
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<iterations {
+                try batch.dispatch(pipeline, [.read(src), .write(dst)], push: [.uint(UInt32(words))], groups: (groups, 1, 1), label: "stream")
+            }
+            try batch.run()
+            let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let gpu = batch.timings.map(\.durationNs).reduce(0, +) / 1e9
+            seconds = min(seconds, (batch.timings.count == iterations && gpu > 0 ? gpu : wall) / Double(iterations))
+        }
+        return Double(words * 16) / seconds / 1e9
     }
 
     /// The decode shapes of a SmolLM-135M-class model (hidden 576, FFN 1536, vocab 49152).

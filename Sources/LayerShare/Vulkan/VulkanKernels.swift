@@ -27,7 +27,13 @@ public final class VulkanKernels {
         public var matvecWorkgroup: Int
         public var matvecRows: Int
         public var matvecParts: Int
-        /// matmul (prefill) tile: BM weight rows × BN activation rows per workgroup, TM × TN per
+        /// Prefill (rows > 1) kernel: register-blocked matvec.comp with `prefillWeightRows` ×
+        /// `prefillActivationRows` outputs per workgroup (CPU drivers: loads are what costs), or the
+        /// shared-memory tiled matmul.comp (GPUs).
+        public var prefillRegisterBlocked: Bool
+        public var prefillWeightRows: Int
+        public var prefillActivationRows: Int
+        /// matmul.comp tile: BM weight rows × BN activation rows per workgroup, TM × TN per
         /// invocation; the workgroup has (BM/TM)·(BN/TN) invocations.
         public var gemmBM: Int
         public var gemmBN: Int
@@ -37,11 +43,16 @@ public final class VulkanKernels {
         public var reduceWorkgroup: Int
         public var elementwiseWorkgroup: Int
 
-        public init(matvecWorkgroup: Int, matvecRows: Int, matvecParts: Int, gemmBM: Int, gemmBN: Int, gemmTM: Int, gemmTN: Int,
+        public init(matvecWorkgroup: Int, matvecRows: Int, matvecParts: Int,
+                    prefillRegisterBlocked: Bool, prefillWeightRows: Int, prefillActivationRows: Int,
+                    gemmBM: Int, gemmBN: Int, gemmTM: Int, gemmTN: Int,
                     reduceWorkgroup: Int, elementwiseWorkgroup: Int) {
             self.matvecWorkgroup = matvecWorkgroup
             self.matvecRows = matvecRows
             self.matvecParts = matvecParts
+            self.prefillRegisterBlocked = prefillRegisterBlocked
+            self.prefillWeightRows = prefillWeightRows
+            self.prefillActivationRows = prefillActivationRows
             self.gemmBM = gemmBM
             self.gemmBN = gemmBN
             self.gemmTM = gemmTM
@@ -56,16 +67,21 @@ public final class VulkanKernels {
             let subgroup = max(1, info.subgroupSize)
             var t: Tuning
             if info.kind == .cpu {
-                // CPU drivers (lavapipe) run a workgroup as SIMD loops on one core: a few subgroups
-                // per workgroup, many rows per workgroup to reuse each x load, whole blocks per
-                // invocation to keep the per-block overhead low.
-                t = Tuning(matvecWorkgroup: pow2(subgroup * 2), matvecRows: 8, matvecParts: 1,
+                // CPU drivers (lavapipe) run a subgroup as one SIMD loop on one core, and Mesa 22's
+                // lavapipe turns every storage-buffer load into a per-invocation scalar loop, so
+                // loads dominate: one subgroup per workgroup (no shared-memory reduction), whole
+                // blocks per invocation (one header load per block) and many rows per workgroup
+                // so each x load serves 32 rows. Measured on lavapipe: 8 rows/workgroup reached
+                // ~60 % of the speed of 32.
+                t = Tuning(matvecWorkgroup: pow2(subgroup), matvecRows: 32, matvecParts: 1,
+                           prefillRegisterBlocked: true, prefillWeightRows: 8, prefillActivationRows: 8,
                            gemmBM: 64, gemmBN: 32, gemmTM: 4, gemmTN: 4,
                            reduceWorkgroup: pow2(subgroup * 8), elementwiseWorkgroup: pow2(subgroup * 8))
             } else {
                 // GPUs: enough invocations per row that short rows (576 = 18 blocks) still fill
                 // a few subgroups; a quarter block per invocation.
                 t = Tuning(matvecWorkgroup: max(64, pow2(subgroup)), matvecRows: 2, matvecParts: 4,
+                           prefillRegisterBlocked: false, prefillWeightRows: 2, prefillActivationRows: 4,
                            gemmBM: 64, gemmBN: 64, gemmTM: 4, gemmTN: 4,
                            reduceWorkgroup: 256, elementwiseWorkgroup: 256)
             }
@@ -82,18 +98,21 @@ public final class VulkanKernels {
         }
 
         public var description: String {
-            "matvec wg \(matvecWorkgroup) rows \(matvecRows) parts \(matvecParts); gemm \(gemmBM)x\(gemmBN) tile \(gemmTM)x\(gemmTN); "
+            "matvec wg \(matvecWorkgroup) rows \(matvecRows) parts \(matvecParts); prefill "
+                + (prefillRegisterBlocked ? "register-blocked \(prefillWeightRows)x\(prefillActivationRows)" : "tiled") + "; gemm \(gemmBM)x\(gemmBN) tile \(gemmTM)x\(gemmTN); "
                 + "reduce wg \(reduceWorkgroup); elementwise wg \(elementwiseWorkgroup)"
         }
     }
 
-    public init(library: PipelineLibrary, tuning: Tuning? = nil) throws {
+    /// `useSubgroupArithmetic: false` forces the shared-memory reduction paths even where
+    /// subgroup arithmetic exists (tests use it to cover the fallback).
+    public init(library: PipelineLibrary, tuning: Tuning? = nil, useSubgroupArithmetic: Bool = true) throws {
         self.library = library
         let info = library.device.info
         let t = tuning ?? Tuning.defaults(for: info)
         func isPow2(_ n: Int) -> Bool { n > 0 && n & (n - 1) == 0 }
         guard isPow2(t.matvecWorkgroup), isPow2(t.reduceWorkgroup), isPow2(t.elementwiseWorkgroup),
-              [1, 2, 4].contains(t.matvecParts), t.matvecRows >= 1,
+              [1, 2, 4].contains(t.matvecParts), t.matvecRows >= 1, t.prefillWeightRows >= 1, t.prefillActivationRows >= 1,
               t.gemmBM % t.gemmTM == 0, t.gemmBN % t.gemmTN == 0 else {
             throw VulkanError.invalidArgument("VulkanKernels: invalid tuning \(t)")
         }
@@ -102,12 +121,12 @@ public final class VulkanKernels {
         guard limits.allSatisfy({ $0 <= info.maxWorkgroupInvocations }) else {
             throw VulkanError.invalidArgument("VulkanKernels: tuning \(t) exceeds maxComputeWorkGroupInvocations \(info.maxWorkgroupInvocations)")
         }
-        let shared = [t.matvecRows * t.matvecWorkgroup * 4, 32 * (t.gemmBM + t.gemmBN) * 4, t.reduceWorkgroup * 4]
+        let shared = [t.matvecRows * t.matvecWorkgroup * 4, t.prefillWeightRows * t.prefillActivationRows * t.matvecWorkgroup * 4, 32 * (t.gemmBM + t.gemmBN) * 4, t.reduceWorkgroup * 4]
         guard shared.allSatisfy({ $0 <= info.maxSharedMemory }) else {
             throw VulkanError.invalidArgument("VulkanKernels: tuning \(t) needs more than the \(info.maxSharedMemory) bytes of shared memory")
         }
         self.tuning = t
-        subgroupArithmetic = Self.querySubgroupArithmetic(library.device)
+        subgroupArithmetic = useSubgroupArithmetic && Self.querySubgroupArithmetic(library.device)
     }
 
     static func querySubgroupArithmetic(_ device: VulkanDevice) -> Bool {
@@ -190,7 +209,7 @@ public final class VulkanKernels {
 
     /// y[r, o] = Σ_i x[r, i] · W[o, i] for r < rows: x row r at `xOffset + r·xStride` (cols floats),
     /// y row r at `yOffset + r·yStride` (weight.rows floats). Strides default to packed rows.
-    /// rows == 1 uses the decode matrix–vector kernel, rows > 1 the tiled prefill kernel.
+    /// rows == 1 uses the decode matrix–vector kernel, rows > 1 the prefill kernel chosen by `tuning`.
     public func matmul(_ batch: CommandBatch, weight: VulkanMatrix, x: DeviceBuffer, xOffset: Int = 0,
                        y: DeviceBuffer, yOffset: Int = 0, rows: Int, xStride: Int? = nil, yStride: Int? = nil,
                        label: String, group: String = "") throws {
@@ -214,13 +233,16 @@ public final class VulkanKernels {
         }
         let typeDefine = try Self.typeDefine(weight.type)
         let t = tuning
-        if rows == 1 {
-            let p = try pipeline("matvec.comp", defines: [typeDefine: "1"],
-                                 specialization: [Self.u(t.matvecWorkgroup), Self.u(t.matvecRows), Self.u(t.matvecParts)],
-                                 bindings: 3, pushWords: 4)
-            let groups = try folded((outRows + t.matvecRows - 1) / t.matvecRows, what)
+        if rows == 1 || t.prefillRegisterBlocked {
+            let (wRows, xRows) = rows == 1 ? (t.matvecRows, 1) : (t.prefillWeightRows, t.prefillActivationRows)
+            let p = try pipeline("matvec.comp", defines: [typeDefine: "1", "PARTS": "\(t.matvecParts)u"],
+                                 specialization: [Self.u(t.matvecWorkgroup), Self.u(wRows), Self.u(xRows)],
+                                 bindings: 3, pushWords: 7)
+            var groups = try folded((outRows + wRows - 1) / wRows, what)
+            groups.2 = (rows + xRows - 1) / xRows
+            guard groups.2 <= device.info.maxWorkgroupCount.2 else { throw fail(what, "\(rows) rows exceed the device's grid limits") }
             try batch.dispatch(p, [.read(weight.buffer), .read(x), .write(y)],
-                               push: [Self.u(cols), Self.u(outRows), Self.u(xOffset), Self.u(yOffset)],
+                               push: [Self.u(cols), Self.u(outRows), Self.u(xOffset), Self.u(yOffset), Self.u(rows), Self.u(xs), Self.u(ys)],
                                groups: groups, label: label, group: group)
         } else {
             let invocations = (t.gemmBM / t.gemmTM) * (t.gemmBN / t.gemmTN)
@@ -403,7 +425,7 @@ public final class VulkanKernels {
         let wg = tuning.elementwiseWorkgroup
         let p = try pipeline("embedding.comp", defines: [try Self.typeDefine(table.type): "1"],
                              specialization: [Self.u(wg)], bindings: 3, pushWords: 6)
-        let perRow = table.type.isQuantized ? cols / 32 * 4 : cols  // invocations per row
+        let perRow = table.type.isQuantized ? cols / 32 : cols  // invocations per row: a block each, or an element each
         let (_, maxY, maxZ) = device.info.maxWorkgroupCount
         let gy = min(rows, maxY), gz = (rows + maxY - 1) / maxY
         let gx = (perRow + wg - 1) / wg
