@@ -51,6 +51,9 @@ public final class CommandBatch {
     /// Dispatches and barriers recorded since `begin()`.
     public private(set) var dispatchCount = 0
     public private(set) var barrierCount = 0
+    /// Buffer copies recorded since `begin()` (timed like dispatches, so a profile covers
+    /// `dispatchCount + copyCount` commands).
+    public private(set) var copyCount = 0
     /// Per-dispatch GPU timings of the last completed batch (empty without timestamps).
     public private(set) var timings: [DispatchTiming] = []
     /// Keeps buffers bound in this batch alive until it completes.
@@ -105,6 +108,7 @@ public final class CommandBatch {
         retained.removeAll(keepingCapacity: true)
         dispatchCount = 0
         barrierCount = 0
+        copyCount = 0
         queryCount = 0
         if let queryPool {
             vkCmdResetQueryPool(commandBuffer, queryPool, 0, UInt32(queryCapacity))
@@ -216,6 +220,7 @@ public final class CommandBatch {
         retained.append(src); retained.append(dst)
         var region = VkBufferCopy(srcOffset: VkDeviceSize(srcOffset), dstOffset: VkDeviceSize(dstOffset), size: VkDeviceSize(bytes))
         vkCmdCopyBuffer(commandBuffer, src.handle, dst.handle, 1, &region)
+        copyCount += 1
         stamp(label, group)
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import ModelFormats
+import VulkanCompute
 
 /// One measured configuration of `layershare bench`.
 public struct BenchResult: Codable, Sendable {
@@ -60,6 +61,24 @@ public struct Benchmark {
         return (prefill, rates)
     }
 
+    /// One `BenchResult` per context length for a runner (labelled `plan`). `backend` supplies the
+    /// memory figures on Vulkan (nil on the CPU path: weight and peak device bytes are 0).
+    public func results(plan: String, runner: ModelRunner, backend: VulkanBackend?, tokens: [Int], contexts: [Int],
+                        progress: (String) -> Void = { _ in }) throws -> [BenchResult] {
+        try contexts.map { context in
+            progress("[\(plan)] context \(context): prefill + \(runs)×\(steps) decode steps…")
+            let (prefill, decode) = try measure(runner, tokens: tokens, context: context)
+            let r = BenchResult(plan: plan, context: context, prefillTokensPerSecond: prefill,
+                                decodeTokensPerSecond: Self.median(decode), decodeMin: decode.min()!, decodeMax: decode.max()!,
+                                weightBytes: backend?.weightBytes ?? 0,
+                                kvCacheBytes: runner.kvCacheBytes * context / runner.capacity,
+                                peakDeviceBytes: backend?.device.peakAllocatedBytes ?? 0)
+            progress(String(format: "  prefill %.1f tok/s, decode %.1f tok/s (%.1f–%.1f)", r.prefillTokensPerSecond,
+                            r.decodeTokensPerSecond, r.decodeMin, r.decodeMax))
+            return r
+        }
+    }
+
     public static func median(_ values: [Double]) -> Double {
         let s = values.sorted()
         return s.isEmpty ? .nan : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
@@ -68,6 +87,13 @@ public struct Benchmark {
 
 /// Markdown table and SVG line plot of bench results.
 public enum BenchReport {
+    /// bench.json: the results array, keys sorted so reruns diff cleanly.
+    public static func json(_ results: [BenchResult]) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(results)
+    }
+
     public static func markdown(_ results: [BenchResult], header: String) -> String {
         var lines = [header, "",
                      "| plan | context | prefill tok/s | decode tok/s (median, min–max) | weights | KV cache | peak device memory |",

@@ -17,6 +17,7 @@ public struct KernelProfile {
     public private(set) var kernels: [String: Row] = [:]
     public private(set) var groups: [String: Row] = [:]
     public private(set) var gpuNs = 0.0
+    /// Timed commands (dispatches and copies).
     public private(set) var dispatches = 0
 
     public init() {}
@@ -25,7 +26,8 @@ public struct KernelProfile {
         for batch in batches {
             for t in batch {
                 kernels[t.label, default: Row(name: t.label)].record(t)
-                groups[t.group.isEmpty ? "(none)" : t.group, default: Row(name: t.group)].record(t)
+                let group = t.group.isEmpty ? "(none)" : t.group
+                groups[group, default: Row(name: group)].record(t)
                 gpuNs += t.durationNs
                 dispatches += 1
             }
@@ -57,6 +59,11 @@ extension KernelProfile.Row {
 /// Chrome trace-event JSON (chrome://tracing, Perfetto): one complete event per timed command.
 public enum ChromeTrace {
     public static func write(_ phases: [(name: String, batches: [[DispatchTiming]])], to url: URL) throws {
+        try data(phases).write(to: url)
+    }
+
+    /// Batches are laid end to end (1 µs apart) on one timeline; each phase is its own thread.
+    public static func data(_ phases: [(name: String, batches: [[DispatchTiming]])]) throws -> Data {
         var events: [[String: Any]] = []
         var cursorUs = 0.0
         for (tid, phase) in phases.enumerated() {
@@ -73,7 +80,6 @@ public enum ChromeTrace {
                 cursorUs += (batch.last.map { $0.startNs + $0.durationNs } ?? 0) / 1000 + 1
             }
         }
-        let data = try JSONSerialization.data(withJSONObject: ["traceEvents": events, "displayTimeUnit": "ms"], options: [.sortedKeys])
-        try data.write(to: url)
+        return try JSONSerialization.data(withJSONObject: ["traceEvents": events, "displayTimeUnit": "ms"], options: [.sortedKeys])
     }
 }
