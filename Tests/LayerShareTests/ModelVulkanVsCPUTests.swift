@@ -8,7 +8,8 @@ final class ModelVulkanVsCPUTests: XCTestCase {
         var tokens = model.tokenizer.encode("""
         The history of the printing press begins in the fifteenth century, when Johannes Gutenberg combined \
         movable metal type, oil-based inks and a wooden press adapted from wine making. Within fifty years, \
-        presses operated in more than two hundred cities across Europe, and the price of books fell sharply.
+        presses operated in more than two hundred cities across Europe, and the price of books fell sharply. \
+        Scholars could compare identical copies of a text for the first time, and errors stopped multiplying.
         """)
         XCTAssertGreaterThanOrEqual(tokens.count, 64)
         tokens = Array(tokens.prefix(64))
