@@ -5,31 +5,44 @@
 // Q [rows, heads, HEAD_DIM], K/V caches [capacity, kvHeads, HEAD_DIM] (position-major),
 // O [rows, heads, HEAD_DIM]. Query row i sits at position start + i and sees keys 0 ... start + i.
 //
-// Workgroup (x = kv head, y = block of ROWS query rows) owns the GROUP query heads that share its
-// kv head, for ROWS rows: M = ROWS·GROUP query vectors, kept (pre-scaled) in shared memory. Keys
-// are processed in tiles of TILE = KPT·WG_SIZE keys:
-//   1. scores: invocation t takes keys t, t + WG_SIZE, ... of the tile and scores them against all
-//      M query vectors, reading each K row once (so once per group and row block, not once per
-//      query head and row); all invocations read the same Q address (a broadcast on GPUs)
-//   2. per query vector: new running max, rescale factor, p = exp(s − max), running sum
-//   3. invocation t takes output columns t, t + WG_SIZE, ... of all M vectors:
-//      acc = acc·alpha + Σ_c p[m, c]·V[c, col]  (V reads coalesced, p reads uniform, 4 keys per load)
-// Only one M×TILE tile of scores exists at a time; the T×T matrix never does.
+// Same register/subgroup design as attention_decode.comp, with several query rows per subgroup:
+// workgroup (x = kv head, y = group of NSUB row blocks); each subgroup independently owns one block
+// of ROWS consecutive query rows × the GROUP query heads sharing the kv head (M = ROWS·GROUP query
+// vectors), so every K/V row it loads serves M query vectors. Lane l owns the VEC-wide column
+// vectors l, l + SUBGROUP, ... of a head row: Q (pre-scaled) and the output accumulators live in
+// registers, K/V loads are VEC wide and coalesced, a score is a subgroupAdd of per-lane partial dot
+// products, and the online softmax runs over chunks of CHUNK keys. No shared memory and no barriers
+// at all: on CPU drivers such as lavapipe every shared-memory or buffer load costs a loop over the
+// lanes, so the kernel does few, wide loads. The key loop stops at the block's last visible key
+// (causal early exit); only the last ROWS − 1 keys need a per-row mask.
 //
 // Defines (chosen by VulkanAttention.swift from the device limits):
-//   HEAD_DIM  head dimension (multiple of 4)
+//   HEAD_DIM  head dimension (multiple of 16)
 //   GROUP     query heads per kv head
-//   ROWS      query rows per workgroup
-//   WG_SIZE   invocations; divides HEAD_DIM
-//   KPT       keys per invocation in the score phase
+//   ROWS      query rows per subgroup
+//   SUBGROUP  the subgroup size (pipelines request full subgroups of this size where supported)
+//   NSUB      subgroups per workgroup; WG_SIZE = SUBGROUP · NSUB
+//   VEC       floats per lane load (1, 2 or 4; divides HEAD_DIM)
+//   CHUNK     keys per online-softmax step
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_EXT_control_flow_attributes : require
 #include "attention_common.glsl"
 
 layout(local_size_x = WG_SIZE) in;
 
-layout(set = 0, binding = 0) readonly buffer QBuf { vec4 q4[]; };
-layout(set = 0, binding = 1) readonly buffer KBuf { vec4 k4[]; };
-layout(set = 0, binding = 2) readonly buffer VBuf { float v[]; };
-layout(set = 0, binding = 3) writeonly buffer OBuf { float o[]; };
+#if VEC == 4
+#define VT vec4
+#elif VEC == 2
+#define VT vec2
+#else
+#define VT float
+#endif
+
+layout(set = 0, binding = 0) readonly buffer QBuf { VT q[]; };
+layout(set = 0, binding = 1) readonly buffer KBuf { VT k[]; };
+layout(set = 0, binding = 2) readonly buffer VBuf { VT v[]; };
+layout(set = 0, binding = 3) writeonly buffer OBuf { VT o[]; };
 // Bindings 4 (split-K partials) and 5 (probabilities) belong to the decode kernel; unused here.
 
 layout(push_constant) uniform Push {
@@ -42,137 +55,102 @@ layout(push_constant) uniform Push {
     float scale;
 } pc;
 
-const uint D = HEAD_DIM;
-const uint D4 = HEAD_DIM / 4;
+const uint DV = HEAD_DIM / VEC;                      // VT vectors per head row
+const uint SLOTS = (DV + SUBGROUP - 1) / SUBGROUP;   // VT vectors per lane
 const uint M = ROWS * GROUP;
-const uint TILE = WG_SIZE * KPT;
-const uint COLS = HEAD_DIM / WG_SIZE;  // output columns per invocation
-
-shared vec4 sQ[M * D4];
-shared vec4 sS4[M * TILE / 4];  // scores, then probabilities; vec4 so one load serves 4 keys
-shared float sMax[M];
-shared float sSum[M];
-shared float sAlpha[M];
 
 void main() {
-    const uint tid = gl_LocalInvocationID.x;
+    const uint lane = gl_SubgroupInvocationID;
     const uint kvh = gl_WorkGroupID.x;
-    const uint row0 = gl_WorkGroupID.y * ROWS;
+    const uint row0 = (gl_WorkGroupID.y * NSUB + gl_SubgroupID) * ROWS;
+    // Uniform per subgroup, and the kernel has no barriers: a subgroup past the end just leaves.
+    if (row0 >= pc.rows) return;
     const uint heads = pc.kvHeads * GROUP;
     const uint rowsHere = min(uint(ROWS), pc.rows - row0);
-    const uint blockEnd = pc.start + row0 + rowsHere;       // keys visible to the block's last row
-    const uint kEnd = blockEnd;
+    const uint firstPos = pc.start + row0;        // position of the block's first row
+    const uint kEnd = firstPos + rowsHere;        // keys visible to the block's last row
+    const uint rowStride = pc.kvHeads * DV;
 
-    // Q block, pre-multiplied by scale (one multiply per element instead of per score), zero for
-    // rows past the end. Vector m = r·GROUP + g: the GROUP heads of one row are contiguous in Q.
-    for (uint i = tid; i < M * D4; i += WG_SIZE) {
-        const uint m = i / D4;
-        const uint r = m / GROUP;
-        vec4 x = vec4(0.0);
-        if (r < rowsHere) x = q4[((row0 + r) * heads + kvh * GROUP + m % GROUP) * D4 + i % D4] * pc.scale;
-        sQ[i] = x;
+    // Vector m = r·GROUP + g (the GROUP heads of one row are contiguous in Q). Rows past the end
+    // repeat the last real row: their results are computed but never stored.
+    VT qr[M * SLOTS];
+    VT acc[M * SLOTS];
+    float runMax[M];
+    float runSum[M];
+    [[unroll]] for (uint m = 0u; m < M; m++) {
+        const uint r = min(m / GROUP, rowsHere - 1u);
+        const uint qb = ((row0 + r) * heads + kvh * GROUP + m % GROUP) * DV;
+        runMax[m] = ATTN_MASKED;
+        runSum[m] = 0.0;
+        [[unroll]] for (uint j = 0u; j < SLOTS; j++) {
+            const uint c = lane + j * SUBGROUP;
+            qr[m * SLOTS + j] = c < DV ? q[qb + c] * pc.scale : VT(0.0);
+            acc[m * SLOTS + j] = VT(0.0);
+        }
     }
-    for (uint m = tid; m < M; m += WG_SIZE) {
-        sMax[m] = ATTN_MASKED;
-        sSum[m] = 0.0;
-    }
 
-    float acc[M * COLS];
-    for (uint i = 0u; i < M * COLS; i++) acc[i] = 0.0;
-    barrier();
-
-    for (uint t0 = 0u; t0 < kEnd; t0 += TILE) {
-        // 1. Scores of keys t0 + tid + i·WG_SIZE (i < KPT) against every query vector of the block:
-        //    each Q load serves KPT keys, each K load M query vectors.
-        {
-            float s[M * KPT];
-            for (uint i = 0u; i < M * KPT; i++) s[i] = 0.0;
-            uint kb[KPT];
-            for (uint i = 0u; i < KPT; i++) {
-                // Rows past the range are clamped to the last valid key: read, then masked below.
-                kb[i] = (min(t0 + tid + i * WG_SIZE, kEnd - 1u) * pc.kvHeads + kvh) * D4;
-            }
-            for (uint c4 = 0u; c4 < D4; c4++) {
-                vec4 kx[KPT];
-                for (uint i = 0u; i < KPT; i++) kx[i] = k4[kb[i] + c4];
-                for (uint m = 0u; m < M; m++) {
-                    const vec4 qv = sQ[m * D4 + c4];
-                    for (uint i = 0u; i < KPT; i++) s[m * KPT + i] += dot(qv, kx[i]);
+    for (uint c0 = 0u; c0 < kEnd; c0 += CHUNK) {
+        // Scores of CHUNK keys against the M vectors; loop bounds are uniform, so subgroupAdd is too.
+        float s[M * CHUNK];
+        [[unroll]] for (uint kk = 0u; kk < CHUNK; kk++) {
+            const uint key = c0 + kk;
+            float dots[M];
+            [[unroll]] for (uint m = 0u; m < M; m++) dots[m] = 0.0;
+            if (key < kEnd) {
+                const uint kb = key * rowStride + kvh * DV;
+                [[unroll]] for (uint j = 0u; j < SLOTS; j++) {
+                    const uint c = lane + j * SUBGROUP;
+                    const VT kx = c < DV ? k[kb + c] : VT(0.0);
+                    [[unroll]] for (uint m = 0u; m < M; m++) dots[m] += dot(qr[m * SLOTS + j], kx);
                 }
             }
-            for (uint i = 0u; i < KPT; i++) {
-                const uint c = tid + i * WG_SIZE;
-                const uint key = t0 + c;
-                for (uint m = 0u; m < M; m++) {
-                    const uint r = m / GROUP;
-                    const bool visible = key < kEnd && r < rowsHere && key <= pc.start + row0 + r;
-                    sS4[(m * TILE + c) / 4u][c % 4u] = visible ? s[m * KPT + i] : ATTN_MASKED;
-                }
+            [[unroll]] for (uint m = 0u; m < M; m++) {
+                const float sc = subgroupAdd(dots[m]);
+                // Causal mask: row r sees keys ≤ firstPos + r (also masks keys ≥ kEnd).
+                s[m * CHUNK + kk] = key <= firstPos + m / GROUP && key < kEnd ? sc : ATTN_MASKED;
             }
         }
-        barrier();
-
-        // 2. Online softmax bookkeeping, one invocation per query vector.
-        for (uint m = tid; m < M; m += WG_SIZE) {
-            const float oldMax = sMax[m];
-            float newMax = oldMax;
-            for (uint c4 = 0u; c4 < TILE / 4u; c4++) {
-                const vec4 sc = sS4[m * (TILE / 4u) + c4];
-                newMax = max(newMax, max(max(sc.x, sc.y), max(sc.z, sc.w)));
-            }
+        // Online softmax step over the chunk (identical in every lane of the subgroup).
+        [[unroll]] for (uint m = 0u; m < M; m++) {
+            float newMax = runMax[m];
+            [[unroll]] for (uint kk = 0u; kk < CHUNK; kk++) newMax = max(newMax, s[m * CHUNK + kk]);
+            // runMax == ATTN_MASKED (nothing seen yet) gives alpha 0 or 1; acc and sum are 0 then.
+            const float alpha = exp(runMax[m] - newMax);
             float sum = 0.0;
-            for (uint c4 = 0u; c4 < TILE / 4u; c4++) {
-                const vec4 sc = sS4[m * (TILE / 4u) + c4];
-                // Masked keys contribute exactly 0 (also when the row has seen no key yet).
-                const vec4 p = mix(exp(sc - newMax), vec4(0.0), equal(sc, vec4(ATTN_MASKED)));
-                sS4[m * (TILE / 4u) + c4] = p;
-                sum += (p.x + p.y) + (p.z + p.w);
+            [[unroll]] for (uint kk = 0u; kk < CHUNK; kk++) {
+                const float sc = s[m * CHUNK + kk];
+                const float p = sc == ATTN_MASKED ? 0.0 : exp(sc - newMax);
+                s[m * CHUNK + kk] = p;
+                sum += p;
             }
-            // oldMax == ATTN_MASKED gives alpha = 0 (or 1 while nothing is visible; acc is 0 then).
-            const float alpha = exp(oldMax - newMax);
-            sAlpha[m] = alpha;
-            sSum[m] = sSum[m] * alpha + sum;
-            sMax[m] = newMax;
+            runSum[m] = runSum[m] * alpha + sum;
+            runMax[m] = newMax;
+            [[unroll]] for (uint j = 0u; j < SLOTS; j++) acc[m * SLOTS + j] *= alpha;
         }
-        barrier();
-
-        // 3. Rescale and accumulate p·V for columns tid, tid + WG_SIZE, ...
-        for (uint m = 0u; m < M; m++) {
-            const float alpha = sAlpha[m];
-            for (uint j = 0u; j < COLS; j++) acc[m * COLS + j] *= alpha;
-        }
-        // Four keys per step: one vec4 load of p serves four FMAs per column. V rows past the
-        // end of the range are never read (their p is 0, but the memory may hold anything).
-        const uint tileKeys = min(uint(TILE), kEnd - t0);
-        for (uint c = 0u; c < tileKeys; c += 4u) {
-            const uint vb = ((t0 + c) * pc.kvHeads + kvh) * D + tid;
-            const uint vs = pc.kvHeads * D;
-            float vx[4 * COLS];
-            for (uint j = 0u; j < COLS; j++) {
-                vx[4u * j] = v[vb + j * WG_SIZE];
-                vx[4u * j + 1u] = c + 1u < tileKeys ? v[vb + vs + j * WG_SIZE] : 0.0;
-                vx[4u * j + 2u] = c + 2u < tileKeys ? v[vb + 2u * vs + j * WG_SIZE] : 0.0;
-                vx[4u * j + 3u] = c + 3u < tileKeys ? v[vb + 3u * vs + j * WG_SIZE] : 0.0;
-            }
-            for (uint m = 0u; m < M; m++) {
-                const vec4 p = sS4[(m * TILE + c) / 4u];
-                for (uint j = 0u; j < COLS; j++) {
-                    acc[m * COLS + j] += dot(p, vec4(vx[4u * j], vx[4u * j + 1u], vx[4u * j + 2u], vx[4u * j + 3u]));
+        [[unroll]] for (uint kk = 0u; kk < CHUNK; kk++) {
+            const uint key = c0 + kk;
+            // Never read V past the range (p would be 0, but the memory may hold NaN).
+            if (key < kEnd) {
+                const uint vb = key * rowStride + kvh * DV;
+                [[unroll]] for (uint j = 0u; j < SLOTS; j++) {
+                    const uint c = lane + j * SUBGROUP;
+                    const VT vx = c < DV ? v[vb + c] : VT(0.0);
+                    [[unroll]] for (uint m = 0u; m < M; m++) acc[m * SLOTS + j] += s[m * CHUNK + kk] * vx;
                 }
             }
         }
-        barrier();  // the next tile overwrites sS
     }
 
-    for (uint m = 0u; m < M; m++) {
+    [[unroll]] for (uint m = 0u; m < M; m++) {
         const uint r = m / GROUP;
-        if (r >= rowsHere) break;
-        const uint h = kvh * GROUP + m % GROUP;
-        const uint row = row0 + r;
-        // Key 0 is visible to every row, so the sum is ≥ 1 (the max key contributes exp(0)).
-        const float inv = 1.0 / sSum[m];
-        for (uint j = 0u; j < COLS; j++) {
-            o[(row * heads + h) * D + tid + j * WG_SIZE] = acc[m * COLS + j] * inv;
+        if (r < rowsHere) {
+            // Key 0 is visible to every row, so the sum is ≥ 1 (the max key contributes exp(0)).
+            const float inv = 1.0 / runSum[m];
+            const uint ob = ((row0 + r) * heads + kvh * GROUP + m % GROUP) * DV;
+            [[unroll]] for (uint j = 0u; j < SLOTS; j++) {
+                const uint c = lane + j * SUBGROUP;
+                if (c < DV) o[ob + c] = acc[m * SLOTS + j] * inv;
+            }
         }
     }
 }

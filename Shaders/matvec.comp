@@ -31,7 +31,13 @@ layout(push_constant) uniform Push {
     uint yStride;  // elements between output rows
 } pc;
 
-#if defined(TYPE_F32)
+#if defined(WEIGHTS_TEXEL)
+// Quantized weights as R32G32B32A32_UINT texels (see quant.glsl): much faster on lavapipe.
+#if defined(TYPE_F32) || defined(TYPE_F16)
+#error WEIGHTS_TEXEL is for the quantized types
+#endif
+layout(binding = 0) uniform usamplerBuffer wt;
+#elif defined(TYPE_F32)
 layout(std430, binding = 0) readonly buffer Weights { float wf[]; };
 #elif defined(TYPE_F16)
 layout(std430, binding = 0) readonly buffer Weights { uint16_t wh[]; };

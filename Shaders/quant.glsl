@@ -2,7 +2,8 @@
 //
 // The including shader defines exactly one of TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_1
 // and, for the quantized types, CHUNK_UNITS (see below) and the raw weight bytes as `uint wq[]`
-// (32-bit words) before including this file. Block layouts (see Sources/ModelFormats/GGMLType.swift):
+// (32-bit words) — or, with WEIGHTS_TEXEL, as `uniform usamplerBuffer wt` (see below) — before
+// including this file. Block layouts (see Sources/ModelFormats/GGMLType.swift):
 //   Q8_0: 34 bytes = f16 d, 32 × int8         x = d·q
 //   Q4_0: 18 bytes = f16 d, 16 nibble bytes   x = d·(q − 8)
 //   Q4_1: 20 bytes = f16 d, f16 m, 16 bytes   x = d·q + m
@@ -14,6 +15,13 @@
 // so each quant word is stitched from two neighbouring words; for odd blocks they are word aligned.
 // The stitched read of the last even block touches 2 bytes past the block; VulkanMatrix pads
 // its buffer so that stays inside the binding.
+//
+// With WEIGHTS_TEXEL the weights are instead a uniform texel buffer `wt` of R32G32B32A32_UINT
+// texels (16 bytes each): some drivers (Mesa's lavapipe) gather texels with vector code while
+// every storage-buffer load is a scalar per-invocation loop, so there a few wide fetches beat many
+// word loads ~10×. A run of words is fetched as the texels covering it and the words are picked
+// by selects on the start word's position in its texel (registers need constant indices). The
+// fetch may reach one texel past the run; VulkanMatrix's tail padding covers it.
 
 #if defined(TYPE_Q8_0) || defined(TYPE_Q4_0) || defined(TYPE_Q4_1)
 #define QUANTIZED 1
@@ -52,6 +60,35 @@ const uint WORDS_PER_UNIT = 2u;
 const uint WORDS_PER_UNIT = 1u;
 #endif
 const uint CHUNK_WORDS = CHUNK_UNITS * WORDS_PER_UNIT;
+const uint RUN_WORDS = CHUNK_WORDS + 1u;  // a chunk's words plus one (header, or stitching)
+
+#ifdef WEIGHTS_TEXEL
+uint weight_word(uint i) {
+    uvec4 t = texelFetch(wt, int(i >> 2));
+    uint k = i & 3u;
+    return k == 0u ? t.x : k == 1u ? t.y : k == 2u ? t.z : t.w;
+}
+
+// raw[j] = weight word start + j for j < RUN_WORDS.
+void load_run(uint start, out uint raw[RUN_WORDS]) {
+    const uint TEXELS = (RUN_WORDS + 6u) / 4u;  // covers the run at any start % 4
+    uint w[4u * TEXELS];
+    [[unroll]] for (uint k = 0u; k < TEXELS; k++) {
+        uvec4 t = texelFetch(wt, int((start >> 2) + k));
+        w[4u * k] = t.x; w[4u * k + 1u] = t.y; w[4u * k + 2u] = t.z; w[4u * k + 3u] = t.w;
+    }
+    uint s = start & 3u;
+    [[unroll]] for (uint j = 0u; j < RUN_WORDS; j++) {
+        raw[j] = s == 0u ? w[j] : s == 1u ? w[j + 1u] : s == 2u ? w[j + 2u] : w[j + 3u];
+    }
+}
+#else
+uint weight_word(uint i) { return wq[i]; }
+
+void load_run(uint start, out uint raw[RUN_WORDS]) {
+    [[unroll]] for (uint j = 0u; j < RUN_WORDS; j++) raw[j] = wq[start + j];
+}
+#endif
 
 struct Chunk {
     vec2 dm;                 // (d, m); m = 0 for the types without a minimum
@@ -61,17 +98,24 @@ struct Chunk {
 Chunk load_chunk(BlockRef b, uint u0) {
     Chunk c;
     uint first = u0 * WORDS_PER_UNIT;  // first quant word of the chunk
-#if defined(TYPE_Q4_1)
+#if defined(TYPE_Q4_1) && !defined(WEIGHTS_TEXEL)
+    // Word-aligned blocks: the header word (d, m), then the quant words.
     c.dm = unpackHalf2x16(wq[b.base]);
     [[unroll]] for (uint j = 0u; j < CHUNK_WORDS; j++) c.q[j] = wq[b.base + 1u + first + j];
 #else
+    // raw = the RUN_WORDS words from the chunk's start word; at the block start raw[0] is the header.
+    uint raw[RUN_WORDS];
+    load_run(b.base + first, raw);
+    uint header = first == 0u ? raw[0] : weight_word(b.base);
+#if defined(TYPE_Q4_1)
+    c.dm = unpackHalf2x16(header);
+    [[unroll]] for (uint j = 0u; j < CHUNK_WORDS; j++) c.q[j] = raw[j + 1u];  // quant word first + j
+#else
     // Quant word j of the block = word j + 1 (odd block) or the top half of word j joined with
-    // the bottom half of word j + 1 (even block): CHUNK_WORDS + 1 loads cover the chunk.
-    uint raw[CHUNK_WORDS + 1u];
-    [[unroll]] for (uint j = 0u; j <= CHUNK_WORDS; j++) raw[j] = wq[b.base + first + j];
-    uint header = first == 0u ? raw[0] : wq[b.base];  // the chunk at the block start already has it
+    // the bottom half of word j + 1 (even block).
     c.dm = vec2(unpackHalf2x16(b.odd ? (header >> 16) : (header & 0xFFFFu)).x, 0.0);
     [[unroll]] for (uint j = 0u; j < CHUNK_WORDS; j++) c.q[j] = b.odd ? raw[j + 1u] : ((raw[j] >> 16) | (raw[j + 1u] << 16));
+#endif
 #endif
     return c;
 }

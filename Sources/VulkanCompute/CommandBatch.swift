@@ -2,13 +2,29 @@ import CVulkan
 import Foundation
 
 /// A buffer range bound to a shader binding, marked as read or written so the batch can place
-/// barriers only where a dispatch depends on an earlier one.
+/// barriers only where a dispatch depends on an earlier one. Storage-buffer bindings come from
+/// read/write/readWrite, uniform-texel-buffer bindings from `texels` (read-only, hazards tracked
+/// on the view's buffer).
 public struct BufferBinding {
     public enum Access { case read, write, readWrite }
     public let buffer: DeviceBuffer
     public let offset: Int
     public let range: Int
     public let access: Access
+    /// Set for texel-buffer bindings.
+    public let texelView: TexelBufferView?
+
+    init(buffer: DeviceBuffer, offset: Int, range: Int, access: Access, texelView: TexelBufferView? = nil) {
+        self.buffer = buffer
+        self.offset = offset
+        self.range = range
+        self.access = access
+        self.texelView = texelView
+    }
+
+    public static func texels(_ view: TexelBufferView) -> BufferBinding {
+        BufferBinding(buffer: view.buffer, offset: view.offset, range: view.range, access: .read, texelView: view)
+    }
 
     public static func read(_ b: DeviceBuffer, offset: Int = 0, range: Int? = nil) -> BufferBinding {
         BufferBinding(buffer: b, offset: offset, range: range ?? (b.byteCount - offset), access: .read)
@@ -56,8 +72,8 @@ public final class CommandBatch {
     public private(set) var copyCount = 0
     /// Per-dispatch GPU timings of the last completed batch (empty without timestamps).
     public private(set) var timings: [DispatchTiming] = []
-    /// Keeps buffers bound in this batch alive until it completes.
-    private var retained: [DeviceBuffer] = []
+    /// Keeps buffers and views bound in this batch alive until it completes.
+    private var retained: [AnyObject] = []
 
     public var timestampsEnabled: Bool { queryPool != nil }
 
@@ -172,7 +188,12 @@ public final class CommandBatch {
         guard groups.0 >= 1, groups.1 >= 1, groups.2 >= 1, groups.0 <= limits.0, groups.1 <= limits.1, groups.2 <= limits.2 else {
             throw VulkanError.invalidArgument("\(pipeline.label): workgroup count \(groups) outside 1...\(limits)")
         }
-        for b in bindings {
+        for (i, b) in bindings.enumerated() {
+            let texel = pipeline.bindings[i] == .uniformTexelBuffer
+            guard texel == (b.texelView != nil) else {
+                throw VulkanError.invalidArgument("\(pipeline.label): binding \(i) expects a \(texel ? "texel view" : "storage buffer"), got \(texel ? "a storage buffer" : "a texel view") of '\(b.buffer.label)'")
+            }
+            if texel { continue }  // views are checked against the texel limits when made
             guard b.offset >= 0, b.range > 0, b.offset + b.range <= b.buffer.byteCount else {
                 throw VulkanError.invalidArgument("\(pipeline.label): binding range \(b.offset)+\(b.range) outside buffer '\(b.buffer.label)' (\(b.buffer.byteCount) bytes)")
             }
@@ -184,21 +205,24 @@ public final class CommandBatch {
             }
         }
         track(bindings.map { ($0.buffer, $0.access) })
-        for b in bindings { retained.append(b.buffer) }
+        for b in bindings { retained.append(b.texelView ?? b.buffer) }  // a view keeps its buffer alive
 
         vkCmdBindPipeline(commandBuffer, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.handle)
         let infos = bindings.map { VkDescriptorBufferInfo(buffer: $0.buffer.handle, offset: VkDeviceSize($0.offset), range: VkDeviceSize($0.range)) }
+        let views: [VkBufferView?] = bindings.map { $0.texelView?.handle }
         infos.withUnsafeBufferPointer { infoPtr in
-            var writes = (0..<bindings.count).map { i -> VkWriteDescriptorSet in
-                var w = VkWriteDescriptorSet()
-                w.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
-                w.dstBinding = UInt32(i)
-                w.descriptorCount = 1
-                w.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
-                w.pBufferInfo = infoPtr.baseAddress! + i
-                return w
+            views.withUnsafeBufferPointer { viewPtr in
+                var writes = (0..<bindings.count).map { i -> VkWriteDescriptorSet in
+                    var w = VkWriteDescriptorSet()
+                    w.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
+                    w.dstBinding = UInt32(i)
+                    w.descriptorCount = 1
+                    w.descriptorType = pipeline.bindings[i].vkType
+                    if views[i] != nil { w.pTexelBufferView = viewPtr.baseAddress! + i } else { w.pBufferInfo = infoPtr.baseAddress! + i }
+                    return w
+                }
+                device.pushDescriptor(commandBuffer, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.layout, 0, UInt32(writes.count), &writes)
             }
-            device.pushDescriptor(commandBuffer, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.layout, 0, UInt32(writes.count), &writes)
         }
         if !push.isEmpty {
             var words = push.map(\.bits)
@@ -220,6 +244,24 @@ public final class CommandBatch {
         retained.append(src); retained.append(dst)
         var region = VkBufferCopy(srcOffset: VkDeviceSize(srcOffset), dstOffset: VkDeviceSize(dstOffset), size: VkDeviceSize(bytes))
         vkCmdCopyBuffer(commandBuffer, src.handle, dst.handle, 1, &region)
+        copyCount += 1
+        stamp(label, group)
+    }
+
+    /// Records one copy command with several regions (e.g. splitting the columns of a row-major tensor).
+    public func copy(from src: DeviceBuffer, to dst: DeviceBuffer, regions: [(srcOffset: Int, dstOffset: Int, bytes: Int)],
+                     label: String = "copy", group: String = "") throws {
+        precondition(recording)
+        guard !regions.isEmpty else { return }
+        for r in regions {
+            guard r.srcOffset >= 0, r.dstOffset >= 0, r.bytes > 0, r.srcOffset + r.bytes <= src.byteCount, r.dstOffset + r.bytes <= dst.byteCount else {
+                throw VulkanError.invalidArgument("copy region of \(r.bytes) bytes from '\(src.label)'+\(r.srcOffset) to '\(dst.label)'+\(r.dstOffset) is out of range")
+            }
+        }
+        track([(src, .read), (dst, .write)])
+        retained.append(src); retained.append(dst)
+        var list = regions.map { VkBufferCopy(srcOffset: VkDeviceSize($0.srcOffset), dstOffset: VkDeviceSize($0.dstOffset), size: VkDeviceSize($0.bytes)) }
+        vkCmdCopyBuffer(commandBuffer, src.handle, dst.handle, UInt32(list.count), &list)
         copyCount += 1
         stamp(label, group)
     }

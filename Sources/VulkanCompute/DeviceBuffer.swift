@@ -32,7 +32,9 @@ public final class DeviceBuffer {
         bufferInfo.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO
         bufferInfo.size = VkDeviceSize(byteCount)
         let transfer = VK_BUFFER_USAGE_TRANSFER_SRC_BIT.rawValue | VK_BUFFER_USAGE_TRANSFER_DST_BIT.rawValue
-        bufferInfo.usage = VkBufferUsageFlags(kind == .storage ? (VK_BUFFER_USAGE_STORAGE_BUFFER_BIT.rawValue | transfer) : transfer)
+        // Storage buffers may also be read through uniform texel-buffer views (TexelBufferView).
+        let storage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT.rawValue | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT.rawValue
+        bufferInfo.usage = VkBufferUsageFlags(kind == .storage ? (storage | transfer) : transfer)
         bufferInfo.sharingMode = VK_SHARING_MODE_EXCLUSIVE
         var buffer: VkBuffer?
         try check(vkCreateBuffer(device.handle, &bufferInfo, nil, &buffer), "vkCreateBuffer('\(label)', \(byteCount) bytes)")

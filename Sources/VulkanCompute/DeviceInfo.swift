@@ -16,6 +16,18 @@ public struct DeviceInfo: Sendable {
     public let driverVersion: UInt32
     public let heaps: [Heap]
     public let subgroupSize: Int
+    /// Subgroup operations (VkSubgroupFeatureFlags) and shader stages (VkShaderStageFlags) with subgroup support.
+    public let subgroupSupportedOperations: UInt32
+    public let subgroupSupportedStages: UInt32
+    /// Subgroup size control (VK_EXT_subgroup_size_control, core in Vulkan 1.3); false / the default
+    /// subgroup size when the device lacks it. VulkanDevice enables the extension and its features.
+    public let hasSubgroupSizeControl: Bool
+    /// Pipelines may require full subgroups (`computeFullSubgroups`).
+    public let supportsComputeFullSubgroups: Bool
+    /// Compute pipelines may require a subgroup size in `minSubgroupSize ... maxSubgroupSize`.
+    public let supportsRequiredSubgroupSize: Bool
+    public let minSubgroupSize: Int
+    public let maxSubgroupSize: Int
     public let maxSharedMemory: Int
     public let maxStorageBufferRange: Int
     public let maxMemoryAllocationSize: Int
@@ -23,6 +35,9 @@ public struct DeviceInfo: Sendable {
     public let maxWorkgroupInvocations: Int
     public let maxWorkgroupCount: (Int, Int, Int)
     public let minStorageBufferOffsetAlignment: Int
+    /// Texel-buffer limits (uniform texel buffers, see TexelBufferView).
+    public let maxTexelBufferElements: Int
+    public let minTexelBufferOffsetAlignment: Int
     public let timestampsSupported: Bool
     public let timestampPeriodNs: Double
     public let timestampValidBits: Int
@@ -75,6 +90,8 @@ public struct DeviceInfo: Sendable {
         apiVersion = p.apiVersion
         driverVersion = p.driverVersion
         subgroupSize = Int(subgroup.subgroupSize)
+        subgroupSupportedOperations = subgroup.supportedOperations
+        subgroupSupportedStages = subgroup.supportedStages
         let limits = p.limits
         maxSharedMemory = Int(limits.maxComputeSharedMemorySize)
         maxStorageBufferRange = Int(limits.maxStorageBufferRange)
@@ -83,6 +100,8 @@ public struct DeviceInfo: Sendable {
         maxWorkgroupInvocations = Int(limits.maxComputeWorkGroupInvocations)
         maxWorkgroupCount = (Int(limits.maxComputeWorkGroupCount.0), Int(limits.maxComputeWorkGroupCount.1), Int(limits.maxComputeWorkGroupCount.2))
         minStorageBufferOffsetAlignment = Int(limits.minStorageBufferOffsetAlignment)
+        maxTexelBufferElements = Int(limits.maxTexelBufferElements)
+        minTexelBufferOffsetAlignment = Int(limits.minTexelBufferOffsetAlignment)
         timestampPeriodNs = Double(limits.timestampPeriod)
 
         var mem = VkPhysicalDeviceMemoryProperties()
@@ -116,9 +135,58 @@ public struct DeviceInfo: Sendable {
         vkEnumerateDeviceExtensionProperties(physical, nil, &extCount, nil)
         var exts = [VkExtensionProperties](repeating: VkExtensionProperties(), count: Int(extCount))
         vkEnumerateDeviceExtensionProperties(physical, nil, &extCount, &exts)
-        hasPushDescriptors = exts.contains { e in
-            withUnsafeBytes(of: e.extensionName) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) } == "VK_KHR_push_descriptor"
+        let extNames = Set(exts.map { e in
+            withUnsafeBytes(of: e.extensionName) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        })
+        hasPushDescriptors = extNames.contains("VK_KHR_push_descriptor")
+
+        // Subgroup size control: the structs may only be chained when the extension is offered
+        // (the instance targets Vulkan 1.2, so the 1.3 core version does not count).
+        var sizeControl = (supported: false, full: false, required: false, min: subgroupSize, max: subgroupSize)
+        if extNames.contains("VK_EXT_subgroup_size_control") {
+            var sizeFeatures = VkPhysicalDeviceSubgroupSizeControlFeatures()
+            sizeFeatures.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES
+            var features2 = VkPhysicalDeviceFeatures2()
+            features2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2
+            var sizeProps = VkPhysicalDeviceSubgroupSizeControlProperties()
+            sizeProps.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES
+            var sizeProps2 = VkPhysicalDeviceProperties2()
+            sizeProps2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2
+            withUnsafeMutablePointer(to: &sizeFeatures) { f in
+                features2.pNext = UnsafeMutableRawPointer(f)
+                vkGetPhysicalDeviceFeatures2(physical, &features2)
+            }
+            withUnsafeMutablePointer(to: &sizeProps) { sp in
+                sizeProps2.pNext = UnsafeMutableRawPointer(sp)
+                vkGetPhysicalDeviceProperties2(physical, &sizeProps2)
+            }
+            let computeStage = VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue)
+            sizeControl = (sizeFeatures.subgroupSizeControl != 0, sizeFeatures.computeFullSubgroups != 0,
+                           sizeFeatures.subgroupSizeControl != 0 && sizeProps.requiredSubgroupSizeStages & computeStage != 0,
+                           Int(sizeProps.minSubgroupSize), Int(sizeProps.maxSubgroupSize))
         }
+        hasSubgroupSizeControl = sizeControl.supported
+        supportsComputeFullSubgroups = sizeControl.full
+        supportsRequiredSubgroupSize = sizeControl.required
+        minSubgroupSize = sizeControl.min
+        maxSubgroupSize = sizeControl.max
+    }
+
+    /// Subgroup arithmetic (subgroupAdd, subgroupMax, ...) is available in compute shaders.
+    public var supportsSubgroupArithmetic: Bool {
+        subgroupSupportedStages & VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue) != 0
+            && subgroupSupportedOperations & VkSubgroupFeatureFlags(VK_SUBGROUP_FEATURE_ARITHMETIC_BIT.rawValue) != 0
+    }
+
+    /// Names of the supported subgroup operations, e.g. ["basic", "vote", "arithmetic"].
+    public var subgroupOperationNames: [String] {
+        let names: [(VkSubgroupFeatureFlagBits, String)] = [
+            (VK_SUBGROUP_FEATURE_BASIC_BIT, "basic"), (VK_SUBGROUP_FEATURE_VOTE_BIT, "vote"),
+            (VK_SUBGROUP_FEATURE_ARITHMETIC_BIT, "arithmetic"), (VK_SUBGROUP_FEATURE_BALLOT_BIT, "ballot"),
+            (VK_SUBGROUP_FEATURE_SHUFFLE_BIT, "shuffle"), (VK_SUBGROUP_FEATURE_SHUFFLE_RELATIVE_BIT, "shuffle_relative"),
+            (VK_SUBGROUP_FEATURE_CLUSTERED_BIT, "clustered"), (VK_SUBGROUP_FEATURE_QUAD_BIT, "quad"),
+        ]
+        return names.filter { subgroupSupportedOperations & $0.0.rawValue != 0 }.map(\.1)
     }
 
     /// A multi-line description for `layershare devices`.
@@ -129,6 +197,8 @@ public struct DeviceInfo: Sendable {
             lines.append("    heap \(i): \(formatBytes(h.size))\(h.deviceLocal ? " device-local" : "")")
         }
         lines.append("    memory: \(unifiedMemory ? "unified (host-visible device memory, no staging)" : "separate (staging copies)")")
+        lines.append("    subgroup ops: \(subgroupOperationNames.joined(separator: " ")); size control: "
+                     + (hasSubgroupSizeControl ? "\(minSubgroupSize)...\(maxSubgroupSize)\(supportsComputeFullSubgroups ? ", full subgroups" : "")" : "no"))
         lines.append("    subgroup size: \(subgroupSize), shared memory: \(formatBytes(maxSharedMemory)), max workgroup invocations: \(maxWorkgroupInvocations)")
         lines.append("    max storage buffer range: \(formatBytes(maxStorageBufferRange)), max allocation: \(formatBytes(maxMemoryAllocationSize))")
         lines.append("    timestamps: \(timestampsSupported ? "yes (\(timestampValidBits) valid bits, period \(timestampPeriodNs) ns)" : "no")")

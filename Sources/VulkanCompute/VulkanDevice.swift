@@ -69,15 +69,23 @@ public final class VulkanDevice {
         var wantFeatures = VkPhysicalDeviceFeatures2()
         wantFeatures.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2
         wantFeatures.features.shaderInt16 = features2.features.shaderInt16
+        // Subgroup size control where offered, so pipelines can require full subgroups of a known size.
+        var wantSizeControl = VkPhysicalDeviceSubgroupSizeControlFeatures()
+        wantSizeControl.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES
+        wantSizeControl.subgroupSizeControl = info.hasSubgroupSizeControl ? 1 : 0
+        wantSizeControl.computeFullSubgroups = info.supportsComputeFullSubgroups ? 1 : 0
+        let useSizeControl = info.hasSubgroupSizeControl || info.supportsComputeFullSubgroups
+        let extensions = ["VK_KHR_push_descriptor"] + (useSizeControl ? ["VK_EXT_subgroup_size_control"] : [])
 
         var priority: Float = 1
         var device: VkDevice?
         let result: VkResult = withUnsafeMutablePointer(to: &want11) { p11 in
-            withUnsafeMutablePointer(to: &want12) { p12 in
+            withUnsafeMutablePointer(to: &want12) { p12 in withUnsafeMutablePointer(to: &wantSizeControl) { psc in
                 p11.pointee.pNext = UnsafeMutableRawPointer(p12)
+                if useSizeControl { p12.pointee.pNext = UnsafeMutableRawPointer(psc) }
                 wantFeatures.pNext = UnsafeMutableRawPointer(p11)
                 return withUnsafeMutablePointer(to: &wantFeatures) { pf in
-                    withCStrings(["VK_KHR_push_descriptor"]) { exts in
+                    withCStrings(extensions) { exts in
                         var queueInfo = VkDeviceQueueCreateInfo()
                         queueInfo.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO
                         queueInfo.queueFamilyIndex = UInt32(family)
@@ -90,14 +98,14 @@ public final class VulkanDevice {
                                 info.pNext = UnsafeRawPointer(pf)
                                 info.queueCreateInfoCount = 1
                                 info.pQueueCreateInfos = qi
-                                info.enabledExtensionCount = 1
+                                info.enabledExtensionCount = UInt32(extensions.count)
                                 info.ppEnabledExtensionNames = exts
                                 return vkCreateDevice(physical, &info, nil, &device)
                             }
                         }
                     }
                 }
-            }
+            } }
         }
         try check(result, "vkCreateDevice(\(info.name))")
         handle = device!

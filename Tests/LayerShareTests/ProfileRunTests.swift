@@ -52,12 +52,12 @@ final class ProfileRunTests: XCTestCase {
             // Structure: embedding, the same ops in every layer, then the output norm + LM head.
             let byGroup = Dictionary(grouping: timings, by: \.group)
             XCTAssertEqual(byGroup["embedding"]?.count, 1, "step \(i): one embedding dispatch")
-            // Labels carry the kernel variant and shape, e.g. "matvec Q4_1 576→192 (attn_v)".
+            // Labels carry the kernel variant and shape, e.g. "matvec Q4_1 576→960 (attn_qkv)".
             let output = byGroup["output"]?.map(\.label) ?? []
             XCTAssertEqual(output.count, 2, "step \(i): output group \(output)")
             XCTAssertTrue(output.contains { $0.contains("rmsnorm") } && output.contains { $0.contains("lm_head") }, "step \(i): \(output)")
             let layer0 = byGroup["layer 0"]?.map(\.label) ?? []
-            for name in ["rmsnorm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down", "swiglu", "add",
+            for name in ["rmsnorm", "attn_qkv", "attn_output", "ffn_gate_up", "ffn_down", "swiglu", "add",
                          "kv_store", "attention"] {
                 XCTAssertTrue(layer0.contains { $0.contains(name) }, "step \(i): layer 0 has no '\(name)' (has \(layer0))")
             }

@@ -69,7 +69,31 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
     }
 
     func testMatmulQuantized() throws {
-        try checkBothPrefillKernels { try quantizedCases() }
+        try checkBothWeightPaths { try checkBothPrefillKernels { try quantizedCases() } }
+    }
+
+    /// Runs `body` with quantized weights read through texel views (where the device supports
+    /// them), then as storage buffers, whatever the device's default is.
+    func checkBothWeightPaths(_ body: () throws -> Void) throws {
+        let base = kernels.tuning
+        for texel in [true, false] {
+            var t = base
+            t.matvecTexelWeights = texel
+            kernels = try VulkanKernels(library: library, tuning: t)
+            print("… quantized weights read as \(texel ? "texel views" : "storage buffers"):")
+            try body()
+        }
+        kernels = try VulkanKernels(library: library, tuning: base)
+    }
+
+    func testQuantizedMatricesHaveTexelViews() throws {
+        guard device.supportsUniformTexelBuffer(.rgba32Uint) else { throw XCTSkip("no R32G32B32A32_UINT texel buffers") }
+        for type in Self.types {
+            let bytes = random.matrixBytes(type, rows: 3, cols: 64)
+            let m = try bytes.withUnsafeBytes { try VulkanMatrix(device: device, type: type, rows: 3, cols: 64, bytes: $0, label: "m") }
+            XCTAssertEqual(m.texelView != nil, type.isQuantized, "\(type)")
+            if let v = m.texelView { XCTAssertEqual(v.range, m.paddedByteCount); XCTAssertEqual(m.paddedByteCount % 16, 0) }
+        }
     }
 
     func testMatmulFloat() throws {
@@ -110,9 +134,11 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
 
     func testMatmulStridesWriteIntoPartOfBuffer() throws {
         // Rows of x and y farther apart than packed (e.g. writing Q, K, V side by side).
-        for type: GGMLType in [.q4_0, .q8_0, .f16] {
-            _ = try checkMatmul(type: type, outRows: 33, cols: 64, rows: 5, xOffset: 1, yOffset: 9, xStride: 70, yStride: 100)
-            _ = try checkMatmul(type: type, outRows: 7, cols: 96, rows: 1, xOffset: 2, yOffset: 40, xStride: 96, yStride: 50)
+        try checkBothWeightPaths {
+            for type: GGMLType in [.q4_0, .q8_0, .f16] {
+                _ = try checkMatmul(type: type, outRows: 33, cols: 64, rows: 5, xOffset: 1, yOffset: 9, xStride: 70, yStride: 100)
+                _ = try checkMatmul(type: type, outRows: 7, cols: 96, rows: 1, xOffset: 2, yOffset: 40, xStride: 96, yStride: 50)
+            }
         }
     }
 
@@ -144,8 +170,9 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         let base = kernels.tuning
         let subgroup = max(1, device.info.subgroupSize)
         for (useSubgroups, configs) in [(true, [(32, 2, 4), (4, 5, 2)]), (false, [(2 * subgroup, 4 * subgroup + 1, 1)])] {
-            for (wg, rowsPer, parts) in configs {
+            for (wg, rowsPer, parts) in configs { for texel in [true, false] {
                 var t = base
+                t.matvecTexelWeights = texel  // texel views with every chunk size too
                 t.matvecWorkgroup = wg; t.matvecRows = rowsPer; t.matvecParts = parts
                 // Prefill alternates between the two kernels; the register-blocked one with
                 // tiles that do not divide the shapes.
@@ -158,7 +185,7 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
                     _ = try checkMatmul(type: type, outRows: 75, cols: 160, rows: 1, xOffset: 1, yOffset: 0)
                     _ = try checkMatmul(type: type, outRows: 37, cols: 160, rows: 19, xOffset: 0, yOffset: 2)
                 }
-            }
+            } }
         }
     }
 

@@ -256,7 +256,10 @@ final class VulkanKernelOpsTests: VulkanKernelTestCase {
         for result in try VulkanKernelBench.standardMatvecReport(kernels, iterations: 5) {
             print("matvec bandwidth: \(result)")
         }
-        print(String(format: "matvec bandwidth: plain streaming shader on this device: %.2f GB/s", try VulkanKernelBench.streamBandwidth(kernels)))
+        for source in VulkanKernelBench.StreamSource.allCases {
+            print(String(format: "matvec bandwidth: plain streaming shader (%@) on this device: %.2f GB/s",
+                         source.rawValue, try VulkanKernelBench.streamBandwidth(kernels, source: source)))
+        }
         print("matvec bandwidth: prefill \(try VulkanKernelBench.matvec(kernels, type: .q4_1, inDim: 576, outDim: 1536, rows: 64, iterations: 3))")
         print("matvec bandwidth: tuning \(kernels.tuning), subgroup arithmetic \(kernels.subgroupArithmetic), \(String(format: "%.1f", Date().timeIntervalSince(t0))) s")
     }

@@ -20,6 +20,15 @@ public final class CPUBackend: InferenceBackend {
         let values: [Float]
         var rows: Int { raw.rows }
         var cols: Int { raw.cols }
+        init(stacking parts: [Weight], label: String) {
+            precondition(Set(parts.map(\.cols)).count == 1, "stacked weights differ in row length")
+            let first = parts[0].raw
+            let rows = parts.map(\.rows).reduce(0, +)
+            // The raw tensor describes the stack's shape; its bytes are the first part's (only embedding reads them).
+            raw = WeightTensor(name: label, type: first.type, shape: [first.cols, rows], data: first.data, owner: first.owner)
+            values = parts.flatMap(\.values)
+        }
+
         init(_ raw: WeightTensor) {
             self.raw = raw
             values = raw.type == .f32 ? Array(UnsafeBufferPointer(start: raw.data.baseAddress!.assumingMemoryBound(to: Float.self), count: raw.elementCount))
@@ -51,6 +60,9 @@ public final class CPUBackend: InferenceBackend {
 
     public func makeTensor(_ count: Int, label: String) throws -> Tensor { Tensor(count) }
     public func loadWeight(_ weight: WeightTensor) throws -> Weight { Weight(weight) }
+    public func loadStacked(_ weights: [WeightTensor], label: String) throws -> Weight {
+        Weight(stacking: weights.map(Weight.init), label: label)
+    }
     public func makeCache(capacity: Int, rowSize: Int, storesKeys: Bool, label: String) throws -> Cache {
         Cache(capacity: capacity, rowSize: rowSize, storesKeys: storesKeys)
     }
@@ -81,13 +93,22 @@ public final class CPUBackend: InferenceBackend {
         CPUKernels.rope(x.storage, rows: rows, heads: heads, headDim: headDim, startPosition: startPosition, theta: theta, layout: layout)
     }
 
-    public func store(keys: Tensor?, values: Tensor, cache: Cache, rows: Int, startPosition: Int) throws {
+    public func store(keys: Tensor?, keyOffset: Int, values: Tensor, valueOffset: Int, cache: Cache, rows: Int, startPosition: Int) throws {
         precondition(startPosition + rows <= cache.capacity)
         let offset = startPosition * cache.rowSize
         if let keys, let cacheKeys = cache.keys {
-            (cacheKeys.storage + offset).update(from: keys.storage, count: rows * cache.rowSize)
+            (cacheKeys.storage + offset).update(from: keys.storage + keyOffset, count: rows * cache.rowSize)
         }
-        (cache.values.storage + offset).update(from: values.storage, count: rows * cache.rowSize)
+        (cache.values.storage + offset).update(from: values.storage + valueOffset, count: rows * cache.rowSize)
+    }
+
+    public func splitColumns(_ x: Tensor, rows: Int, rowSize: Int, into parts: [(offset: Int, size: Int, tensor: Tensor)]) throws {
+        for part in parts {
+            precondition(part.offset + part.size <= rowSize && rows * part.size <= part.tensor.count)
+            for r in 0..<rows {
+                (part.tensor.storage + r * part.size).update(from: x.storage + r * rowSize + part.offset, count: part.size)
+            }
+        }
     }
 
     public func attention(queries: Tensor, keys: Cache, values: Cache, into out: Tensor, rows: Int, startPosition: Int,
@@ -116,8 +137,8 @@ public final class CPUBackend: InferenceBackend {
         out.storage.update(from: x.storage + row * rowSize, count: rowSize)
     }
 
-    public func swiglu(gate: Tensor, up: Tensor, into out: Tensor, count: Int) throws {
-        CPUKernels.swiglu(gate: gate.storage, up: up.storage, into: out.storage, count: count)
+    public func swiglu(gate: Tensor, gateOffset: Int, up: Tensor, upOffset: Int, into out: Tensor, count: Int) throws {
+        CPUKernels.swiglu(gate: gate.storage + gateOffset, up: up.storage + upOffset, into: out.storage, count: count)
     }
 
     public func add(_ a: Tensor, _ b: Tensor, into out: Tensor, count: Int) throws {

@@ -68,6 +68,21 @@ public final class VulkanBackend: InferenceBackend {
         return m
     }
 
+    public func loadStacked(_ weights: [WeightTensor], label: String) throws -> VulkanMatrix {
+        guard let first = weights.first, weights.allSatisfy({ $0.type == first.type && $0.cols == first.cols }) else {
+            throw ModelLoadError("\(label): stacked weights must share type and row length (\(weights.map { "\($0.name) \($0.type) \($0.shape)" }))")
+        }
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(weights.map(\.data.count).reduce(0, +))
+        for w in weights { bytes.append(contentsOf: w.data) }
+        let rows = weights.map(\.rows).reduce(0, +)
+        let m = try bytes.withUnsafeBytes {
+            try VulkanMatrix(device: device, type: first.type, rows: rows, cols: first.cols, bytes: $0, label: label)
+        }
+        weightBytes += m.buffer.byteCount
+        return m
+    }
+
     public func makeCache(capacity: Int, rowSize: Int, storesKeys: Bool, label: String) throws -> Cache {
         let bytes = capacity * rowSize * 4
         let keys = storesKeys ? try DeviceBuffer(device: device, byteCount: bytes, label: "\(label) K cache") : nil
@@ -113,16 +128,25 @@ public final class VulkanBackend: InferenceBackend {
                          theta: theta, layout: layout, label: "rope", group: group)
     }
 
-    public func store(keys: Tensor?, values: Tensor, cache: Cache, rows: Int, startPosition: Int) throws {
+    public func store(keys: Tensor?, keyOffset: Int, values: Tensor, valueOffset: Int, cache: Cache, rows: Int, startPosition: Int) throws {
         try ensureRecording()
         let bytes = rows * cache.rowSize * 4
         let offset = startPosition * cache.rowSize * 4
         if let keys, let cacheKeys = cache.keys {
             batch.setCost(bytes: Double(2 * bytes), flops: 0)
-            try batch.copy(from: keys.buffer, to: cacheKeys, dstOffset: offset, bytes: bytes, label: "kv_store", group: group)
+            try batch.copy(from: keys.buffer, srcOffset: keyOffset * 4, to: cacheKeys, dstOffset: offset, bytes: bytes, label: "kv_store", group: group)
         }
         batch.setCost(bytes: Double(2 * bytes), flops: 0)
-        try batch.copy(from: values.buffer, to: cache.values, dstOffset: offset, bytes: bytes, label: "kv_store", group: group)
+        try batch.copy(from: values.buffer, srcOffset: valueOffset * 4, to: cache.values, dstOffset: offset, bytes: bytes, label: "kv_store", group: group)
+    }
+
+    public func splitColumns(_ x: Tensor, rows: Int, rowSize: Int, into parts: [(offset: Int, size: Int, tensor: Tensor)]) throws {
+        try ensureRecording()
+        for part in parts {
+            let regions = (0..<rows).map { r in (srcOffset: (r * rowSize + part.offset) * 4, dstOffset: r * part.size * 4, bytes: part.size * 4) }
+            batch.setCost(bytes: Double(2 * rows * part.size * 4), flops: 0)
+            try batch.copy(from: x.buffer, to: part.tensor.buffer, regions: regions, label: "split_columns", group: group)
+        }
     }
 
     private func scratch(heads: Int, headDim: Int, context: Int) throws -> DeviceBuffer {
@@ -165,10 +189,11 @@ public final class VulkanBackend: InferenceBackend {
         try batch.copy(from: x.buffer, srcOffset: row * rowSize * 4, to: out.buffer, bytes: rowSize * 4, label: "copy_row", group: group)
     }
 
-    public func swiglu(gate: Tensor, up: Tensor, into out: Tensor, count: Int) throws {
+    public func swiglu(gate: Tensor, gateOffset: Int, up: Tensor, upOffset: Int, into out: Tensor, count: Int) throws {
         try ensureRecording()
         batch.setCost(bytes: Double(3 * count * 4), flops: Double(6 * count))
-        try kernels.swiglu(batch, gate: gate.buffer, up: up.buffer, out: out.buffer, count: count, label: "swiglu", group: group)
+        try kernels.swiglu(batch, gate: gate.buffer, gateOffset: gateOffset, up: up.buffer, upOffset: upOffset, out: out.buffer,
+                           count: count, label: "swiglu", group: group)
     }
 
     public func add(_ a: Tensor, _ b: Tensor, into out: Tensor, count: Int) throws {

@@ -14,6 +14,9 @@ public protocol InferenceBackend: AnyObject {
 
     func makeTensor(_ count: Int, label: String) throws -> Tensor
     func loadWeight(_ weight: WeightTensor) throws -> Weight
+    /// The rows of several weights (same type and row length) stacked into one matrix, so one product
+    /// computes all of them (e.g. Q, K and V): fewer dispatches per token.
+    func loadStacked(_ weights: [WeightTensor], label: String) throws -> Weight
     /// One layer's cache: K rows (omitted when `storesKeys` is false) and V rows, `capacity` positions of `rowSize` floats.
     func makeCache(capacity: Int, rowSize: Int, storesKeys: Bool, label: String) throws -> Cache
 
@@ -25,8 +28,12 @@ public protocol InferenceBackend: AnyObject {
     func matmul(_ weight: Weight, _ x: Tensor, into y: Tensor, rows: Int, label: String) throws
     func rmsnorm(_ x: Tensor, weight: Weight, into y: Tensor, rows: Int, dim: Int, eps: Float) throws
     func rope(_ x: Tensor, rows: Int, heads: Int, headDim: Int, startPosition: Int, theta: Float, layout: RopeLayout) throws
-    /// Writes `rows` new K (if given) and V rows at `startPosition` of the cache.
-    func store(keys: Tensor?, values: Tensor, cache: Cache, rows: Int, startPosition: Int) throws
+    /// Writes `rows` new K (if given) and V rows at `startPosition` of the cache, read from the tensors
+    /// starting at the given element offsets (rows contiguous).
+    func store(keys: Tensor?, keyOffset: Int, values: Tensor, valueOffset: Int, cache: Cache, rows: Int, startPosition: Int) throws
+    /// Copies column blocks of a row-major [rows, rowSize] tensor into separate tensors
+    /// (part i receives columns offset..<offset+size of every row, densely).
+    func splitColumns(_ x: Tensor, rows: Int, rowSize: Int, into parts: [(offset: Int, size: Int, tensor: Tensor)]) throws
     /// Causal GQA attention of `rows` queries at `startPosition` over cache positions 0..<startPosition+rows,
     /// keys from `keys`' cache and values from `values`' cache (the same cache except under Shared Attention).
     /// When `probabilities` is given (decode only, rows == 1) the softmax rows [heads, T] are written there.
@@ -37,7 +44,8 @@ public protocol InferenceBackend: AnyObject {
                             heads: Int, kvHeads: Int, headDim: Int) throws
     /// out[0..<rowSize] = x[row·rowSize ..< (row+1)·rowSize]
     func copyRow(_ x: Tensor, row: Int, rowSize: Int, into out: Tensor) throws
-    func swiglu(gate: Tensor, up: Tensor, into out: Tensor, count: Int) throws
+    /// out[i] = silu(gate[gateOffset + i]) · up[upOffset + i]
+    func swiglu(gate: Tensor, gateOffset: Int, up: Tensor, upOffset: Int, into out: Tensor, count: Int) throws
     /// out = a + b; `out` may be `a`.
     func add(_ a: Tensor, _ b: Tensor, into out: Tensor, count: Int) throws
 

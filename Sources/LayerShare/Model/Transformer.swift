@@ -19,15 +19,15 @@ public final class Transformer<Backend: InferenceBackend> {
     /// Tokens already in the KV cache.
     public private(set) var position = 0
 
+    /// One layer's weights. Q, K and V rows are stacked into one matrix (V alone for SA layers), and so are
+    /// the FFN gate and up rows: one product each instead of three and two.
     struct LayerWeights {
         let attnNorm: Backend.Weight
-        let q: Backend.Weight?
-        let k: Backend.Weight?
-        let v: Backend.Weight
+        let qkv: Backend.Weight?
+        let v: Backend.Weight?
         let o: Backend.Weight
         let ffnNorm: Backend.Weight
-        let gate: Backend.Weight
-        let up: Backend.Weight
+        let gateUp: Backend.Weight
         let down: Backend.Weight
     }
 
@@ -41,6 +41,8 @@ public final class Transformer<Backend: InferenceBackend> {
     let x: Backend.Tensor, normed: Backend.Tensor
     let q: Backend.Tensor, k: Backend.Tensor, v: Backend.Tensor, attn: Backend.Tensor, proj: Backend.Tensor
     let gate: Backend.Tensor, up: Backend.Tensor, logits: Backend.Tensor
+    /// Outputs of the stacked products: [rows, q|k|v] and [rows, gate|up].
+    let qkvOut: Backend.Tensor, gateUpOut: Backend.Tensor
     /// Decode-time probability rows [heads, capacity] per SA source layer, and saved Q for prefill.
     let probabilities: [Int: Backend.Tensor]
     let sourceQueries: [Int: Backend.Tensor]
@@ -77,15 +79,15 @@ public final class Transformer<Backend: InferenceBackend> {
         for l in 0..<h.layers {
             progress?(l, h.layers)
             let shared = !modes[l].storesKeys
+            let qkv = shared ? nil : try backend.loadStacked([source.weight(N.attnQ(l)), source.weight(N.attnK(l)), source.weight(N.attnV(l))],
+                                                             label: "blk.\(l).attn_qkv")
             layers.append(LayerWeights(
                 attnNorm: try backend.loadWeight(source.weight(N.attnNorm(l))),
-                q: shared ? nil : try backend.loadWeight(source.weight(N.attnQ(l))),
-                k: shared ? nil : try backend.loadWeight(source.weight(N.attnK(l))),
-                v: try backend.loadWeight(source.weight(N.attnV(l))),
+                qkv: qkv,
+                v: shared ? try backend.loadWeight(source.weight(N.attnV(l))) : nil,
                 o: try backend.loadWeight(source.weight(N.attnOutput(l))),
                 ffnNorm: try backend.loadWeight(source.weight(N.ffnNorm(l))),
-                gate: try backend.loadWeight(source.weight(N.ffnGate(l))),
-                up: try backend.loadWeight(source.weight(N.ffnUp(l))),
+                gateUp: try backend.loadStacked([source.weight(N.ffnGate(l)), source.weight(N.ffnUp(l))], label: "blk.\(l).ffn_gate_up"),
                 down: try backend.loadWeight(source.weight(N.ffnDown(l)))))
             caches.append(try backend.makeCache(capacity: capacity, rowSize: h.kvSize, storesKeys: !shared, label: "layer \(l)"))
             kvBytes += capacity * h.kvSize * 4 * (shared ? 1 : 2)
@@ -106,6 +108,8 @@ public final class Transformer<Backend: InferenceBackend> {
         gate = try backend.makeTensor(rows * h.ffnSize, label: "gate")
         up = try backend.makeTensor(rows * h.ffnSize, label: "up")
         logits = try backend.makeTensor(rows * h.vocabSize, label: "logits")
+        qkvOut = try backend.makeTensor(rows * (h.qSize + 2 * h.kvSize), label: "qkv")
+        gateUpOut = try backend.makeTensor(rows * 2 * h.ffnSize, label: "gate_up")
         var probabilities: [Int: Backend.Tensor] = [:]
         var sourceQueries: [Int: Backend.Tensor] = [:]
         for case let .sharedAttention(src) in modes where probabilities[src] == nil {
@@ -168,21 +172,33 @@ public final class Transformer<Backend: InferenceBackend> {
             backend.setGroup("layer \(l)")
             let w = layers[l]
             try backend.rmsnorm(x, weight: w.attnNorm, into: normed, rows: n, dim: h.hiddenSize, eps: h.rmsEps)
-            try backend.matmul(w.v, normed, into: v, rows: n, label: "attn_v")
             switch modes[l] {
             case .standard:
                 let isSource = probabilities[l] != nil
-                let queries = isSource ? sourceQueries[l]! : q
-                try backend.matmul(w.q!, normed, into: queries, rows: n, label: "attn_q")
-                try backend.matmul(w.k!, normed, into: k, rows: n, label: "attn_k")
-                try backend.rope(queries, rows: n, heads: h.heads, headDim: h.headDim, startPosition: start, theta: h.ropeTheta, layout: h.ropeLayout)
-                try backend.rope(k, rows: n, heads: h.kvHeads, headDim: h.headDim, startPosition: start, theta: h.ropeTheta, layout: h.ropeLayout)
-                try backend.store(keys: k, values: v, cache: caches[l], rows: n, startPosition: start)
+                let qkvSize = h.qSize + 2 * h.kvSize
+                try backend.matmul(w.qkv!, normed, into: qkvOut, rows: n, label: "attn_qkv")
+                let queries: Backend.Tensor
+                if n == 1 {
+                    // One row: Q and K are adjacent, so one RoPE call covers both and the cache reads K, V in place.
+                    queries = qkvOut
+                    try backend.rope(qkvOut, rows: 1, heads: h.heads + h.kvHeads, headDim: h.headDim, startPosition: start,
+                                     theta: h.ropeTheta, layout: h.ropeLayout)
+                    try backend.store(keys: qkvOut, keyOffset: h.qSize, values: qkvOut, valueOffset: h.qSize + h.kvSize,
+                                      cache: caches[l], rows: 1, startPosition: start)
+                } else {
+                    queries = isSource ? sourceQueries[l]! : q
+                    try backend.splitColumns(qkvOut, rows: n, rowSize: qkvSize,
+                                             into: [(0, h.qSize, queries), (h.qSize, h.kvSize, k), (h.qSize + h.kvSize, h.kvSize, v)])
+                    try backend.rope(queries, rows: n, heads: h.heads, headDim: h.headDim, startPosition: start, theta: h.ropeTheta, layout: h.ropeLayout)
+                    try backend.rope(k, rows: n, heads: h.kvHeads, headDim: h.headDim, startPosition: start, theta: h.ropeTheta, layout: h.ropeLayout)
+                    try backend.store(keys: k, keyOffset: 0, values: v, valueOffset: 0, cache: caches[l], rows: n, startPosition: start)
+                }
                 try backend.attention(queries: queries, keys: caches[l], values: caches[l], into: attn, rows: n, startPosition: start,
                                       heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim,
                                       probabilities: isSource && n == 1 ? probabilities[l] : nil)
             case let .sharedAttention(src):
-                try backend.store(keys: nil, values: v, cache: caches[l], rows: n, startPosition: start)
+                try backend.matmul(w.v!, normed, into: v, rows: n, label: "attn_v")
+                try backend.store(keys: nil, keyOffset: 0, values: v, valueOffset: 0, cache: caches[l], rows: n, startPosition: start)
                 if n == 1 {
                     try backend.applyProbabilities(probabilities[src]!, cache: caches[l], into: attn, context: start + 1,
                                                    heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim)
@@ -195,9 +211,13 @@ public final class Transformer<Backend: InferenceBackend> {
             try backend.matmul(w.o, attn, into: proj, rows: n, label: "attn_output")
             try backend.add(x, proj, into: x, count: n * h.hiddenSize)
             try backend.rmsnorm(x, weight: w.ffnNorm, into: normed, rows: n, dim: h.hiddenSize, eps: h.rmsEps)
-            try backend.matmul(w.gate, normed, into: gate, rows: n, label: "ffn_gate")
-            try backend.matmul(w.up, normed, into: up, rows: n, label: "ffn_up")
-            try backend.swiglu(gate: gate, up: up, into: gate, count: n * h.ffnSize)
+            try backend.matmul(w.gateUp, normed, into: gateUpOut, rows: n, label: "ffn_gate_up")
+            if n == 1 {
+                try backend.swiglu(gate: gateUpOut, gateOffset: 0, up: gateUpOut, upOffset: h.ffnSize, into: gate, count: h.ffnSize)
+            } else {
+                try backend.splitColumns(gateUpOut, rows: n, rowSize: 2 * h.ffnSize, into: [(0, h.ffnSize, gate), (h.ffnSize, h.ffnSize, up)])
+                try backend.swiglu(gate: gate, gateOffset: 0, up: up, upOffset: 0, into: gate, count: n * h.ffnSize)
+            }
             try backend.matmul(w.down, gate, into: proj, rows: n, label: "ffn_down")
             try backend.add(x, proj, into: x, count: n * h.hiddenSize)
             if let hidden { hidden(l, try backend.read(x, offset: 0, count: n * h.hiddenSize)) }

@@ -9,9 +9,11 @@ import VulkanCompute
 ///
 /// Work split (GQA-aware: a workgroup always serves one kv head and the `heads / kvHeads` query heads
 /// sharing it, so each K/V row is read once per group instead of once per query head):
-/// - Prefill (`n > 1`, attention.comp): a workgroup takes a block of query rows (~16 query
-///   vectors = rows × group) and walks the visible keys in tiles (two keys per invocation) with an
-///   online softmax; only one score tile lives in shared memory. Row blocks spread over workgroups.
+/// - Prefill (`n > 1`, attention.comp): the decode kernel's register/subgroup design with several
+///   query rows per subgroup: each subgroup owns a block of rows × the group's query heads, lanes own
+///   head dimensions (Q and accumulators in registers, wide K/V loads each serving every vector of
+///   the block), online softmax over chunks of keys, stopping at the block's last visible key. No
+///   shared memory, no barriers; (row blocks / subgroups per workgroup) × kv heads workgroups.
 /// - Decode (`n == 1`, attention_decode.comp): the key range is split across workgroups
 ///   (flash-decoding), ≥ 256 keys per split and at most `maxSplits` splits; inside a workgroup each
 ///   subgroup runs its own online softmax over chunks of keys with Q and the accumulators in
@@ -27,10 +29,15 @@ public final class VulkanAttention {
     public static let minSplitLength = 256
     /// Upper bound on decode splits (bounds the scratch buffer and the merge's loop).
     public static let maxSplits = 64
-    /// Query vectors (rows × heads per kv head) a prefill workgroup aims for.
-    static let prefillVectors = 16
-    static let maxAccumulators = 32
-    static let prefillKeysPerInvocation = 2
+    /// Query rows per prefill subgroup (at most; fewer when registers would not suffice), the
+    /// per-lane float budget for their Q, accumulators and scores (GPUs / CPU drivers), and keys per
+    /// online-softmax step.
+    static let prefillRows = 16
+    static let prefillFloatsPerLane = 96
+    static let prefillFloatsPerLaneCPU = 1024
+    /// 2, not 4: nearly as fast on lavapipe (64 vs 62 ms for n = 512) with half the unrolled code,
+    /// i.e. half the driver's JIT time per variant.
+    static let prefillChunk = 2
     /// Subgroups per decode workgroup, and keys per online-softmax step of a subgroup.
     static let decodeSubgroups = 4
     static let decodeChunk = 4
@@ -152,7 +159,8 @@ public final class VulkanAttention {
         }
 
         let config = try kernelConfig(headDim: d, group: heads / kvHeads, decode: n == 1)
-        let main = try library.pipeline(config.file, defines: config.defines, bindings: 6, pushConstantBytes: 28)
+        let main = try library.pipeline(config.file, defines: config.defines, bindings: 6, pushConstantBytes: 28,
+                                        subgroups: subgroupRequirement(workgroup: config.workgroup))
         let flags: UInt32 = (plan.merges ? 1 : 0) | (probabilities != nil ? 2 : 0)
         // Bindings a mode does not use point at the scratch buffer (or O) tagged as read, so they add
         // no false write hazards to the batch.
@@ -211,7 +219,7 @@ public final class VulkanAttention {
         let pipeline = try library.pipeline("attention_apply.comp", defines: [
             "HEAD_DIM": "\(d)", "GROUP": "\(groupSize)", "SUBGROUP": "\(subgroup)", "NSUB": "\(subgroups)",
             "WG_SIZE": "\(subgroup * subgroups)",
-        ], bindings: 3, pushConstantBytes: 8)
+        ], bindings: 3, pushConstantBytes: 8, subgroups: subgroupRequirement(workgroup: subgroup * subgroups))
         try batch.dispatch(pipeline, [
             .read(probabilities, range: probBytes), .read(v, range: cacheBytes), .write(out, range: outBytes),
         ], push: [.uint(UInt32(t)), .uint(UInt32(kvHeads))],
@@ -220,12 +228,30 @@ public final class VulkanAttention {
 
     // MARK: - Configuration
 
+    /// The kernels give each lane of a subgroup its own head dimensions, so they need full subgroups
+    /// of `info.subgroupSize` lanes: required where the device can guarantee it (subgroup size
+    /// control); otherwise SPIR-V 1.5 shaders see SubgroupSize == subgroupSize and drivers fill
+    /// subgroups of workgroups that are a multiple of it.
+    private func subgroupRequirement(workgroup: Int) -> SubgroupRequirement {
+        var requirement = SubgroupRequirement.fullDeviceSubgroups(device.info)
+        // Without a required size, full subgroups need the local size to be a multiple of the largest size.
+        if requirement.requiredSize == nil, workgroup % max(1, device.info.maxSubgroupSize) != 0 {
+            requirement.fullSubgroups = false
+        }
+        return requirement
+    }
+
     /// The kernel variant for (headDim, group, decode), sized from the device limits.
     private func kernelConfig(headDim d: Int, group: Int, decode: Bool) throws -> KernelConfig {
         let key = "\(d)/\(group)/\(decode)"
         lock.lock()
         if let cached = configs[key] { lock.unlock(); return cached }
         lock.unlock()
+        guard device.info.supportsSubgroupArithmetic else {
+            throw VulkanError.missingFeature(
+                "attention: \(device.info.name) lacks subgroup arithmetic in compute shaders (subgroupAdd), which the "
+                    + "attention kernels need; supported subgroup operations: \(device.info.subgroupOperationNames.joined(separator: ", "))")
+        }
         let config = try decode ? decodeConfig(headDim: d, group: group) : prefillConfig(headDim: d, group: group)
         guard config.sharedBytes <= device.info.maxSharedMemory else {
             throw VulkanError.invalidArgument(
@@ -240,24 +266,25 @@ public final class VulkanAttention {
         return config
     }
 
-    /// attention.comp: `prefillKeysPerInvocation` keys per invocation in the score phase and whole
-    /// output columns per invocation in the p·V phase, so the workgroup size divides headDim.
+    /// attention.comp: the decode kernel's lane ↔ column layout with `ROWS` query rows per subgroup,
+    /// each subgroup an independent row block. Loads are `VEC` floats wide where the head row still
+    /// covers the whole subgroup (fewer, wider loads; lanes never idle on GPUs with wide subgroups).
     private func prefillConfig(headDim d: Int, group: Int) throws -> KernelConfig {
         let info = device.info
-        guard let workgroup = [64, 32, 16].first(where: { d % $0 == 0 && $0 <= info.maxWorkgroupInvocations }) else {
-            throw VulkanError.invalidArgument("attention: no workgroup size fits head dim \(d) on this device")
-        }
-        let kpt = Self.prefillKeysPerInvocation
-        let tile = workgroup * kpt
-        func shared(_ vectors: Int) -> Int { 4 * (vectors * d + vectors * tile + 3 * vectors) }
-        // Per invocation: M·KPT score registers and M·(d / workgroup) accumulators; ≤ 32 of each
-        // keeps register pressure moderate on GPUs.
-        let perVector = group * max(kpt, d / workgroup)
-        var rows = max(1, min(Self.prefillVectors / group, Self.maxAccumulators / perVector))
-        while rows > 1, shared(rows * group) > info.maxSharedMemory { rows /= 2 }
+        let subgroup = max(1, info.subgroupSize)
+        let vec = [4, 2, 1].first { d % $0 == 0 && d / $0 >= subgroup } ?? 1
+        let slots = (d / vec + subgroup - 1) / subgroup
+        let chunk = Self.prefillChunk
+        // Per row a lane holds GROUP·(2·slots·vec + CHUNK) floats (Q, accumulators, scores). GPUs
+        // must keep that within their register file; CPU drivers spill to cache cheaply, and there
+        // every extra row amortises the per-lane K/V load loops further.
+        let budget = info.kind == .cpu ? Self.prefillFloatsPerLaneCPU : Self.prefillFloatsPerLane
+        let rows = max(1, min(Self.prefillRows, budget / (group * (2 * slots * vec + chunk))))
+        let subgroups = max(1, min(Self.decodeSubgroups, info.maxWorkgroupInvocations / subgroup))
         return KernelConfig(file: "attention.comp", defines: [
-            "HEAD_DIM": "\(d)", "GROUP": "\(group)", "ROWS": "\(rows)", "WG_SIZE": "\(workgroup)", "KPT": "\(kpt)",
-        ], rows: rows, keysPerStep: tile, workgroup: workgroup, sharedBytes: shared(rows * group))
+            "HEAD_DIM": "\(d)", "GROUP": "\(group)", "ROWS": "\(rows)", "SUBGROUP": "\(subgroup)", "NSUB": "\(subgroups)",
+            "WG_SIZE": "\(subgroup * subgroups)", "VEC": "\(vec)", "CHUNK": "\(chunk)",
+        ], rows: rows * subgroups, keysPerStep: chunk, workgroup: subgroup * subgroups, sharedBytes: 0)
     }
 
     /// attention_decode.comp: lanes of a subgroup own head dimensions, so the subgroup size is a

@@ -85,16 +85,32 @@ public enum VulkanKernelBench {
                             seconds: wall / Double(slots), timed: false)
     }
 
+    /// How bandwidth.comp reads its source: storage-buffer loads, or texelFetch from a uniform
+    /// texel buffer with 16-byte (R32G32B32A32_UINT) or 4-byte (R32_UINT) texels.
+    public enum StreamSource: String, Sendable, CaseIterable { case storage, texelRGBA32, texelR32 }
+
     /// Reading speed of the plainest streaming shader (Shaders/bandwidth.comp) over `bytes` bytes:
     /// the ceiling to compare matvec figures with on this device and driver.
-    public static func streamBandwidth(_ kernels: VulkanKernels, bytes: Int = 32 << 20, iterations: Int = 10) throws -> Double {
+    public static func streamBandwidth(_ kernels: VulkanKernels, bytes: Int = 32 << 20, iterations: Int = 10,
+                                       source: StreamSource = .storage) throws -> Double {
         let device = kernels.device
         let words = max(1, bytes / 16)
+        let units = source == .texelR32 ? words * 4 : words
         let wg = kernels.tuning.elementwiseWorkgroup
         let groups = max(1, min(device.info.maxWorkgroupCount.0, words / (wg * 64)))
-        let pipeline = try kernels.library.pipeline("bandwidth.comp", specialization: [.uint(UInt32(wg))], bindings: 2, pushConstantBytes: 4)
+        let defines: [String: String]
+        switch source {
+        case .storage: defines = [:]
+        case .texelRGBA32: defines = ["TEXEL_RGBA32": "1"]
+        case .texelR32: defines = ["TEXEL_R32": "1"]
+        }
+        let kinds: [DescriptorKind] = [source == .storage ? .storageBuffer : .uniformTexelBuffer, .storageBuffer]
+        let pipeline = try kernels.library.pipeline("bandwidth.comp", defines: defines, specialization: [.uint(UInt32(wg))],
+                                                    bindingKinds: kinds, pushConstantBytes: 4)
         let src = try DeviceBuffer(device: device, byteCount: words * 16, label: "bench stream")
         try src.fill(0x1234_5678)
+        let view = source == .storage ? nil
+            : try TexelBufferView(buffer: src, format: source == .texelR32 ? .r32Uint : .rgba32Uint)
         let dst = try DeviceBuffer(device: device, byteCount: groups * wg * 4, label: "bench stream out")
         let batch = try CommandBatch(device: device, maxTimestamps: iterations)
         var seconds = Double.infinity
@@ -102,7 +118,8 @@ public enum VulkanKernelBench {
             try batch.begin()
             let start = DispatchTime.now().uptimeNanoseconds
             for _ in 0..<iterations {
-                try batch.dispatch(pipeline, [.read(src), .write(dst)], push: [.uint(UInt32(words))], groups: (groups, 1, 1), label: "stream")
+                try batch.dispatch(pipeline, [view.map { .texels($0) } ?? .read(src), .write(dst)], push: [.uint(UInt32(units))],
+                                   groups: (groups, 1, 1), label: "stream")
             }
             try batch.run()
             let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

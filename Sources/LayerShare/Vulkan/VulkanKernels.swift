@@ -31,6 +31,9 @@ public final class VulkanKernels {
         /// `prefillActivationRows` outputs per workgroup (CPU drivers: loads are what costs), or the
         /// shared-memory tiled matmul.comp (GPUs).
         public var prefillRegisterBlocked: Bool
+        /// matvec.comp reads quantized weights through their 16-byte texel view (VulkanMatrix.texelView)
+        /// instead of as a storage buffer, where the matrix has one.
+        public var matvecTexelWeights: Bool
         public var prefillWeightRows: Int
         public var prefillActivationRows: Int
         /// matmul.comp tile: BM weight rows × BN activation rows per workgroup, TM × TN per
@@ -46,8 +49,9 @@ public final class VulkanKernels {
         public init(matvecWorkgroup: Int, matvecRows: Int, matvecParts: Int,
                     prefillRegisterBlocked: Bool, prefillWeightRows: Int, prefillActivationRows: Int,
                     gemmBM: Int, gemmBN: Int, gemmTM: Int, gemmTN: Int,
-                    reduceWorkgroup: Int, elementwiseWorkgroup: Int) {
+                    reduceWorkgroup: Int, elementwiseWorkgroup: Int, matvecTexelWeights: Bool = false) {
             self.matvecWorkgroup = matvecWorkgroup
+            self.matvecTexelWeights = matvecTexelWeights
             self.matvecRows = matvecRows
             self.matvecParts = matvecParts
             self.prefillRegisterBlocked = prefillRegisterBlocked
@@ -73,10 +77,16 @@ public final class VulkanKernels {
                 // blocks per invocation (one header load per block) and many rows per workgroup
                 // so each x load serves 32 rows. Measured on lavapipe: 8 rows/workgroup reached
                 // ~60 % of the speed of 32.
-                t = Tuning(matvecWorkgroup: pow2(subgroup), matvecRows: 32, matvecParts: 1,
+                // Texel fetches, in contrast, are gathered with vector code: a plain stream reads
+                // ~11× faster through 16-byte texels than through storage-buffer loads, so the
+                // weights go through texel views. (On GPUs storage-buffer loads are fast already.)
+                // x is still read from a storage buffer, so more rows per x load pay: with texel
+                // weights 64 rows/workgroup measured ~15 % faster than 32, 128 no better.
+                t = Tuning(matvecWorkgroup: pow2(subgroup), matvecRows: 64, matvecParts: 1,
                            prefillRegisterBlocked: true, prefillWeightRows: 8, prefillActivationRows: 8,
                            gemmBM: 64, gemmBN: 32, gemmTM: 4, gemmTN: 4,
-                           reduceWorkgroup: pow2(subgroup * 8), elementwiseWorkgroup: pow2(subgroup * 8))
+                           reduceWorkgroup: pow2(subgroup * 8), elementwiseWorkgroup: pow2(subgroup * 8),
+                           matvecTexelWeights: true)
             } else {
                 // GPUs: enough invocations per row that short rows (576 = 18 blocks) still fill
                 // a few subgroups; a quarter block per invocation.
@@ -84,6 +94,12 @@ public final class VulkanKernels {
                            prefillRegisterBlocked: false, prefillWeightRows: 2, prefillActivationRows: 4,
                            gemmBM: 64, gemmBN: 64, gemmTM: 4, gemmTN: 4,
                            reduceWorkgroup: 256, elementwiseWorkgroup: 256)
+            }
+            // LAYERSHARE_TEXEL_WEIGHTS=0/1 overrides the choice (for A/B measurements).
+            switch ProcessInfo.processInfo.environment["LAYERSHARE_TEXEL_WEIGHTS"] {
+            case "0": t.matvecTexelWeights = false
+            case "1": t.matvecTexelWeights = true
+            default: break
             }
             let cap = pow2(min(maxInvocations, 1024))
             t.matvecWorkgroup = min(t.matvecWorkgroup, cap)
@@ -98,7 +114,7 @@ public final class VulkanKernels {
         }
 
         public var description: String {
-            "matvec wg \(matvecWorkgroup) rows \(matvecRows) parts \(matvecParts); prefill "
+            "matvec wg \(matvecWorkgroup) rows \(matvecRows) parts \(matvecParts)\(matvecTexelWeights ? " texel" : ""); prefill "
                 + (prefillRegisterBlocked ? "register-blocked \(prefillWeightRows)x\(prefillActivationRows)" : "tiled") + "; gemm \(gemmBM)x\(gemmBN) tile \(gemmTM)x\(gemmTN); "
                 + "reduce wg \(reduceWorkgroup); elementwise wg \(elementwiseWorkgroup)"
         }
@@ -150,12 +166,18 @@ public final class VulkanKernels {
 
     private func pipeline(_ file: String, defines: [String: String] = [:], specialization: [ShaderScalar],
                           bindings: Int, pushWords: Int) throws -> ComputePipeline {
+        try pipeline(file, defines: defines, specialization: specialization,
+                     bindings: Array(repeating: .storageBuffer, count: bindings), pushWords: pushWords)
+    }
+
+    private func pipeline(_ file: String, defines: [String: String] = [:], specialization: [ShaderScalar],
+                          bindings: [DescriptorKind], pushWords: Int) throws -> ComputePipeline {
         var defs = defines
         if subgroupArithmetic { defs["USE_SUBGROUP_ARITH"] = "1" }
         let key = "\(file)|\(defs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))|\(specialization.map { String($0.bits) }.joined(separator: ","))"
         lock.lock(); defer { lock.unlock() }
         if let p = pipelines[key] { return p }
-        let p = try library.pipeline(file, defines: defs, specialization: specialization, bindings: bindings, pushConstantBytes: pushWords * 4)
+        let p = try library.pipeline(file, defines: defs, specialization: specialization, bindingKinds: bindings, pushConstantBytes: pushWords * 4)
         pipelines[key] = p
         return p
     }
@@ -235,13 +257,16 @@ public final class VulkanKernels {
         let t = tuning
         if rows == 1 || t.prefillRegisterBlocked {
             let (wRows, xRows) = rows == 1 ? (t.matvecRows, 1) : (t.prefillWeightRows, t.prefillActivationRows)
-            let p = try pipeline("matvec.comp", defines: [typeDefine: "1", "PARTS": "\(t.matvecParts)u"],
+            let view = t.matvecTexelWeights ? weight.texelView : nil
+            var defines = [typeDefine: "1", "PARTS": "\(t.matvecParts)u"]
+            if view != nil { defines["WEIGHTS_TEXEL"] = "1" }
+            let p = try pipeline("matvec.comp", defines: defines,
                                  specialization: [Self.u(t.matvecWorkgroup), Self.u(wRows), Self.u(xRows)],
-                                 bindings: 3, pushWords: 7)
+                                 bindings: [view != nil ? .uniformTexelBuffer : .storageBuffer, .storageBuffer, .storageBuffer], pushWords: 7)
             var groups = try folded((outRows + wRows - 1) / wRows, what)
             groups.2 = (rows + xRows - 1) / xRows
             guard groups.2 <= device.info.maxWorkgroupCount.2 else { throw fail(what, "\(rows) rows exceed the device's grid limits") }
-            try batch.dispatch(p, [.read(weight.buffer), .read(x), .write(y)],
+            try batch.dispatch(p, [view.map { .texels($0) } ?? .read(weight.buffer), .read(x), .write(y)],
                                push: [Self.u(cols), Self.u(outRows), Self.u(xOffset), Self.u(yOffset), Self.u(rows), Self.u(xs), Self.u(ys)],
                                groups: groups, label: label, group: group)
         } else {

@@ -18,10 +18,16 @@ public final class VulkanMatrix {
     public let byteCount: Int
     public let label: String
 
+    /// Quantized weights as 16-byte texels (R32G32B32A32_UINT) for the texel-fetch matvec, made at
+    /// upload when the device supports the format and the matrix fits maxTexelBufferElements;
+    /// nil otherwise (the kernels then read `buffer` as a storage buffer).
+    public let texelView: TexelBufferView?
+
     /// The quantized kernels read Q8_0/Q4_0 blocks as 32-bit words; for a block that starts on a
-    /// word boundary the stitched reads touch 2 bytes past its end (see Shaders/quant.glsl).
-    /// A zeroed tail keeps every such read inside the buffer.
-    static let tailPadding = 16
+    /// word boundary the stitched reads touch 2 bytes past its end, and the texel path fetches
+    /// whole 16-byte texels, up to 24 bytes past the words it needs (see Shaders/quant.glsl).
+    /// A zeroed tail keeps every such read inside the buffer (and the view).
+    static let tailPadding = 48
 
     /// Uploads `bytes`, the raw GGUF data of a row-major [rows][cols] matrix of `type`.
     public convenience init(device: VulkanDevice, type: GGMLType, rows: Int, cols: Int, bytes: UnsafeRawBufferPointer, label: String) throws {
@@ -66,7 +72,7 @@ public final class VulkanMatrix {
         let storedBytes = storedType == type ? sourceBytes : rows * cols * 4
         // Whole indices in the shaders are 32-bit element/word counts.
         let limit = device.info.maxStorageBufferRange
-        let padded = (storedBytes + Self.tailPadding + 3) & ~3
+        let padded = (storedBytes + Self.tailPadding + 15) & ~15  // whole texels
         guard padded <= limit, padded < Int(UInt32.max) else {
             throw VulkanError.bufferTooLarge(label: "\(label) (\(storedType) [\(rows)×\(cols)]; matrices are not split across bindings)",
                                              bytes: padded, limit: limit, limitName: "maxStorageBufferRange")
@@ -76,7 +82,8 @@ public final class VulkanMatrix {
         self.cols = cols
         self.byteCount = storedBytes
         self.label = label
-        buffer = try DeviceBuffer(device: device, byteCount: padded, label: label)
+        let buffer = try DeviceBuffer(device: device, byteCount: padded, label: label)
+        self.buffer = buffer
 
         switch source {
         case let .floats(values):
@@ -101,6 +108,12 @@ public final class VulkanMatrix {
         }
         let zeros = [UInt8](repeating: 0, count: padded - storedBytes)
         try buffer.upload(zeros, at: storedBytes)
+        if storedType.isQuantized, device.supportsUniformTexelBuffer(.rgba32Uint),
+           padded / 16 <= device.info.maxTexelBufferElements {
+            texelView = try TexelBufferView(buffer: buffer, format: .rgba32Uint)
+        } else {
+            texelView = nil
+        }
     }
 
     /// Bytes allocated (data plus tail padding).
