@@ -209,6 +209,27 @@ final class VulkanAttentionTests: AttentionTestCase {
         XCTAssertLessThanOrEqual(maxAbsError(try out2.download(Float.self, count: heads * d), applied) / maxMagnitude(v2), Self.tolerance)
     }
 
+    /// The kernels assume full subgroups of `subgroupSize` lanes with subgroup arithmetic: the device
+    /// info reports what is guaranteed, and pipelines request it where the device allows.
+    func testSubgroupRequirements() throws {
+        let info = device.info
+        print("subgroup ops: \(info.subgroupOperationNames), size \(info.subgroupSize) (\(info.minSubgroupSize)...\(info.maxSubgroupSize)), "
+              + "size control \(info.hasSubgroupSizeControl), full subgroups \(info.supportsComputeFullSubgroups)")
+        XCTAssertTrue(info.supportsSubgroupArithmetic)
+        XCTAssertTrue(info.subgroupOperationNames.contains("arithmetic"))
+        XCTAssertLessThanOrEqual(info.minSubgroupSize, info.subgroupSize)
+        XCTAssertGreaterThanOrEqual(info.maxSubgroupSize, info.subgroupSize)
+        let requirement = SubgroupRequirement.fullDeviceSubgroups(info)
+        XCTAssertEqual(requirement.fullSubgroups, info.supportsComputeFullSubgroups)
+        XCTAssertEqual(requirement.requiredSize, info.supportsRequiredSubgroupSize ? info.subgroupSize : nil)
+        // A size the device cannot run is a clear error, not a driver failure.
+        XCTAssertThrowsError(try library.pipeline("attention_apply.comp", defines: [
+            "HEAD_DIM": "64", "GROUP": "1", "SUBGROUP": "\(info.subgroupSize)", "NSUB": "1", "WG_SIZE": "\(info.subgroupSize)",
+        ], bindings: 3, pushConstantBytes: 8, subgroups: SubgroupRequirement(requiredSize: info.maxSubgroupSize * 2))) { error in
+            XCTAssertTrue("\(error)".contains("subgroup size"), "\(error)")
+        }
+    }
+
     func testBadArgumentsAreClearErrors() throws {
         let (heads, kvHeads, d) = (9, 3, 64)
         let q = try poisoned(4 * heads * d, "q")
