@@ -44,7 +44,17 @@ layout(std430, binding = 0) readonly buffer Weights { uint16_t wh[]; };
 #else
 layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
 #endif
+#if defined(X_TEXEL)
+// Activations as R32G32B32A32_SFLOAT texels (one fetch per 4 floats; vector gathers on lavapipe,
+// where every storage-buffer load is a per-lane loop). Only used for quantized weights, with
+// xOffset and xStride multiples of 4 so every 4-float group is one whole texel.
+#if defined(TYPE_F32) || defined(TYPE_F16)
+#error X_TEXEL is for the quantized types
+#endif
+layout(binding = 1) uniform samplerBuffer xt;
+#else
 layout(std430, binding = 1) readonly buffer X { float x[]; };
+#endif
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 
 #define CHUNK_UNITS (4u / PARTS)
@@ -55,7 +65,11 @@ layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 shared float partial[NUM_ROWS * NUM_X * gl_WorkGroupSize.x];
 
 vec4 load_x4(uint j) {
+#if defined(X_TEXEL)
+    return texelFetch(xt, int(j >> 2));  // j is a multiple of 4 (see X_TEXEL)
+#else
     return vec4(x[j], x[j + 1u], x[j + 2u], x[j + 3u]);
+#endif
 }
 
 void store_output(uint row0, uint xr0, uint a, float v) {

@@ -205,7 +205,10 @@ public final class CommandBatch {
             }
         }
         track(bindings.map { ($0.buffer, $0.access) })
-        for b in bindings { retained.append(b.texelView ?? b.buffer) }  // a view keeps its buffer alive
+        for b in bindings {  // buffers and views stay alive until the batch completes
+            retained.append(b.buffer)
+            if let v = b.texelView { retained.append(v) }
+        }
 
         vkCmdBindPipeline(commandBuffer, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.handle)
         let infos = bindings.map { VkDescriptorBufferInfo(buffer: $0.buffer.handle, offset: VkDeviceSize($0.offset), range: VkDeviceSize($0.range)) }

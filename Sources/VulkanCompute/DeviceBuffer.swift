@@ -14,6 +14,7 @@ public final class DeviceBuffer {
     public let mapped: UnsafeMutableRawPointer?
 
     public enum Kind { case storage, staging }
+    public let kind: Kind
 
     public init(device: VulkanDevice, byteCount: Int, label: String, kind: Kind = .storage) throws {
         guard byteCount > 0 else { throw VulkanError.invalidArgument("buffer '\(label)': size must be positive, got \(byteCount)") }
@@ -27,6 +28,7 @@ public final class DeviceBuffer {
         self.device = device
         self.byteCount = byteCount
         self.label = label
+        self.kind = kind
 
         var bufferInfo = VkBufferCreateInfo()
         bufferInfo.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO
@@ -83,10 +85,36 @@ public final class DeviceBuffer {
     }
 
     deinit {
+        cachedFloatView = nil  // the view is destroyed before its buffer
         if mapped != nil { vkUnmapMemory(device.handle, memory) }
         vkDestroyBuffer(device.handle, handle, nil)
         vkFreeMemory(device.handle, memory, nil)
         device.recordFree(allocationSize)
+    }
+
+    private let viewLock = NSLock()
+    private var cachedFloatView: TexelBufferView?
+    private var floatViewUnavailable = false
+
+    /// The whole buffer as R32G32B32A32_SFLOAT texels (4 floats per fetch), made on first use and
+    /// kept with the buffer, so kernels can bind activations as texels without a view per dispatch.
+    /// nil for staging buffers, or when the device cannot read that format as a uniform texel
+    /// buffer or the buffer exceeds maxTexelBufferElements. A trailing partial texel is not covered.
+    /// The view does not keep the buffer alive (that would be a cycle): use it only while the buffer
+    /// lives (CommandBatch retains a binding's buffer until the batch completes).
+    public var floatTexelView: TexelBufferView? {
+        viewLock.lock(); defer { viewLock.unlock() }
+        if let v = cachedFloatView { return v }
+        if floatViewUnavailable { return nil }
+        let texels = byteCount / 16
+        if kind == .storage, texels > 0, texels <= device.info.maxTexelBufferElements,
+           device.supportsUniformTexelBuffer(.rgba32Float),
+           let v = try? TexelBufferView(buffer: self, format: .rgba32Float, offset: 0, range: texels * 16, retainBuffer: false) {
+            cachedFloatView = v
+            return v
+        }
+        floatViewUnavailable = true
+        return nil
     }
 
     private func checkRange(_ offset: Int, _ count: Int) throws {

@@ -10,15 +10,16 @@ public enum DescriptorKind: Hashable, Sendable {
     case uniformTexelBuffer
 }
 
-/// Unsigned-integer texel formats for reading raw bytes through a texel buffer.
+/// Texel formats for reading buffers through a texel view: unsigned integers for raw bytes,
+/// rgba32Float for float32 data (4 floats per fetch).
 public enum TexelFormat: Hashable, Sendable, CustomStringConvertible {
-    case r16Uint, r32Uint, rgba32Uint
+    case r16Uint, r32Uint, rgba32Uint, rgba32Float
 
     public var bytesPerTexel: Int {
         switch self {
         case .r16Uint: return 2
         case .r32Uint: return 4
-        case .rgba32Uint: return 16
+        case .rgba32Uint, .rgba32Float: return 16
         }
     }
 
@@ -27,6 +28,7 @@ public enum TexelFormat: Hashable, Sendable, CustomStringConvertible {
         case .r16Uint: return VK_FORMAT_R16_UINT
         case .r32Uint: return VK_FORMAT_R32_UINT
         case .rgba32Uint: return VK_FORMAT_R32G32B32A32_UINT
+        case .rgba32Float: return VK_FORMAT_R32G32B32A32_SFLOAT
         }
     }
 
@@ -35,6 +37,7 @@ public enum TexelFormat: Hashable, Sendable, CustomStringConvertible {
         case .r16Uint: return "R16_UINT"
         case .r32Uint: return "R32_UINT"
         case .rgba32Uint: return "R32G32B32A32_UINT"
+        case .rgba32Float: return "R32G32B32A32_SFLOAT"
         }
     }
 }
@@ -51,9 +54,13 @@ extension VulkanDevice {
 /// A read-only typed view (VkBufferView) of a byte range of a storage `DeviceBuffer`, bound to
 /// `DescriptorKind.uniformTexelBuffer` bindings. Some drivers fetch texels with vector gathers where
 /// storage-buffer loads are scalar per invocation (Mesa's lavapipe), which makes this the faster
-/// path for streaming weights there. Keeps its buffer alive; destroyed on deinit.
+/// path for streaming weights there. Keeps its buffer alive (except the view cached by the buffer
+/// itself, `DeviceBuffer.floatTexelView`, which must not form a cycle); destroyed on deinit.
 public final class TexelBufferView {
-    public let buffer: DeviceBuffer
+    public var buffer: DeviceBuffer { owner ?? cachedBy! }
+    private let owner: DeviceBuffer?
+    private unowned(unsafe) let cachedBy: DeviceBuffer?
+    private let device: VulkanDevice
     public let format: TexelFormat
     /// Byte range of `buffer` the view covers.
     public let offset: Int
@@ -63,7 +70,11 @@ public final class TexelBufferView {
     public var texelCount: Int { range / format.bytesPerTexel }
 
     /// `range` defaults to the rest of the buffer, rounded down to whole texels.
-    public init(buffer: DeviceBuffer, format: TexelFormat, offset: Int = 0, range: Int? = nil) throws {
+    public convenience init(buffer: DeviceBuffer, format: TexelFormat, offset: Int = 0, range: Int? = nil) throws {
+        try self.init(buffer: buffer, format: format, offset: offset, range: range, retainBuffer: true)
+    }
+
+    init(buffer: DeviceBuffer, format: TexelFormat, offset: Int, range: Int?, retainBuffer: Bool) throws {
         let device = buffer.device
         let info = device.info
         let size = format.bytesPerTexel
@@ -90,13 +101,15 @@ public final class TexelBufferView {
         var view: VkBufferView?
         try check(vkCreateBufferView(device.handle, &create, nil, &view), "vkCreateBufferView(\(what))")
         handle = view!
-        self.buffer = buffer
+        owner = retainBuffer ? buffer : nil
+        cachedBy = retainBuffer ? nil : buffer
+        self.device = device
         self.format = format
         self.offset = offset
         self.range = r
     }
 
     deinit {
-        vkDestroyBufferView(buffer.device.handle, handle, nil)
+        vkDestroyBufferView(device.handle, handle, nil)
     }
 }

@@ -61,8 +61,13 @@ final class ProfileRunTests: XCTestCase {
                          "kv_store", "attention"] {
                 XCTAssertTrue(layer0.contains { $0.contains(name) }, "step \(i): layer 0 has no '\(name)' (has \(layer0))")
             }
-            for l in 0..<layers {
-                XCTAssertEqual(byGroup["layer \(l)"]?.map(\.label), layer0, "step \(i): layer \(l) differs from layer 0")
+            // Each layer starts with its attention norm: a plain rmsnorm after the embedding in layer 0, elsewhere
+            // fused with the previous layer's FFN residual add (add_rmsnorm); the rest is the same in every layer.
+            XCTAssertEqual(layer0.first, "rmsnorm", "step \(i): layer 0 should start with its attention norm")
+            for l in 1..<max(layers, 1) {
+                let labels = byGroup["layer \(l)"]?.map(\.label) ?? []
+                XCTAssertEqual(labels.first, "add_rmsnorm", "step \(i): layer \(l) should start with the fused residual add + norm")
+                XCTAssertEqual(Array(labels.dropFirst()), Array(layer0.dropFirst()), "step \(i): layer \(l) differs from layer 0")
             }
             XCTAssertEqual(Set(byGroup.keys), Set(["embedding", "output"] + (0..<layers).map { "layer \($0)" }))
             XCTAssertEqual(timings.count, 1 + layers * layer0.count + 2)

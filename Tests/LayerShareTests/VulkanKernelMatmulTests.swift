@@ -138,6 +138,8 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
             for type: GGMLType in [.q4_0, .q8_0, .f16] {
                 _ = try checkMatmul(type: type, outRows: 33, cols: 64, rows: 5, xOffset: 1, yOffset: 9, xStride: 70, yStride: 100)
                 _ = try checkMatmul(type: type, outRows: 7, cols: 96, rows: 1, xOffset: 2, yOffset: 40, xStride: 96, yStride: 50)
+                // 4-float aligned offset and stride: x is read through its RGBA32F texel view.
+                _ = try checkMatmul(type: type, outRows: 33, cols: 64, rows: 5, xOffset: 4, yOffset: 3, xStride: 72, yStride: 40)
             }
         }
     }
@@ -170,8 +172,11 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         let base = kernels.tuning
         let subgroup = max(1, device.info.subgroupSize)
         for (useSubgroups, configs) in [(true, [(32, 2, 4), (4, 5, 2)]), (false, [(2 * subgroup, 4 * subgroup + 1, 1)])] {
-            for (wg, rowsPer, parts) in configs { for texel in [true, false] {
+            for (wg, rowsPer, parts) in configs { for texel in [true, false] { for lanes in [true, false] {
+                // Quantized prefill as matmul_lanes.comp and as matvec.comp's split-K form.
+                if parts == 4, !lanes { continue }  // the tiled kernel ignores prefillLanes
                 var t = base
+                t.prefillLanes = lanes
                 t.matvecTexelWeights = texel  // texel views with every chunk size too
                 t.matvecWorkgroup = wg; t.matvecRows = rowsPer; t.matvecParts = parts
                 // Prefill alternates between the two kernels; the register-blocked one with
@@ -184,9 +189,17 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
                 for type in [GGMLType.q4_1, .q8_0, .q4_0, .f16] {
                     _ = try checkMatmul(type: type, outRows: 75, cols: 160, rows: 1, xOffset: 1, yOffset: 0)
                     _ = try checkMatmul(type: type, outRows: 37, cols: 160, rows: 19, xOffset: 0, yOffset: 2)
+                    _ = try checkMatmul(type: type, outRows: 37, cols: 160, rows: 5, xOffset: 3, yOffset: 2)  // x unaligned
                 }
-            } }
+            } } }
         }
+    }
+
+    /// Prefill matmul speed (LAYERSHARE_PREFILL_BENCH=1 to run; only prints).
+    func testPrefillMatmulSpeed() throws {
+        guard ProcessInfo.processInfo.environment["LAYERSHARE_PREFILL_BENCH"] == "1" else { throw XCTSkip("set LAYERSHARE_PREFILL_BENCH=1") }
+        print("prefill tuning: \(kernels.tuning)")
+        for r in try VulkanKernelBench.standardPrefillReport(kernels) { print("prefill \(r)") }
     }
 
     // MARK: - Dequantization

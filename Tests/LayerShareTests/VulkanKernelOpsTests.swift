@@ -24,7 +24,7 @@ final class VulkanKernelOpsTests: VulkanKernelTestCase {
         t.reduceWorkgroup = 32
         kernels = try VulkanKernels(library: library, tuning: t, useSubgroupArithmetic: false)
         XCTAssertFalse(kernels.subgroupArithmetic)
-        print("tree reductions: rmsnorm \(try checkRMSNorm()), softmax \(try checkSoftmax())")
+        print("tree reductions: rmsnorm \(try checkRMSNorm()), add_rmsnorm \(try checkAddRMSNorm()), softmax \(try checkSoftmax())")
     }
 
     func checkRMSNorm() throws -> Double {
@@ -54,6 +54,59 @@ final class VulkanKernelOpsTests: VulkanKernelTestCase {
                                              "rows \(rows) dim \(dim) inPlace \(inPlace): element \(e.index) = \(got[max(0, e.index)]) vs \(expected[max(0, e.index)])")
                     if !inPlace { XCTAssertEqual(y[yOffset - 1].bitPattern, Self.poison, "wrote before the output") }
                 }
+            }
+        }
+        return worst
+    }
+
+    /// The fused residual add + norm (rmsnorm.comp RESIDUAL). x += r must round exactly as a float add
+    /// (checked bit for bit); y against a float64 reference computed from the float32 sum x + r, with the
+    /// rmsnorm threshold (dim + 16)·u. Odd sizes, offsets and strides; y NaN-poisoned around its rows.
+    func testAddRMSNorm() throws {
+        print("add_rmsnorm: max relative error \(try checkAddRMSNorm())")
+    }
+
+    func checkAddRMSNorm() throws -> Double {
+        var worst = 0.0
+        for rows in Self.rowCounts {
+            for dim in Self.sizes {
+                let eps: Float = dim == 1 ? 1e-2 : 1e-5
+                let xOffset = 3, rOffset = 1, yOffset = 5
+                let xStride = dim + 2, rStride = dim + 1, yStride = dim + 3
+                let x = random.floats(xOffset + rows * xStride, -2, 2)
+                let r = random.floats(rOffset + rows * rStride, -1, 1)
+                let w = random.floats(dim, 0.5, 1.5)
+                let xb = try buffer(x, label: "x"), rb = try buffer(r, label: "residual"), wb = try buffer(w, label: "norm")
+                let yb = try poisoned(yOffset + rows * yStride + 2)
+                try run {
+                    try kernels.addRMSNorm($0, x: xb, xOffset: xOffset, residual: rb, residualOffset: rOffset, weight: wb,
+                                           y: yb, yOffset: yOffset, rows: rows, dim: dim, eps: eps,
+                                           xStride: xStride, residualStride: rStride, yStride: yStride)
+                }
+                let xNew = try download(xb, count: x.count)
+                let y = try download(yb, count: yOffset + rows * yStride + 2)
+                var got: [Float] = [], expected: [Double] = []
+                for row in 0..<rows {
+                    let sum = (0..<dim).map { x[xOffset + row * xStride + $0] + r[rOffset + row * rStride + $0] }
+                    for i in 0..<dim where xNew[xOffset + row * xStride + i].bitPattern != sum[i].bitPattern {
+                        XCTFail("rows \(rows) dim \(dim): x[\(row), \(i)] = \(xNew[xOffset + row * xStride + i]) vs \(sum[i])")
+                        break
+                    }
+                    // The gap after each x row is untouched.
+                    XCTAssertEqual(xNew[xOffset + row * xStride + dim], x[xOffset + row * xStride + dim])
+                    let d = sum.map(Double.init)
+                    let scale = 1 / (d.reduce(0) { $0 + $1 * $1 } / Double(dim) + Double(eps)).squareRoot()
+                    for i in 0..<dim {
+                        expected.append(d[i] * scale * Double(w[i]))
+                        got.append(y[yOffset + row * yStride + i])
+                    }
+                    for g in dim..<yStride { XCTAssertEqual(y[yOffset + row * yStride + g].bitPattern, Self.poison, "wrote into the y gap") }
+                }
+                XCTAssertEqual(y[yOffset - 1].bitPattern, Self.poison, "wrote before the output")
+                XCTAssertEqual(xNew[xOffset - 1], x[xOffset - 1], "wrote before x")
+                let e = worstRelative(got, expected) { abs(expected[$0]) + 1e-30 }
+                worst = max(worst, e.error)
+                XCTAssertLessThanOrEqual(e.error, Double(dim + 16) * Self.u, "rows \(rows) dim \(dim): element \(e.index)")
             }
         }
         return worst
@@ -155,6 +208,68 @@ final class VulkanKernelOpsTests: VulkanKernelTestCase {
             naive = max(naive, abs(Double(f) - exact))
         }
         print("rope: max relative error \(worst) (positions ≥ 8000: \(worstFarPosition)); a float32 angle would be off by up to \(naive) rad at pos 8191")
+    }
+
+    /// RoPE into the KV cache (rope.comp KV_CACHE) on stacked [q | k | v] rows with a row stride: Q rotated
+    /// in place, K rotated into the K cache and V copied into the V cache at startPosition + r. Same
+    /// float64 reference and 4e-6 threshold as testRope; V must be copied bit for bit; cache rows outside
+    /// the written range stay NaN-poisoned, and so does the gap at the end of each x row.
+    func testRopeIntoCache() throws {
+        var worst = 0.0
+        for layout in [ModelFormats.RopeLayout.adjacentPairs, .halfRotation] {
+            for (rows, heads, kvHeads, headDim, start) in [(1, 1, 1, 2, 0), (1, 9, 3, 64, 37), (7, 3, 1, 64, 5), (5, 4, 2, 6, 8190),
+                                                           (33, 2, 2, 32, 0)] {
+                let theta: Float = 10_000
+                let rowSize = (heads + 2 * kvHeads) * headDim, kvRow = kvHeads * headDim
+                let xOffset = 2, xStride = rowSize + 1
+                let capacity = start + rows + 2
+                let x = random.floats(xOffset + rows * xStride)
+                let xb = try buffer(x, label: "qkv")
+                let kb = try poisoned(capacity * kvRow), vb = try poisoned(capacity * kvRow)
+                try run {
+                    try kernels.ropeIntoCache($0, x: xb, xOffset: xOffset, xStride: xStride, rows: rows, heads: heads, kvHeads: kvHeads,
+                                              headDim: headDim, startPosition: start, theta: theta, layout: layout,
+                                              keyCache: kb, valueCache: vb)
+                }
+                let y = try download(xb, count: x.count)
+                let kc = try download(kb, count: capacity * kvRow), vc = try download(vb, count: capacity * kvRow)
+                let half = headDim / 2
+                for p in 0..<capacity where p < start || p >= start + rows {
+                    for j in 0..<kvRow where kc[p * kvRow + j].bitPattern != Self.poison || vc[p * kvRow + j].bitPattern != Self.poison {
+                        XCTFail("\(layout): cache row \(p) outside \(start)..<\(start + rows) was written")
+                        return
+                    }
+                }
+                XCTAssertEqual(Array(y[0..<xOffset]), Array(x[0..<xOffset]), "wrote before x")
+                for r in 0..<rows {
+                    let pos = Double(start + r)
+                    let src = xOffset + r * xStride
+                    XCTAssertEqual(y[src + rowSize], x[src + rowSize], "wrote into the gap after row \(r)")
+                    let vRow = (0..<kvRow).map { vc[(start + r) * kvRow + $0].bitPattern }
+                    XCTAssertEqual(vRow, (0..<kvRow).map { x[src + (heads + kvHeads) * headDim + $0].bitPattern }, "V row \(r) not copied exactly")
+                    for h in 0..<(heads + kvHeads) {
+                        let isKey = h >= heads
+                        let inBase = src + h * headDim
+                        // Where the rotated head lands: in place for Q, the cache row for K.
+                        let outBase = isKey ? (start + r) * kvRow + (h - heads) * headDim : inBase
+                        let out = isKey ? kc : y
+                        for i in 0..<half {
+                            let (da, db) = layout == .adjacentPairs ? (2 * i, 2 * i + 1) : (i, i + half)
+                            let angle = pos * pow(Double(theta), -2 * Double(i) / Double(headDim))
+                            let a = Double(x[inBase + da]), b = Double(x[inBase + db])
+                            let ra = a * cos(angle) - b * sin(angle), rb = a * sin(angle) + b * cos(angle)
+                            let err = max(abs(Double(out[outBase + da]) - ra), abs(Double(out[outBase + db]) - rb)) / (abs(a) + abs(b) + 1e-30)
+                            worst = max(worst, err)
+                            if !(err <= 4e-6) {
+                                XCTFail("\(layout) d=\(headDim) pos \(Int(pos)) head \(h) (key \(isKey)) pair \(i): error \(err)")
+                                return
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        print("rope_kv: max relative error \(worst)")
     }
 
     // MARK: - element-wise

@@ -89,6 +89,29 @@ public final class CPUBackend: InferenceBackend {
         }
     }
 
+    public func addRMSNorm(_ x: Tensor, residual: Tensor, weight: Weight, into y: Tensor, rows: Int, dim: Int, eps: Float) throws {
+        precondition(x !== y, "addRMSNorm: y must not be x")
+        CPUKernels.add(x.storage, residual.storage, into: x.storage, count: rows * dim)
+        try rmsnorm(x, weight: weight, into: y, rows: rows, dim: dim, eps: eps)
+    }
+
+    public func ropeIntoCache(_ qkv: Tensor, rows: Int, heads: Int, kvHeads: Int, headDim: Int, startPosition: Int,
+                              theta: Float, layout: RopeLayout, cache: Cache) throws {
+        guard let keys = cache.keys else { throw ModelLoadError("ropeIntoCache: the cache stores no keys") }
+        let qSize = heads * headDim, kvSize = kvHeads * headDim, rowSize = qSize + 2 * kvSize
+        precondition(kvSize == cache.rowSize && startPosition + rows <= cache.capacity && rows * rowSize <= qkv.count)
+        // Same kernels as rope + store: K and V rows are copied into the cache, then K is rotated there.
+        let offset = startPosition * kvSize
+        for r in 0..<rows {
+            let row = qkv.storage + r * rowSize
+            CPUKernels.rope(row, rows: 1, heads: heads, headDim: headDim, startPosition: startPosition + r, theta: theta, layout: layout)
+            (keys.storage + offset + r * kvSize).update(from: row + qSize, count: kvSize)
+            (cache.values.storage + offset + r * kvSize).update(from: row + qSize + kvSize, count: kvSize)
+        }
+        CPUKernels.rope(keys.storage + offset, rows: rows, heads: kvHeads, headDim: headDim, startPosition: startPosition,
+                        theta: theta, layout: layout)
+    }
+
     public func rope(_ x: Tensor, rows: Int, heads: Int, headDim: Int, startPosition: Int, theta: Float, layout: RopeLayout) throws {
         CPUKernels.rope(x.storage, rows: rows, heads: heads, headDim: headDim, startPosition: startPosition, theta: theta, layout: layout)
     }

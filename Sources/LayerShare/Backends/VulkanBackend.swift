@@ -121,6 +121,27 @@ public final class VulkanBackend: InferenceBackend {
         try kernels.rmsnorm(batch, x: x.buffer, weight: weight.buffer, y: y.buffer, rows: rows, dim: dim, eps: eps, label: "rmsnorm", group: group)
     }
 
+    public func addRMSNorm(_ x: Tensor, residual: Tensor, weight: VulkanMatrix, into y: Tensor, rows: Int, dim: Int, eps: Float) throws {
+        try ensureRecording()
+        batch.setCost(bytes: Double((4 * rows + 1) * dim * 4), flops: Double(5 * rows * dim))
+        try kernels.addRMSNorm(batch, x: x.buffer, residual: residual.buffer, weight: weight.buffer, y: y.buffer, rows: rows, dim: dim,
+                               eps: eps, label: "add_rmsnorm", group: group)
+    }
+
+    public func ropeIntoCache(_ qkv: Tensor, rows: Int, heads: Int, kvHeads: Int, headDim: Int, startPosition: Int,
+                              theta: Float, layout: RopeLayout, cache: Cache) throws {
+        guard let keys = cache.keys else { throw ModelLoadError("ropeIntoCache: the cache stores no keys") }
+        guard startPosition + rows <= cache.capacity, kvHeads * headDim == cache.rowSize else {
+            throw ModelLoadError("ropeIntoCache: rows \(startPosition)..<\(startPosition + rows) × \(kvHeads * headDim) do not fit the cache")
+        }
+        try ensureRecording()
+        let rowSize = (heads + 2 * kvHeads) * headDim
+        batch.setCost(bytes: Double(rows * (rowSize + (heads + 2 * kvHeads) * headDim) * 4), flops: Double(3 * rows * (heads + kvHeads) * headDim))
+        try kernels.ropeIntoCache(batch, x: qkv.buffer, rows: rows, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                  startPosition: startPosition, theta: theta, layout: layout, keyCache: keys, valueCache: cache.values,
+                                  label: "rope_kv_store", group: group)
+    }
+
     public func rope(_ x: Tensor, rows: Int, heads: Int, headDim: Int, startPosition: Int, theta: Float, layout: RopeLayout) throws {
         try ensureRecording()
         batch.setCost(bytes: Double(2 * rows * heads * headDim * 4), flops: Double(3 * rows * heads * headDim))

@@ -27,7 +27,15 @@ public protocol InferenceBackend: AnyObject {
     /// y[rows, out] = x[rows, in] · Wᵀ
     func matmul(_ weight: Weight, _ x: Tensor, into y: Tensor, rows: Int, label: String) throws
     func rmsnorm(_ x: Tensor, weight: Weight, into y: Tensor, rows: Int, dim: Int, eps: Float) throws
+    /// x += residual, then y = rmsnorm(x) · weight (rows of `dim`): the residual add and the norm that
+    /// follows it, one op. x holds the updated residual stream afterwards; y must not be x.
+    func addRMSNorm(_ x: Tensor, residual: Tensor, weight: Weight, into y: Tensor, rows: Int, dim: Int, eps: Float) throws
     func rope(_ x: Tensor, rows: Int, heads: Int, headDim: Int, startPosition: Int, theta: Float, layout: RopeLayout) throws
+    /// RoPE on a stacked projection [rows, q | k | v] (heads, kvHeads, kvHeads heads of `headDim`, rows contiguous):
+    /// Q rotated in place, K rotated into the cache and V copied into it at `startPosition` + row. The K and
+    /// V columns of `qkv` are unspecified afterwards.
+    func ropeIntoCache(_ qkv: Tensor, rows: Int, heads: Int, kvHeads: Int, headDim: Int, startPosition: Int,
+                       theta: Float, layout: RopeLayout, cache: Cache) throws
     /// Writes `rows` new K (if given) and V rows at `startPosition` of the cache, read from the tensors
     /// starting at the given element offsets (rows contiguous).
     func store(keys: Tensor?, keyOffset: Int, values: Tensor, valueOffset: Int, cache: Cache, rows: Int, startPosition: Int) throws

@@ -39,7 +39,7 @@ public final class Transformer<Backend: InferenceBackend> {
 
     // Activations, sized for `maxChunk` rows.
     let x: Backend.Tensor, normed: Backend.Tensor
-    let q: Backend.Tensor, k: Backend.Tensor, v: Backend.Tensor, attn: Backend.Tensor, proj: Backend.Tensor
+    let q: Backend.Tensor, v: Backend.Tensor, attn: Backend.Tensor, proj: Backend.Tensor
     let gate: Backend.Tensor, up: Backend.Tensor, logits: Backend.Tensor
     /// Outputs of the stacked products: [rows, q|k|v] and [rows, gate|up].
     let qkvOut: Backend.Tensor, gateUpOut: Backend.Tensor
@@ -101,7 +101,6 @@ public final class Transformer<Backend: InferenceBackend> {
         x = try backend.makeTensor(rows * h.hiddenSize, label: "x")
         normed = try backend.makeTensor(rows * h.hiddenSize, label: "normed")
         q = try backend.makeTensor(rows * h.qSize, label: "q")
-        k = try backend.makeTensor(rows * h.kvSize, label: "k")
         v = try backend.makeTensor(rows * h.kvSize, label: "v")
         attn = try backend.makeTensor(rows * h.qSize, label: "attn")
         proj = try backend.makeTensor(rows * h.hiddenSize, label: "proj")
@@ -168,30 +167,28 @@ public final class Transformer<Backend: InferenceBackend> {
         let start = position
         backend.setGroup("embedding")
         try backend.embed(embedding, tokens: tokens, into: x)
+        backend.setGroup("layer 0")
+        try backend.rmsnorm(x, weight: layers[0].attnNorm, into: normed, rows: n, dim: h.hiddenSize, eps: h.rmsEps)
         for l in 0..<h.layers {
+            // `normed` holds this layer's attention-norm input: from the rmsnorm above for layer 0, else from the
+            // residual add fused with this norm at the end of the previous layer (recorded in this layer's group).
             backend.setGroup("layer \(l)")
             let w = layers[l]
-            try backend.rmsnorm(x, weight: w.attnNorm, into: normed, rows: n, dim: h.hiddenSize, eps: h.rmsEps)
             switch modes[l] {
             case .standard:
                 let isSource = probabilities[l] != nil
                 let qkvSize = h.qSize + 2 * h.kvSize
                 try backend.matmul(w.qkv!, normed, into: qkvOut, rows: n, label: "attn_qkv")
+                // One dispatch rotates Q in place and writes rotated K and V into the cache.
+                try backend.ropeIntoCache(qkvOut, rows: n, heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim,
+                                          startPosition: start, theta: h.ropeTheta, layout: h.ropeLayout, cache: caches[l])
                 let queries: Backend.Tensor
                 if n == 1 {
-                    // One row: Q and K are adjacent, so one RoPE call covers both and the cache reads K, V in place.
+                    // One row: attention reads Q in place (the first qSize floats).
                     queries = qkvOut
-                    try backend.rope(qkvOut, rows: 1, heads: h.heads + h.kvHeads, headDim: h.headDim, startPosition: start,
-                                     theta: h.ropeTheta, layout: h.ropeLayout)
-                    try backend.store(keys: qkvOut, keyOffset: h.qSize, values: qkvOut, valueOffset: h.qSize + h.kvSize,
-                                      cache: caches[l], rows: 1, startPosition: start)
                 } else {
                     queries = isSource ? sourceQueries[l]! : q
-                    try backend.splitColumns(qkvOut, rows: n, rowSize: qkvSize,
-                                             into: [(0, h.qSize, queries), (h.qSize, h.kvSize, k), (h.qSize + h.kvSize, h.kvSize, v)])
-                    try backend.rope(queries, rows: n, heads: h.heads, headDim: h.headDim, startPosition: start, theta: h.ropeTheta, layout: h.ropeLayout)
-                    try backend.rope(k, rows: n, heads: h.kvHeads, headDim: h.headDim, startPosition: start, theta: h.ropeTheta, layout: h.ropeLayout)
-                    try backend.store(keys: k, keyOffset: 0, values: v, valueOffset: 0, cache: caches[l], rows: n, startPosition: start)
+                    try backend.splitColumns(qkvOut, rows: n, rowSize: qkvSize, into: [(0, h.qSize, queries)])
                 }
                 try backend.attention(queries: queries, keys: caches[l], values: caches[l], into: attn, rows: n, startPosition: start,
                                       heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim,
@@ -209,8 +206,7 @@ public final class Transformer<Backend: InferenceBackend> {
                 }
             }
             try backend.matmul(w.o, attn, into: proj, rows: n, label: "attn_output")
-            try backend.add(x, proj, into: x, count: n * h.hiddenSize)
-            try backend.rmsnorm(x, weight: w.ffnNorm, into: normed, rows: n, dim: h.hiddenSize, eps: h.rmsEps)
+            try backend.addRMSNorm(x, residual: proj, weight: w.ffnNorm, into: normed, rows: n, dim: h.hiddenSize, eps: h.rmsEps)
             try backend.matmul(w.gateUp, normed, into: gateUpOut, rows: n, label: "ffn_gate_up")
             if n == 1 {
                 try backend.swiglu(gate: gateUpOut, gateOffset: 0, up: gateUpOut, upOffset: h.ffnSize, into: gate, count: h.ffnSize)
@@ -219,33 +215,33 @@ public final class Transformer<Backend: InferenceBackend> {
                 try backend.swiglu(gate: gate, gateOffset: 0, up: up, upOffset: 0, into: gate, count: n * h.ffnSize)
             }
             try backend.matmul(w.down, gate, into: proj, rows: n, label: "ffn_down")
-            try backend.add(x, proj, into: x, count: n * h.hiddenSize)
+            // The FFN residual add, fused with the next norm: the next layer's attention norm, or the output norm.
+            let last = l + 1 == h.layers
+            backend.setGroup(last ? "output" : "layer \(l + 1)")
+            try backend.addRMSNorm(x, residual: proj, weight: last ? outputNorm : layers[l + 1].attnNorm, into: normed,
+                                   rows: n, dim: h.hiddenSize, eps: h.rmsEps)
             if let hidden { hidden(l, try backend.read(x, offset: 0, count: n * h.hiddenSize)) }
         }
-        backend.setGroup("output")
         position += n
         switch request {
         case .none:
             try backend.finish()
             return []
         case .last:
-            // Only the last row goes through the norm and the LM head.
-            let lastRow = try lastRowTensor(n: n)
-            try backend.rmsnorm(lastRow, weight: outputNorm, into: normed, rows: 1, dim: h.hiddenSize, eps: h.rmsEps)
-            try backend.matmul(lmHead, normed, into: logits, rows: 1, label: "lm_head")
+            // `normed` holds the output norm of every row; only the last goes through the LM head.
+            let lastRow: Backend.Tensor
+            if n == 1 {
+                lastRow = normed
+            } else {
+                try backend.copyRow(normed, row: n - 1, rowSize: h.hiddenSize, into: proj)
+                lastRow = proj
+            }
+            try backend.matmul(lmHead, lastRow, into: logits, rows: 1, label: "lm_head")
             return try backend.read(logits, offset: 0, count: h.vocabSize)
         case .all:
-            try backend.rmsnorm(x, weight: outputNorm, into: normed, rows: n, dim: h.hiddenSize, eps: h.rmsEps)
             try backend.matmul(lmHead, normed, into: logits, rows: n, label: "lm_head")
             return try backend.read(logits, offset: 0, count: n * h.vocabSize)
         }
-    }
-
-    /// The last row of `x` as a tensor of its own (x itself when n == 1).
-    private func lastRowTensor(n: Int) throws -> Backend.Tensor {
-        if n == 1 { return x }
-        try backend.copyRow(x, row: n - 1, rowSize: hyper.hiddenSize, into: proj)
-        return proj
     }
 }
 

@@ -129,6 +129,17 @@ public enum VulkanKernelBench {
         return Double(words * 16) / seconds / 1e9
     }
 
+    /// The prefill shapes of a SmolLM-135M-class model (QKV 576→960, gate/up 576→3072, down
+    /// 1536→576) for `rows` activation rows: GFLOP/s of the prefill matmul.
+    public static func standardPrefillReport(_ kernels: VulkanKernels, rows: Int = 128, iterations: Int = 5) throws -> [MatvecResult] {
+        try [
+            matvec(kernels, type: .q4_1, inDim: 576, outDim: 3072, rows: rows, iterations: iterations),
+            matvec(kernels, type: .q4_1, inDim: 1536, outDim: 576, rows: rows, iterations: iterations),
+            matvec(kernels, type: .q4_1, inDim: 576, outDim: 960, rows: rows, iterations: iterations),
+            matvec(kernels, type: .q8_0, inDim: 576, outDim: 3072, rows: rows, iterations: iterations),
+        ]
+    }
+
     /// The decode shapes of a SmolLM-135M-class model (hidden 576, FFN 1536, vocab 49152).
     public static func standardMatvecReport(_ kernels: VulkanKernels, iterations: Int = 20) throws -> [MatvecResult] {
         try [

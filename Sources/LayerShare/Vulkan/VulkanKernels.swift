@@ -34,6 +34,13 @@ public final class VulkanKernels {
         /// matvec.comp reads quantized weights through their 16-byte texel view (VulkanMatrix.texelView)
         /// instead of as a storage buffer, where the matrix has one.
         public var matvecTexelWeights: Bool
+        /// With texel weights, matvec.comp / matmul_lanes.comp also read x through the activation buffer's cached
+        /// RGBA32F view (DeviceBuffer.floatTexelView) where offsets and strides are 4-float aligned.
+        public var texelActivations: Bool = true
+        /// Quantized prefill in the register-blocked mode uses matmul_lanes.comp (each invocation
+        /// walks all of K for prefillWeightRows rows × prefillActivationRows rows; no reduction)
+        /// instead of matvec.comp's split-K form.
+        public var prefillLanes: Bool = true
         public var prefillWeightRows: Int
         public var prefillActivationRows: Int
         /// matmul.comp tile: BM weight rows × BN activation rows per workgroup, TM × TN per
@@ -80,8 +87,10 @@ public final class VulkanKernels {
                 // Texel fetches, in contrast, are gathered with vector code: a plain stream reads
                 // ~11× faster through 16-byte texels than through storage-buffer loads, so the
                 // weights go through texel views. (On GPUs storage-buffer loads are fast already.)
-                // x is still read from a storage buffer, so more rows per x load pay: with texel
-                // weights 64 rows/workgroup measured ~15 % faster than 32, 128 no better.
+                // With texel weights 64 rows/workgroup measured ~15 % faster than 32, 128 no better.
+                // Quantized prefill: matmul_lanes.comp with x through texel views too, 8 weight
+                // rows × 8 activation rows per invocation: Q4_1 576→3072 × 128 rows went from
+                // 1.3 GFLOP/s (split-K matvec, x as storage buffer) to ~30 (4x8: ~23, 4x16: ~27).
                 t = Tuning(matvecWorkgroup: pow2(subgroup), matvecRows: 64, matvecParts: 1,
                            prefillRegisterBlocked: true, prefillWeightRows: 8, prefillActivationRows: 8,
                            gemmBM: 64, gemmBN: 32, gemmTM: 4, gemmTN: 4,
@@ -95,6 +104,14 @@ public final class VulkanKernels {
                            gemmBM: 64, gemmBN: 64, gemmTM: 4, gemmTN: 4,
                            reduceWorkgroup: 256, elementwiseWorkgroup: 256)
             }
+            // LAYERSHARE_PREFILL_TILE=WxA (weight rows × activation rows per workgroup) and
+            // LAYERSHARE_TEXEL_X=0 override the register-blocked prefill (for A/B measurements).
+            let env = ProcessInfo.processInfo.environment
+            if let tile = env["LAYERSHARE_PREFILL_TILE"]?.split(separator: "x").compactMap({ Int($0) }), tile.count == 2, tile.allSatisfy({ $0 > 0 }) {
+                t.prefillWeightRows = tile[0]; t.prefillActivationRows = tile[1]
+            }
+            if env["LAYERSHARE_TEXEL_X"] == "0" { t.texelActivations = false }
+            if env["LAYERSHARE_PREFILL_LANES"] == "0" { t.prefillLanes = false }
             // LAYERSHARE_TEXEL_WEIGHTS=0/1 overrides the choice (for A/B measurements).
             switch ProcessInfo.processInfo.environment["LAYERSHARE_TEXEL_WEIGHTS"] {
             case "0": t.matvecTexelWeights = false
@@ -115,7 +132,7 @@ public final class VulkanKernels {
 
         public var description: String {
             "matvec wg \(matvecWorkgroup) rows \(matvecRows) parts \(matvecParts)\(matvecTexelWeights ? " texel" : ""); prefill "
-                + (prefillRegisterBlocked ? "register-blocked \(prefillWeightRows)x\(prefillActivationRows)" : "tiled") + "; gemm \(gemmBM)x\(gemmBN) tile \(gemmTM)x\(gemmTN); "
+                + (prefillRegisterBlocked ? "register-blocked\(prefillLanes ? " lanes" : "") \(prefillWeightRows)x\(prefillActivationRows)\(texelActivations ? " texel-x" : "")" : "tiled") + "; gemm \(gemmBM)x\(gemmBN) tile \(gemmTM)x\(gemmTN); "
                 + "reduce wg \(reduceWorkgroup); elementwise wg \(elementwiseWorkgroup)"
         }
     }
@@ -258,15 +275,26 @@ public final class VulkanKernels {
         if rows == 1 || t.prefillRegisterBlocked {
             let (wRows, xRows) = rows == 1 ? (t.matvecRows, 1) : (t.prefillWeightRows, t.prefillActivationRows)
             let view = t.matvecTexelWeights ? weight.texelView : nil
-            var defines = [typeDefine: "1", "PARTS": "\(t.matvecParts)u"]
+            // x through its cached RGBA32F view too (with texel weights) when every 4-float group
+            // the kernel reads is one whole texel inside the view; else as a storage buffer.
+            let xView = view != nil && t.texelActivations && xOffset % 4 == 0 && xs % 4 == 0 ? x.floatTexelView : nil
+            let xTexel = xView.map { xOffset + xSpan <= $0.texelCount * 4 } ?? false
+            var defines = [typeDefine: "1"]
             if view != nil { defines["WEIGHTS_TEXEL"] = "1" }
-            let p = try pipeline("matvec.comp", defines: defines,
+            if xTexel { defines["X_TEXEL"] = "1" }
+            // Quantized prefill with prefillLanes: matmul_lanes.comp, wRows weight rows per
+            // invocation (so wRows·workgroup per workgroup); else matvec.comp, wRows per workgroup.
+            let lanes = rows > 1 && t.prefillLanes && weight.type.isQuantized
+            if !lanes { defines["PARTS"] = "\(t.matvecParts)u" }
+            let p = try pipeline(lanes ? "matmul_lanes.comp" : "matvec.comp", defines: defines,
                                  specialization: [Self.u(t.matvecWorkgroup), Self.u(wRows), Self.u(xRows)],
-                                 bindings: [view != nil ? .uniformTexelBuffer : .storageBuffer, .storageBuffer, .storageBuffer], pushWords: 7)
-            var groups = try folded((outRows + wRows - 1) / wRows, what)
+                                 bindings: [view != nil ? .uniformTexelBuffer : .storageBuffer, xTexel ? .uniformTexelBuffer : .storageBuffer, .storageBuffer],
+                                 pushWords: 7)
+            let rowsPerGroup = lanes ? wRows * t.matvecWorkgroup : wRows
+            var groups = try folded((outRows + rowsPerGroup - 1) / rowsPerGroup, what)
             groups.2 = (rows + xRows - 1) / xRows
             guard groups.2 <= device.info.maxWorkgroupCount.2 else { throw fail(what, "\(rows) rows exceed the device's grid limits") }
-            try batch.dispatch(p, [view.map { .texels($0) } ?? .read(weight.buffer), .read(x), .write(y)],
+            try batch.dispatch(p, [view.map { .texels($0) } ?? .read(weight.buffer), xTexel ? .texels(xView!) : .read(x), .write(y)],
                                push: [Self.u(cols), Self.u(outRows), Self.u(xOffset), Self.u(yOffset), Self.u(rows), Self.u(xs), Self.u(ys)],
                                groups: groups, label: label, group: group)
         } else {
@@ -311,6 +339,35 @@ public final class VulkanKernels {
                            groups: try folded(rows, what), label: label, group: group)
     }
 
+    /// The residual add fused with the norm that follows it: x[r, :] += residual[r, :], then
+    /// y[r, :] = rmsnorm(x[r, :]) · weight (rmsnorm.comp with RESIDUAL). x is updated in place;
+    /// y and residual must not overlap x. Strides default to dim.
+    public func addRMSNorm(_ batch: CommandBatch, x: DeviceBuffer, xOffset: Int = 0, residual: DeviceBuffer, residualOffset: Int = 0,
+                           weight: DeviceBuffer, y: DeviceBuffer, yOffset: Int = 0, rows: Int, dim: Int, eps: Float,
+                           xStride: Int? = nil, residualStride: Int? = nil, yStride: Int? = nil,
+                           label: String = "add_rmsnorm", group: String = "") throws {
+        let what = "add_rmsnorm '\(label)'"
+        try requirePositive(what, ["rows": rows, "dim": dim])
+        let xs = xStride ?? dim, rs = residualStride ?? dim, ys = yStride ?? dim
+        guard xs >= dim, rs >= dim, ys >= dim else { throw fail(what, "row strides must be at least dim \(dim)") }
+        guard eps >= 0, eps.isFinite else { throw fail(what, "eps must be finite and non-negative, got \(eps)") }
+        let xSpan = (rows - 1) * xs + dim, rSpan = (rows - 1) * rs + dim, ySpan = (rows - 1) * ys + dim
+        try requireFloats(what, "x", x, offset: xOffset, span: xSpan)
+        try requireFloats(what, "residual", residual, offset: residualOffset, span: rSpan)
+        try requireFloats(what, "weight", weight, offset: 0, span: dim)
+        try requireFloats(what, "y", y, offset: yOffset, span: ySpan)
+        for (name, b, o, span) in [("residual", residual, residualOffset, rSpan), ("y", y, yOffset, ySpan)]
+        where b === x && o < xOffset + xSpan && xOffset < o + span {
+            throw fail(what, "\(name) overlaps x in buffer '\(x.label)'")
+        }
+        let p = try pipeline("rmsnorm.comp", defines: ["RESIDUAL": "1"],
+                             specialization: [Self.u(tuning.reduceWorkgroup)], bindings: 4, pushWords: 9)
+        try batch.dispatch(p, [.readWrite(x), .read(weight), .write(y), .read(residual)],
+                           push: [Self.u(dim), Self.u(rows), .float(eps), Self.u(xOffset), Self.u(xs), Self.u(yOffset), Self.u(ys),
+                                  Self.u(residualOffset), Self.u(rs)],
+                           groups: try folded(rows, what), label: label, group: group)
+    }
+
     /// In-place softmax of each row of `cols` floats: row r at `offset + r·stride` (stride defaults to cols).
     public func softmax(_ batch: CommandBatch, x: DeviceBuffer, offset: Int = 0, rows: Int, cols: Int, stride: Int? = nil,
                         label: String = "softmax", group: String = "") throws {
@@ -346,6 +403,41 @@ public final class VulkanKernels {
         let pairs = rows * heads * headDim / 2
         try batch.dispatch(p, [.readWrite(x), .read(table)],
                            push: [Self.u(rows), Self.u(heads), Self.u(headDim), Self.u(startPosition), Self.u(xOffset)],
+                           groups: try folded((pairs + wg - 1) / wg, what), label: label, group: group)
+    }
+
+    /// RoPE for a stacked projection x[rows, q | k | v] ((heads + 2·kvHeads)·headDim floats per row,
+    /// row r at xOffset + r·xStride): Q rotated in place, K rotated into `keyCache` and V copied into
+    /// `valueCache` at row startPosition + r (rows of kvHeads·headDim floats). The K and V columns of
+    /// x are left as they were. One dispatch instead of rope + two cache copies.
+    public func ropeIntoCache(_ batch: CommandBatch, x: DeviceBuffer, xOffset: Int = 0, xStride: Int? = nil, rows: Int,
+                              heads: Int, kvHeads: Int, headDim: Int, startPosition: Int, theta: Float,
+                              layout: ModelFormats.RopeLayout, keyCache: DeviceBuffer, valueCache: DeviceBuffer,
+                              label: String = "rope_kv", group: String = "") throws {
+        let what = "rope_kv '\(label)'"
+        try requirePositive(what, ["rows": rows, "heads": heads, "kvHeads": kvHeads, "headDim": headDim])
+        guard headDim % 2 == 0 else { throw fail(what, "headDim must be even, got \(headDim)") }
+        guard startPosition >= 0, startPosition + rows <= Int(UInt32.max) else {
+            throw fail(what, "positions \(startPosition)..<\(startPosition + rows) out of range")
+        }
+        guard theta > 0, theta.isFinite else { throw fail(what, "theta must be positive, got \(theta)") }
+        let rowSize = (heads + 2 * kvHeads) * headDim, kvRow = kvHeads * headDim
+        let xs = xStride ?? rowSize
+        guard xs >= rowSize else { throw fail(what, "x row stride \(xs) is shorter than the \(rowSize) q|k|v columns") }
+        guard keyCache !== valueCache, keyCache !== x, valueCache !== x else {
+            throw fail(what, "x, the K cache and the V cache must be distinct buffers")
+        }
+        try requireFloats(what, "x", x, offset: xOffset, span: (rows - 1) * xs + rowSize)
+        try requireFloats(what, "K cache", keyCache, offset: startPosition * kvRow, span: rows * kvRow)
+        try requireFloats(what, "V cache", valueCache, offset: startPosition * kvRow, span: rows * kvRow)
+        let table = try ropeTable(headDim: headDim, theta: theta)
+        let wg = tuning.elementwiseWorkgroup
+        let p = try pipeline("rope.comp", defines: ["KV_CACHE": "1"],
+                             specialization: [Self.u(wg), .uint(layout == .halfRotation ? 1 : 0)], bindings: 4, pushWords: 8)
+        let pairs = rows * rowSize / 2
+        try batch.dispatch(p, [.readWrite(x), .read(table), .write(keyCache), .write(valueCache)],
+                           push: [Self.u(rows), Self.u(heads), Self.u(headDim), Self.u(startPosition), Self.u(xOffset),
+                                  Self.u(xs), Self.u(kvHeads), Self.u(startPosition * kvRow)],
                            groups: try folded((pairs + wg - 1) / wg, what), label: label, group: group)
     }
 
