@@ -9,7 +9,7 @@ struct LayerShareCommand: ParsableCommand {
         (override with --model or LAYERSHARE_MODEL) and to the Vulkan backend (--backend cpu for the reference).
         """,
         subcommands: [DevicesCommand.self, GenerateCommand.self, CompareCommand.self, LogitsCommand.self,
-                      PerplexityCommand.self, ProfileCommand.self, AnalyzeCommand.self, PlanCommand.self]
+                      PerplexityCommand.self, ProfileCommand.self, BenchCommand.self, AnalyzeCommand.self, PlanCommand.self]
     )
 }
 
