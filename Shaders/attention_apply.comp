@@ -7,14 +7,31 @@
 // ... (coalesced V reads, accumulators in registers), the NSUB subgroups take interleaved keys and
 // their partial sums are added once at the end through shared memory.
 //
-// Defines: HEAD_DIM, GROUP, SUBGROUP (= the device's subgroup size), NSUB, WG_SIZE (= SUBGROUP · NSUB).
+// Defines: HEAD_DIM, GROUP, SUBGROUP (= the device's subgroup size), NSUB, WG_SIZE (= SUBGROUP · NSUB),
+// optional KV_TEXEL (V bound as an R32G32B32A32_SFLOAT uniform texel buffer; lanes own whole texels).
 #extension GL_KHR_shader_subgroup_basic : require
 #include "attention_common.glsl"
 
 layout(local_size_x = WG_SIZE) in;
 
 layout(set = 0, binding = 0) readonly buffer ProbBuf { float probs[]; };
+#if defined(KV_TEXEL)
+// As in attention_decode.comp: texel fetches are vector gathers on lavapipe, storage loads scalar loops.
+#if (HEAD_DIM % 4) != 0
+#error KV_TEXEL needs HEAD_DIM % 4 == 0
+#endif
+#define VEC 4
+#define KVT vec4
+layout(set = 0, binding = 1) uniform samplerBuffer vt;
+KVT loadV(uint i) { return texelFetch(vt, int(i)); }
+float part4(KVT x, uint c) { return x[c]; }
+#else
+#define VEC 1
+#define KVT float
 layout(set = 0, binding = 1) readonly buffer VBuf { float v[]; };
+KVT loadV(uint i) { return v[i]; }
+float part4(KVT x, uint c) { return x; }
+#endif
 layout(set = 0, binding = 2) writeonly buffer OBuf { float o[]; };
 
 layout(push_constant) uniform Push {
@@ -23,7 +40,8 @@ layout(push_constant) uniform Push {
 } pc;
 
 const uint D = HEAD_DIM;
-const uint DPL = (HEAD_DIM + SUBGROUP - 1) / SUBGROUP;
+const uint U = HEAD_DIM / VEC;                    // KVT units per head row
+const uint UPL = (U + SUBGROUP - 1) / SUBGROUP;  // KVT units per lane
 
 shared float sPartial[NSUB * GROUP * D];
 
@@ -31,24 +49,25 @@ void main() {
     const uint lane = gl_SubgroupInvocationID;
     const uint sg = gl_SubgroupID;
     const uint kvh = gl_WorkGroupID.x;
-    const uint rowStride = pc.kvHeads * D;
 
-    float acc[GROUP * DPL];
-    for (uint i = 0u; i < GROUP * DPL; i++) acc[i] = 0.0;
+    KVT acc[GROUP * UPL];
+    for (uint i = 0u; i < GROUP * UPL; i++) acc[i] = KVT(0.0);
     for (uint t = sg; t < pc.total; t += NSUB) {
         float p[GROUP];
         for (uint g = 0u; g < GROUP; g++) p[g] = probs[(kvh * GROUP + g) * pc.total + t];
-        const uint vb = t * rowStride + kvh * D;
-        for (uint j = 0u; j < DPL; j++) {
-            const uint d = lane + j * SUBGROUP;
-            const float x = d < D ? v[vb + d] : 0.0;
-            for (uint g = 0u; g < GROUP; g++) acc[g * DPL + j] += p[g] * x;
+        const uint vb = (t * pc.kvHeads + kvh) * U;
+        for (uint j = 0u; j < UPL; j++) {
+            const uint u = lane + j * SUBGROUP;
+            const KVT x = u < U ? loadV(vb + u) : KVT(0.0);
+            for (uint g = 0u; g < GROUP; g++) acc[g * UPL + j] += p[g] * x;
         }
     }
     for (uint g = 0u; g < GROUP; g++) {
-        for (uint j = 0u; j < DPL; j++) {
-            const uint d = lane + j * SUBGROUP;
-            if (d < D) sPartial[(sg * GROUP + g) * D + d] = acc[g * DPL + j];
+        for (uint j = 0u; j < UPL; j++) {
+            const uint u = lane + j * SUBGROUP;
+            if (u < U) {
+                for (uint c = 0u; c < VEC; c++) sPartial[(sg * GROUP + g) * D + u * VEC + c] = part4(acc[g * UPL + j], c);
+            }
         }
     }
     barrier();

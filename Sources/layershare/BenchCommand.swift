@@ -68,7 +68,8 @@ struct BenchCommand: ParsableCommand {
         let dir = URL(fileURLWithPath: output)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         try BenchReport.json(results).write(to: dir.appendingPathComponent("bench.json"))
-        let deviceName = (try? VulkanInstance(validation: false).selectDevice(options.device).name) ?? "?"
+        let deviceName = options.backend == .cpu ? "host CPU (OpenBLAS; weights dequantized to float32, device columns not applicable)"
+            : (try? VulkanInstance(validation: false).selectDevice(options.device).name) ?? "?"
         let header = "Backend \(options.backend.rawValue), device \(deviceName), model \((options.modelPath as NSString).lastPathComponent); \(steps) decode steps × \(runs) runs; KV cache = bytes for the context length (float32 K and V)."
         let markdown = BenchReport.markdown(results, header: header)
         try markdown.write(to: dir.appendingPathComponent("bench.md"), atomically: true, encoding: .utf8)

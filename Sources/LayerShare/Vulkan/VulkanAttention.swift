@@ -18,7 +18,8 @@ import VulkanCompute
 ///   (flash-decoding), ≥ 256 keys per split and at most `maxSplits` splits; inside a workgroup each
 ///   subgroup runs its own online softmax over chunks of keys with Q and the accumulators in
 ///   registers, merged at the end. With more than one split, partials go to the caller's scratch
-///   buffer and attention_merge.comp combines them with log-sum-exp.
+///   buffer and attention_merge.comp combines them with log-sum-exp. On CPU devices K/V are read
+///   through float texel views (see `texelCaches`).
 ///
 /// Only records into the caller's `CommandBatch`; never submits.
 public final class VulkanAttention {
@@ -75,8 +76,28 @@ public final class VulkanAttention {
     private let lock = NSLock()
     private var configs: [String: KernelConfig] = [:]
 
+    /// Decode (attention_decode.comp, attention_apply.comp) reads the K/V caches through their cached
+    /// RGBA32F texel views (DeviceBuffer.floatTexelView) when this is set and the views exist; else as
+    /// storage buffers. On by default for CPU devices: lavapipe loads storage buffers with a per-lane
+    /// scalar loop but gathers 16-byte texels with vector code (~0.5 vs ~7 GB/s), and decode attention
+    /// is a K/V stream. GPUs keep storage buffers. LAYERSHARE_ATTENTION_TEXEL=0/1 overrides (A/B runs).
+    public var texelCaches: Bool
+
     public init(library: PipelineLibrary) {
         self.library = library
+        switch ProcessInfo.processInfo.environment["LAYERSHARE_ATTENTION_TEXEL"] {
+        case "0": texelCaches = false
+        case "1": texelCaches = true
+        default: texelCaches = library.device.info.kind == .cpu
+        }
+    }
+
+    /// The float texel views of `buffers` if decode should read them as texels: every head row is
+    /// whole texels (headDim % 4 == 0, so rows start on texel boundaries) and the views cover `bytes`.
+    private func texelViews(_ buffers: [DeviceBuffer], bytes: Int, headDim d: Int) -> [TexelBufferView]? {
+        guard texelCaches, d % 4 == 0 else { return nil }
+        let views = buffers.compactMap { b in b.floatTexelView.flatMap { $0.range >= bytes ? $0 : nil } }
+        return views.count == buffers.count ? views : nil
     }
 
     // MARK: - Sizes
@@ -159,8 +180,14 @@ public final class VulkanAttention {
         }
 
         let config = try kernelConfig(headDim: d, group: heads / kvHeads, decode: n == 1)
-        let main = try library.pipeline(config.file, defines: config.defines, bindings: 6, pushConstantBytes: 28,
-                                        subgroups: subgroupRequirement(workgroup: config.workgroup))
+        // Decode only: prefill (attention.comp) is compute-bound and keeps storage buffers.
+        let kvViews = n == 1 ? texelViews([k, v], bytes: cacheBytes, headDim: d) : nil
+        var defines = config.defines
+        if kvViews != nil { defines["KV_TEXEL"] = "1" }
+        let kvKind: DescriptorKind = kvViews != nil ? .uniformTexelBuffer : .storageBuffer
+        let main = try library.pipeline(config.file, defines: defines,
+                                        bindingKinds: [.storageBuffer, kvKind, kvKind, .storageBuffer, .storageBuffer, .storageBuffer],
+                                        pushConstantBytes: 28, subgroups: subgroupRequirement(workgroup: config.workgroup))
         let flags: UInt32 = (plan.merges ? 1 : 0) | (probabilities != nil ? 2 : 0)
         // Bindings a mode does not use point at the scratch buffer (or O) tagged as read, so they add
         // no false write hazards to the batch.
@@ -168,7 +195,9 @@ public final class VulkanAttention {
         let scratchBinding: BufferBinding = plan.merges ? .write(scratch, range: partialBytes) : .read(scratch)
         let probBinding: BufferBinding = probabilities.map { .write($0, range: probBytes) } ?? .read(scratch)
         try batch.dispatch(main, [
-            .read(q, range: qBytes), .read(k, range: cacheBytes), .read(v, range: cacheBytes),
+            .read(q, range: qBytes),
+            kvViews.map { .texels($0[0]) } ?? .read(k, range: cacheBytes),
+            kvViews.map { .texels($0[1]) } ?? .read(v, range: cacheBytes),
             outBinding, scratchBinding, probBinding,
         ], push: [
             .uint(UInt32(n)), .uint(UInt32(startPosition)), .uint(UInt32(kvHeads)),
@@ -216,12 +245,18 @@ public final class VulkanAttention {
                 "\(label): \(groupSize) query heads per kv head with head dim \(d) need \(4 * groupSize * d) bytes of shared memory "
                     + "in attention_apply, the device offers \(info.maxSharedMemory)")
         }
-        let pipeline = try library.pipeline("attention_apply.comp", defines: [
+        let vView = texelViews([v], bytes: cacheBytes, headDim: d)?.first
+        var defines = [
             "HEAD_DIM": "\(d)", "GROUP": "\(groupSize)", "SUBGROUP": "\(subgroup)", "NSUB": "\(subgroups)",
             "WG_SIZE": "\(subgroup * subgroups)",
-        ], bindings: 3, pushConstantBytes: 8, subgroups: subgroupRequirement(workgroup: subgroup * subgroups))
+        ]
+        if vView != nil { defines["KV_TEXEL"] = "1" }
+        let pipeline = try library.pipeline("attention_apply.comp", defines: defines,
+                                            bindingKinds: [.storageBuffer, vView != nil ? .uniformTexelBuffer : .storageBuffer, .storageBuffer],
+                                            pushConstantBytes: 8, subgroups: subgroupRequirement(workgroup: subgroup * subgroups))
         try batch.dispatch(pipeline, [
-            .read(probabilities, range: probBytes), .read(v, range: cacheBytes), .write(out, range: outBytes),
+            .read(probabilities, range: probBytes), vView.map { .texels($0) } ?? .read(v, range: cacheBytes),
+            .write(out, range: outBytes),
         ], push: [.uint(UInt32(t)), .uint(UInt32(kvHeads))],
         groups: (kvHeads, 1, 1), label: label, group: group)
     }
