@@ -42,36 +42,6 @@ class AttentionTestCase: XCTestCase {
     }
 }
 
-/// Seeded SplitMix64 stream for the attention tests. A fresh seed each run, printed;
-/// LAYERSHARE_TEST_SEED replays one.
-struct AttentionRandom {
-    let seed: UInt64
-    private var state: UInt64
-
-    init(_ testName: String) {
-        if let text = ProcessInfo.processInfo.environment["LAYERSHARE_TEST_SEED"], let fixed = UInt64(text) {
-            seed = fixed
-        } else {
-            seed = UInt64.random(in: 0...UInt64.max)
-        }
-        print("\(testName): random seed \(seed) (replay with LAYERSHARE_TEST_SEED=\(seed))")
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// `count` uniform floats in [low, high).
-    mutating func floats(_ count: Int, _ low: Float = -1, _ high: Float = 1) -> [Float] {
-        (0..<count).map { _ in low + (high - low) * Float(Double(next() >> 11) * 0x1p-53) }
-    }
-}
-
 /// Naive float64 causal GQA attention: materialises each score row, masks, soft-maxes, multiplies by V.
 /// q [n, heads, d]; k, v [≥ start+n, kvHeads, d]. Returns out [n, heads, d] and probabilities
 /// [n, heads, start+n] (0 for masked keys).

@@ -16,7 +16,7 @@ final class CPUKernelsTests: XCTestCase {
     // MARK: matmul
 
     func testMatmulMatchesFloat64() {
-        var random = CPUTestRandom(#function)
+        var random = TestRandom(#function)
         let shapes = [(1, 1, 1), (1, 577, 33), (1, 33, 577), (7, 7, 7), (7, 577, 33),
                       (33, 33, 577), (33, 577, 7), (577, 1, 7), (7, 577, 577)]
         for (n, inDim, outDim) in shapes {
@@ -43,7 +43,7 @@ final class CPUKernelsTests: XCTestCase {
     // MARK: rmsnorm
 
     func testRmsnormMatchesFloat64() {
-        var random = CPUTestRandom(#function)
+        var random = TestRandom(#function)
         let eps: Float = 1e-5
         for dim in Self.oddSizes {
             for rows in [1, 3] {
@@ -68,7 +68,7 @@ final class CPUKernelsTests: XCTestCase {
     }
 
     func testRmsnormInPlace() {
-        var random = CPUTestRandom(#function)
+        var random = TestRandom(#function)
         let x = random.floats(2 * 33), weight = random.floats(33)
         var separate = [Float](repeating: 0, count: x.count)
         CPUKernels.rmsnorm(x, weight: weight, into: &separate, rows: 2, dim: 33, eps: 1e-6)
@@ -82,7 +82,7 @@ final class CPUKernelsTests: XCTestCase {
     // MARK: rope
 
     func testRopeMatchesFloat64() {
-        var random = CPUTestRandom(#function)
+        var random = TestRandom(#function)
         let heads = 3
         for layout in [RopeLayout.adjacentPairs, .halfRotation] {
             for headDim in [2, 8, 64] {
@@ -123,7 +123,7 @@ final class CPUKernelsTests: XCTestCase {
     /// llama.cpp's converter permutes Q/K rows so that adjacent pairs in the GGUF layout hold what
     /// Hugging Face keeps at (i, i + d/2): rotating either form must give the same numbers.
     func testRopeLayoutsAgreeUnderThePermutation() {
-        var random = CPUTestRandom(#function)
+        var random = TestRandom(#function)
         let headDim = 64, heads = 2, rows = 5, half = headDim / 2
         var hf = random.floats(rows * heads * headDim)
         var gguf = [Float](repeating: 0, count: hf.count)
@@ -144,7 +144,7 @@ final class CPUKernelsTests: XCTestCase {
     }
 
     func testRopeAtPositionZeroIsIdentity() {
-        var random = CPUTestRandom(#function)
+        var random = TestRandom(#function)
         let input = random.floats(3 * 64)
         var x = input
         CPUKernels.rope(&x, rows: 1, heads: 3, headDim: 64, startPosition: 0, theta: 10000, layout: .adjacentPairs)
@@ -154,7 +154,7 @@ final class CPUKernelsTests: XCTestCase {
     // MARK: softmax
 
     func testSoftmaxMatchesFloat64() {
-        var random = CPUTestRandom(#function)
+        var random = TestRandom(#function)
         for cols in Self.oddSizes {
             let rows = 3
             var x = random.floats(rows * cols, -20, 20)
@@ -180,7 +180,7 @@ final class CPUKernelsTests: XCTestCase {
     // MARK: swiglu / add
 
     func testSwigluMatchesFloat64() {
-        var random = CPUTestRandom(#function)
+        var random = TestRandom(#function)
         for count in Self.oddSizes {
             var gate = random.floats(count, -10, 10)
             gate[0] = count > 1 ? -100 : 100  // exp overflow and the saturated end
@@ -198,7 +198,7 @@ final class CPUKernelsTests: XCTestCase {
     }
 
     func testAddIsExactlyRounded() {
-        var random = CPUTestRandom(#function)
+        var random = TestRandom(#function)
         for count in Self.oddSizes {
             let a = random.floats(count), b = random.floats(count)
             var out = [Float](repeating: .nan, count: count)
@@ -222,7 +222,7 @@ final class CPUKernelsTests: XCTestCase {
     ]
 
     func testAttentionMatchesFloat64() {
-        var random = CPUTestRandom(#function)
+        var random = TestRandom(#function)
         for (heads, kvHeads, d, n, keyCount, queryStart) in Self.attentionCases {
             let what = "attention heads=\(heads) kv=\(kvHeads) d=\(d) n=\(n) T=\(keyCount) start=\(queryStart)"
             let q = random.floats(n * heads * d), k = random.floats(keyCount * kvHeads * d)
@@ -277,7 +277,7 @@ final class CPUKernelsTests: XCTestCase {
     }
 
     func testApplyProbabilitiesMatchesFloat64() {
-        var random = CPUTestRandom(#function)
+        var random = TestRandom(#function)
         for (heads, kvHeads, d, n, keyCount) in [(6, 2, 7, 5, 33), (3, 3, 64, 1, 577), (3, 1, 1, 7, 1)] {
             var p = random.floats(heads * n * keyCount, 0, 1)
             for row in 0..<(heads * n) {  // rows of a probability matrix sum to 1
@@ -306,7 +306,7 @@ final class CPUKernelsTests: XCTestCase {
     // MARK: embedding / dequantizeMatrix
 
     func testEmbeddingGathersDequantizedRows() throws {
-        var random = CPUTestRandom(#function)
+        var random = TestRandom(#function)
         let vocabulary = 7, rowLength = 64
         for type in GGMLType.allCases {
             let (table, expected) = CPUQuantTestData.matrix(type, rows: vocabulary, cols: rowLength, random: &random)
@@ -339,7 +339,7 @@ final class CPUKernelsTests: XCTestCase {
     }
 
     func testDequantizeMatrixMatchesReference() {
-        var random = CPUTestRandom(#function)
+        var random = TestRandom(#function)
         for type in GGMLType.allCases {
             let colsList = type.isQuantized ? [32, 64, 576] : [1, 7, 33, 577]
             for cols in colsList {
@@ -357,7 +357,7 @@ final class CPUKernelsTests: XCTestCase {
 /// Random GGUF-encoded matrices with an independent float64 decoding, written from the block
 /// layouts (not by calling ModelFormats), so the kernels are checked against a second reading.
 enum CPUQuantTestData {
-    static func matrix(_ type: GGMLType, rows: Int, cols: Int, random: inout CPUTestRandom) -> (bytes: [UInt8], values: [Double]) {
+    static func matrix(_ type: GGMLType, rows: Int, cols: Int, random: inout TestRandom) -> (bytes: [UInt8], values: [Double]) {
         var bytes: [UInt8] = [], values: [Double] = []
         func appendHalf(_ x: Float) -> Double {
             let h = Float16(x)

@@ -29,7 +29,7 @@ final class UtilNpyTests: XCTestCase {
 
     /// Writes a [rows, cols] array row by row and returns the file and the values.
     private func writeRandomFile(rows: Int, cols: Int, name: String) throws -> (URL, [Float]) {
-        var random = CPUTestRandom(name)
+        var random = TestRandom(name)
         let url = directory.appendingPathComponent("\(name).npy")
         let values = random.floats(rows * cols, -100, 100)
         let writer = try NpyWriter(url: url, shape: [rows, cols])

@@ -13,7 +13,7 @@ final class UtilSamplerTests: XCTestCase {
     }
 
     func testGreedyIsArgmaxWithLowestIndexOnTies() throws {
-        var random = CPUTestRandom(#function)
+        var random = TestRandom(#function)
         var greedy = try Sampler(temperature: 0, topK: 5, topP: 0.5, seed: 1)  // top-k/p ignored when greedy
         for _ in 0..<20 {
             let logits = random.floats(1000, -10, 10)
@@ -25,7 +25,7 @@ final class UtilSamplerTests: XCTestCase {
     }
 
     func testFixedSeedReproduces() throws {
-        var random = CPUTestRandom(#function)
+        var random = TestRandom(#function)
         let rows = (0..<200).map { _ in random.floats(500, -5, 5) }
         func draws(seed: UInt64) throws -> [Int] {
             var sampler = try Sampler(temperature: 0.8, topK: 40, topP: 0.9, seed: seed)
@@ -36,7 +36,7 @@ final class UtilSamplerTests: XCTestCase {
     }
 
     func testTopKOneAndTinyTopPAreGreedy() throws {
-        var random = CPUTestRandom(#function)
+        var random = TestRandom(#function)
         var topK1 = try Sampler(temperature: 1.5, topK: 1, seed: random.seed)
         var tinyP = try Sampler(temperature: 1.5, topP: 1e-6, seed: random.seed)
         for _ in 0..<100 {

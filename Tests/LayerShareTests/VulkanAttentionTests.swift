@@ -36,7 +36,7 @@ final class VulkanAttentionTests: AttentionTestCase {
     /// Runs one case on the GPU with NaN-poisoned outputs, scratch and unused cache rows, and
     /// compares with `referenceAttention`.
     @discardableResult
-    func check(_ c: Case, _ rng: inout AttentionRandom, tolerance: Double = VulkanAttentionTests.tolerance) throws -> Outcome {
+    func check(_ c: Case, _ rng: inout TestRandom, tolerance: Double = VulkanAttentionTests.tolerance) throws -> Outcome {
         let total = c.start + c.rows
         let capacity = total + 5
         let d = c.headDim
@@ -81,7 +81,7 @@ final class VulkanAttentionTests: AttentionTestCase {
     }
 
     func testPrefillMatchesReference() throws {
-        var rng = AttentionRandom(#function)
+        var rng = TestRandom(#function)
         for (heads, kvHeads) in [(9, 3), (4, 4)] {
             for n in [1, 7, 33, 100] {
                 for start in [0, 37] {
@@ -92,7 +92,7 @@ final class VulkanAttentionTests: AttentionTestCase {
     }
 
     func testOtherHeadDims() throws {
-        var rng = AttentionRandom(#function)
+        var rng = TestRandom(#function)
         for (heads, kvHeads) in [(6, 2), (4, 4)] {
             for (n, start) in [(7, 0), (100, 37), (1, 600)] {
                 try check(Case(heads: heads, kvHeads: kvHeads, headDim: 128, rows: n, start: start), &rng)
@@ -104,7 +104,7 @@ final class VulkanAttentionTests: AttentionTestCase {
     }
 
     func testDecodeSplitsMatchReference() throws {
-        var rng = AttentionRandom(#function)
+        var rng = TestRandom(#function)
         let expectedSplits = [1: 1, 511: 2, 513: 3, 1500: 6, 2049: 9]
         for t in [1, 511, 513, 1500, 2049] {
             let plan = try attention.plan(rows: 1, startPosition: t - 1, heads: 9, kvHeads: 3, headDim: 64)
@@ -135,7 +135,7 @@ final class VulkanAttentionTests: AttentionTestCase {
     }
 
     func testPeakyScoresAndLongPrefill() throws {
-        var rng = AttentionRandom(#function)
+        var rng = TestRandom(#function)
         // Scores spanning about ±50: the running max moves a lot between tiles and splits.
         try check(Case(heads: 9, kvHeads: 3, headDim: 64, rows: 100, start: 400, qScale: 60), &rng,
                   tolerance: Self.peakyTolerance)
@@ -146,7 +146,7 @@ final class VulkanAttentionTests: AttentionTestCase {
     }
 
     func testEmittedProbabilitiesAndApply() throws {
-        var rng = AttentionRandom(#function)
+        var rng = TestRandom(#function)
         for (heads, kvHeads, d, t) in [(9, 3, 64, 1), (9, 3, 64, 300), (9, 3, 64, 1500), (4, 4, 128, 513)] {
             let c = Case(heads: heads, kvHeads: kvHeads, headDim: d, rows: 1, start: t - 1, emit: true)
             let outcome = try check(c, &rng)
@@ -179,7 +179,7 @@ final class VulkanAttentionTests: AttentionTestCase {
     /// Attention emitting P and apply of that P to another V, recorded back to back in one batch:
     /// the batch's hazard tracking must order them.
     func testEmitThenApplyInOneBatch() throws {
-        var rng = AttentionRandom(#function)
+        var rng = TestRandom(#function)
         let (heads, kvHeads, d, t) = (9, 3, 64, 700)
         let q = rng.floats(heads * d)
         let k = rng.floats(t * kvHeads * d)
@@ -294,7 +294,7 @@ final class VulkanAttentionTests: AttentionTestCase {
         guard ProcessInfo.processInfo.environment["LAYERSHARE_ATTENTION_BENCH"] == "1" else {
             throw XCTSkip("set LAYERSHARE_ATTENTION_BENCH=1 to time the attention kernels")
         }
-        var rng = AttentionRandom(#function)
+        var rng = TestRandom(#function)
         print("device: \(device.info.name), subgroup \(device.info.subgroupSize), shared \(device.info.maxSharedMemory)")
         func cpuMs() -> Double {
             var ts = timespec()

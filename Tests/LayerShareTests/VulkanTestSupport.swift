@@ -9,13 +9,13 @@ class VulkanKernelTestCase: XCTestCase {
     var device: VulkanDevice!
     var library: PipelineLibrary!
     var kernels: VulkanKernels!
-    var random: KernelTestRandom!
+    var random: TestRandom!
 
     override func setUpWithError() throws {
         device = try VulkanDevice()
         library = PipelineLibrary(device: device, compiler: ShaderCompiler(sourceDirectory: try ShaderDirectory.locate()))
         kernels = try VulkanKernels(library: library)
-        random = KernelTestRandom(name)
+        random = TestRandom(name)
     }
 
     override func tearDownWithError() throws {
@@ -66,29 +66,32 @@ class VulkanKernelTestCase: XCTestCase {
     }
 }
 
-/// Seeded random inputs. The seed is fresh each run (so repeated runs cover new inputs) and
-/// printed; set LAYERSHARE_TEST_SEED to replay a failure.
-struct KernelTestRandom {
-    let seed: UInt64
-    private var generator: Xoshiro256StarStar
-
-    init(_ testName: String) {
-        if let text = ProcessInfo.processInfo.environment["LAYERSHARE_TEST_SEED"], let fixed = UInt64(text) {
-            seed = fixed
-        } else {
-            seed = UInt64.random(in: 0...UInt64.max)
+/// Reference dequantization of a whole [rows × cols] matrix through ModelFormats.Dequantize.row.
+func referenceRows(_ type: GGMLType, _ bytes: [UInt8], rows: Int, cols: Int) -> [Float] {
+    let rowBytes = type.rowBytes(cols)!
+    var out = [Float](repeating: 0, count: rows * cols)
+    bytes.withUnsafeBytes { src in
+        out.withUnsafeMutableBufferPointer { dst in
+            for r in 0..<rows {
+                Dequantize.row(type, src.baseAddress! + r * rowBytes, count: cols, into: dst.baseAddress! + r * cols)
+            }
         }
-        print("\(testName): random seed \(seed) (replay with LAYERSHARE_TEST_SEED=\(seed))")
-        generator = Xoshiro256StarStar(seed: seed)
     }
+    return out
+}
 
-    mutating func floats(_ count: Int, _ low: Float = -1, _ high: Float = 1) -> [Float] {
-        (0..<count).map { _ in low + (high - low) * Float(generator.nextUnitDouble()) }
+/// Largest |actual − expected| / scale[i] over all elements, with the index; NaN counts as infinite.
+func worstRelative(_ actual: [Float], _ expected: [Double], scale: (Int) -> Double) -> (error: Double, index: Int) {
+    var worst = (error: 0.0, index: -1)
+    for i in 0..<min(actual.count, expected.count) {
+        let e = actual[i].isNaN ? Double.infinity : abs(Double(actual[i]) - expected[i]) / scale(i)
+        if e > worst.error || worst.index < 0 { worst = (e, i) }
     }
+    return worst
+}
 
-    mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &generator) }
-    mutating func unit() -> Double { generator.nextUnitDouble() }
-    mutating func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) } }
+/// Random GGUF blocks for the Vulkan kernel tests.
+extension TestRandom {
 
     /// A finite f16 bit pattern with a wide spread of magnitudes: either sign, normal exponents
     /// from tiny to large, plus the odd subnormal and zero.
@@ -141,28 +144,4 @@ struct KernelTestRandom {
         }
         return out
     }
-}
-
-/// Reference dequantization of a whole [rows × cols] matrix through ModelFormats.Dequantize.row.
-func referenceRows(_ type: GGMLType, _ bytes: [UInt8], rows: Int, cols: Int) -> [Float] {
-    let rowBytes = type.rowBytes(cols)!
-    var out = [Float](repeating: 0, count: rows * cols)
-    bytes.withUnsafeBytes { src in
-        out.withUnsafeMutableBufferPointer { dst in
-            for r in 0..<rows {
-                Dequantize.row(type, src.baseAddress! + r * rowBytes, count: cols, into: dst.baseAddress! + r * cols)
-            }
-        }
-    }
-    return out
-}
-
-/// Largest |actual − expected| / scale[i] over all elements, with the index; NaN counts as infinite.
-func worstRelative(_ actual: [Float], _ expected: [Double], scale: (Int) -> Double) -> (error: Double, index: Int) {
-    var worst = (error: 0.0, index: -1)
-    for i in 0..<min(actual.count, expected.count) {
-        let e = actual[i].isNaN ? Double.infinity : abs(Double(actual[i]) - expected[i]) / scale(i)
-        if e > worst.error || worst.index < 0 { worst = (e, i) }
-    }
-    return worst
 }

@@ -110,7 +110,7 @@ public enum BenchReport {
 
     /// Decode tok/s against context length, one line per plan.
     public static func svg(_ results: [BenchResult], title: String) -> String {
-        let width = 720.0, height = 440.0, left = 70.0, right = 180.0, top = 40.0, bottom = 60.0
+        let width = 820.0, height = 440.0, left = 70.0, right = 280.0, top = 40.0, bottom = 60.0
         let plans = results.map(\.plan).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         let contexts = Array(Set(results.map(\.context))).sorted()
         let maxY = (results.map(\.decodeMax).max() ?? 1) * 1.1
