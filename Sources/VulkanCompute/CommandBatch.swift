@@ -251,6 +251,22 @@ public final class CommandBatch {
         stamp(label, group)
     }
 
+    /// Records a small host-to-buffer write into the command stream (vkCmdUpdateBuffer: at most 65,536
+    /// bytes, a multiple of 4), so per-step inputs such as token ids need no staging buffer or extra submit.
+    public func update(_ dst: DeviceBuffer, offset: Int = 0, bytes: UnsafeRawBufferPointer,
+                       label: String = "update", group: String = "") throws {
+        precondition(recording)
+        guard bytes.count > 0, bytes.count <= 65_536, bytes.count % 4 == 0, offset % 4 == 0, offset >= 0,
+              offset + bytes.count <= dst.byteCount, let base = bytes.baseAddress else {
+            throw VulkanError.invalidArgument("update of \(bytes.count) bytes at \(offset) into '\(dst.label)' (\(dst.byteCount) bytes) is not allowed: at most 65,536 bytes, multiples of 4, in range")
+        }
+        track([(dst, .write)])
+        retained.append(dst)
+        vkCmdUpdateBuffer(commandBuffer, dst.handle, VkDeviceSize(offset), VkDeviceSize(bytes.count), base)
+        copyCount += 1
+        stamp(label, group)
+    }
+
     /// Records one copy command with several regions (e.g. splitting the columns of a row-major tensor).
     public func copy(from src: DeviceBuffer, to dst: DeviceBuffer, regions: [(srcOffset: Int, dstOffset: Int, bytes: Int)],
                      label: String = "copy", group: String = "") throws {

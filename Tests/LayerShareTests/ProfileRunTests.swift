@@ -51,7 +51,7 @@ final class ProfileRunTests: XCTestCase {
 
             // Structure: embedding, the same ops in every layer, then the output norm + LM head.
             let byGroup = Dictionary(grouping: timings, by: \.group)
-            XCTAssertEqual(byGroup["embedding"]?.count, 1, "step \(i): one embedding dispatch")
+            XCTAssertEqual(byGroup["embedding"]?.map(\.label), ["token_ids", "embedding Q8_0"], "step \(i): token ids, then the embedding")
             // Labels carry the kernel variant and shape, e.g. "matvec Q4_1 576→960 (attn_qkv)".
             let output = byGroup["output"]?.map(\.label) ?? []
             XCTAssertEqual(output.count, 2, "step \(i): output group \(output)")
@@ -70,7 +70,7 @@ final class ProfileRunTests: XCTestCase {
                 XCTAssertEqual(Array(labels.dropFirst()), Array(layer0.dropFirst()), "step \(i): layer \(l) differs from layer 0")
             }
             XCTAssertEqual(Set(byGroup.keys), Set(["embedding", "output"] + (0..<layers).map { "layer \($0)" }))
-            XCTAssertEqual(timings.count, 1 + layers * layer0.count + 2)
+            XCTAssertEqual(timings.count, 2 + layers * layer0.count + 2)  // token ids + embedding, layers, norm + LM head
         }
         XCTAssertEqual(run.decodeProfile.dispatches, Self.decodeSteps * (perStep ?? 0))
     }

@@ -96,10 +96,13 @@ public final class VulkanBackend: InferenceBackend {
         if tokenBuffer == nil || tokenBuffer!.byteCount < tokens.count * 4 {
             tokenBuffer = try DeviceBuffer(device: device, byteCount: max(tokens.count, 64) * 4, label: "token ids")
         }
-        // The batch is idle here (every forward chunk ends with a read or finish), so the host write is safe.
-        if recording { try flush() }
-        try tokenBuffer!.upload(tokens.map { UInt32($0) })
         try ensureRecording()
+        // Token ids travel inside the command stream: no staging buffer or extra submit per step.
+        let ids = tokens.map { UInt32($0) }
+        for start in stride(from: 0, to: ids.count, by: 16_384) {
+            let chunk = ids[start..<min(start + 16_384, ids.count)]
+            try chunk.withUnsafeBytes { try batch.update(tokenBuffer!, offset: start * 4, bytes: $0, label: "token_ids", group: group) }
+        }
         let rowBytes = Double(table.byteCount / max(table.rows, 1))
         batch.setCost(bytes: Double(tokens.count) * (rowBytes + Double(table.cols * 4)), flops: Double(tokens.count * table.cols))
         try kernels.embedding(batch, table: table, tokens: tokenBuffer!, out: out.buffer, rows: tokens.count,
