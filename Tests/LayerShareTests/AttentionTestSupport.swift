@@ -3,42 +3,19 @@ import LayerShare
 import VulkanCompute
 import XCTest
 
-/// Base class for the Vulkan attention tests: a fresh device, pipeline library and `VulkanAttention`
-/// per test (validation on with LAYERSHARE_VALIDATION=1), and a tear-down check that the validation
-/// layer reported nothing.
-class AttentionTestCase: XCTestCase {
-    var device: VulkanDevice!
-    var library: PipelineLibrary!
+/// Base class for the Vulkan attention tests: the kernel-test setup (device, library, validation
+/// check at tear-down, buffer helpers) plus a `VulkanAttention` per test.
+class AttentionTestCase: VulkanKernelTestCase {
     var attention: VulkanAttention!
 
     override func setUpWithError() throws {
-        device = try VulkanDevice()
-        library = PipelineLibrary(device: device, compiler: ShaderCompiler(sourceDirectory: try ShaderDirectory.locate()))
+        try super.setUpWithError()
         attention = VulkanAttention(library: library)
     }
 
     override func tearDownWithError() throws {
-        let log = device?.instance.validationLog
         attention = nil
-        library = nil
-        device = nil
-        if let messages = log?.messages, !messages.isEmpty {
-            XCTFail("validation layer reported \(messages.count) message(s):\n" + messages.joined(separator: "\n"))
-        }
-    }
-
-    /// A device buffer holding `values`.
-    func buffer(_ values: [Float], _ label: String) throws -> DeviceBuffer {
-        let b = try DeviceBuffer(device: device, byteCount: max(4, values.count * 4), label: label)
-        if !values.isEmpty { try b.upload(values) }
-        return b
-    }
-
-    /// A device buffer of `floats` floats filled with NaN, so anything the kernel fails to write shows.
-    func poisoned(_ floats: Int, _ label: String) throws -> DeviceBuffer {
-        let b = try DeviceBuffer(device: device, byteCount: max(4, floats * 4), label: label)
-        try b.fill(0x7FC0_0000)
-        return b
+        try super.tearDownWithError()
     }
 }
 

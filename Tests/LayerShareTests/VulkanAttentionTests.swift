@@ -45,12 +45,12 @@ final class VulkanAttentionTests: AttentionTestCase {
         let vValid = rng.floats(total * c.kvHeads * d, -2, 2)
         // Cache rows past start+n hold NaN: reading them at all would poison the result.
         let nanRows = [Float](repeating: .nan, count: (capacity - total) * c.kvHeads * d)
-        let qBuffer = try buffer(q, "q")
-        let kBuffer = try buffer(kValid + nanRows, "k cache")
-        let vBuffer = try buffer(vValid + nanRows, "v cache")
-        let out = try poisoned(c.rows * c.heads * d, "out")
-        let scratch = try poisoned(VulkanAttention.scratchBytes(heads: c.heads, headDim: d, maxContext: total) / 4, "scratch")
-        let probs = c.emit ? try poisoned(c.heads * total, "probabilities") : nil
+        let qBuffer = try buffer(q, label: "q")
+        let kBuffer = try buffer(kValid + nanRows, label: "k cache")
+        let vBuffer = try buffer(vValid + nanRows, label: "v cache")
+        let out = try poisoned(c.rows * c.heads * d, label: "out")
+        let scratch = try poisoned(VulkanAttention.scratchBytes(heads: c.heads, headDim: d, maxContext: total) / 4, label: "scratch")
+        let probs = c.emit ? try poisoned(c.heads * total, label: "probabilities") : nil
         let scale = 1 / Float(d).squareRoot()
 
         let batch = try CommandBatch(device: device)
@@ -157,9 +157,9 @@ final class VulkanAttentionTests: AttentionTestCase {
             }
             // Apply the emitted P to another layer's V cache (NaN past T, as in a real cache).
             let vOther = rng.floats(t * kvHeads * d, -3, 3)
-            let pBuffer = try buffer(outcome.gpuProbabilities, "P")
-            let vBuffer = try buffer(vOther + [Float](repeating: .nan, count: 2 * kvHeads * d), "v other")
-            let out = try poisoned(heads * d, "applied")
+            let pBuffer = try buffer(outcome.gpuProbabilities, label: "P")
+            let vBuffer = try buffer(vOther + [Float](repeating: .nan, count: 2 * kvHeads * d), label: "v other")
+            let out = try poisoned(heads * d, label: "applied")
             let batch = try CommandBatch(device: device)
             try batch.begin()
             try attention.applyProbabilities(batch, probabilities: pBuffer, v: vBuffer, out: out, context: t,
@@ -185,11 +185,11 @@ final class VulkanAttentionTests: AttentionTestCase {
         let k = rng.floats(t * kvHeads * d)
         let v = rng.floats(t * kvHeads * d)
         let v2 = rng.floats(t * kvHeads * d)
-        let scratch = try poisoned(VulkanAttention.scratchBytes(heads: heads, headDim: d, maxContext: 4096) / 4, "scratch")
-        let probs = try poisoned(heads * t, "P")
-        let out1 = try poisoned(heads * d, "out1")
-        let out2 = try poisoned(heads * d, "out2")
-        let (qb, kb, vb, v2b) = (try buffer(q, "q"), try buffer(k, "k"), try buffer(v, "v"), try buffer(v2, "v2"))
+        let scratch = try poisoned(VulkanAttention.scratchBytes(heads: heads, headDim: d, maxContext: 4096) / 4, label: "scratch")
+        let probs = try poisoned(heads * t, label: "P")
+        let out1 = try poisoned(heads * d, label: "out1")
+        let out2 = try poisoned(heads * d, label: "out2")
+        let (qb, kb, vb, v2b) = (try buffer(q, label: "q"), try buffer(k, label: "k"), try buffer(v, label: "v"), try buffer(v2, label: "v2"))
         let batch = try CommandBatch(device: device, maxTimestamps: 8)
         try batch.begin()
         try attention.attention(batch, q: qb, k: kb, v: vb, out: out1, scratch: scratch, rows: 1, startPosition: t - 1,
@@ -232,14 +232,14 @@ final class VulkanAttentionTests: AttentionTestCase {
 
     func testBadArgumentsAreClearErrors() throws {
         let (heads, kvHeads, d) = (9, 3, 64)
-        let q = try poisoned(4 * heads * d, "q")
-        let k = try poisoned(600 * kvHeads * d, "k")
-        let v = try poisoned(600 * kvHeads * d, "v")
-        let out = try poisoned(4 * heads * d, "out")
-        let small = try poisoned(16, "small scratch")
-        let scratch = try poisoned(VulkanAttention.scratchBytes(heads: heads, headDim: d, maxContext: 600) / 4, "scratch")
-        let probs = try poisoned(heads * 600, "P")
-        let longProbs = try poisoned(heads * 700, "long P")
+        let q = try poisoned(4 * heads * d, label: "q")
+        let k = try poisoned(600 * kvHeads * d, label: "k")
+        let v = try poisoned(600 * kvHeads * d, label: "v")
+        let out = try poisoned(4 * heads * d, label: "out")
+        let small = try poisoned(16, label: "small scratch")
+        let scratch = try poisoned(VulkanAttention.scratchBytes(heads: heads, headDim: d, maxContext: 600) / 4, label: "scratch")
+        let probs = try poisoned(heads * 600, label: "P")
+        let longProbs = try poisoned(heads * 700, label: "long P")
         let batch = try CommandBatch(device: device)
         try batch.begin()
 
@@ -320,12 +320,12 @@ final class VulkanAttentionTests: AttentionTestCase {
         ]
         for c in cases {
             let total = c.start + c.n
-            let q = try buffer(rng.floats(c.n * c.heads * c.d), "q")
-            let k = try buffer(rng.floats(total * c.kvHeads * c.d), "k")
-            let v = try buffer(rng.floats(total * c.kvHeads * c.d), "v")
-            let out = try poisoned(c.n * c.heads * c.d, "out")
-            let scratch = try poisoned(VulkanAttention.scratchBytes(heads: c.heads, headDim: c.d, maxContext: total) / 4, "scratch")
-            let probs = c.n == 1 ? try poisoned(c.heads * total, "P") : nil
+            let q = try buffer(rng.floats(c.n * c.heads * c.d), label: "q")
+            let k = try buffer(rng.floats(total * c.kvHeads * c.d), label: "k")
+            let v = try buffer(rng.floats(total * c.kvHeads * c.d), label: "v")
+            let out = try poisoned(c.n * c.heads * c.d, label: "out")
+            let scratch = try poisoned(VulkanAttention.scratchBytes(heads: c.heads, headDim: c.d, maxContext: total) / 4, label: "scratch")
+            let probs = c.n == 1 ? try poisoned(c.heads * total, label: "P") : nil
             for emit in c.n == 1 ? [false, true] : [false] {
                 let t = try time { batch in
                     try attention.attention(batch, q: q, k: k, v: v, out: out, scratch: scratch, rows: c.n, startPosition: c.start,
@@ -338,9 +338,9 @@ final class VulkanAttentionTests: AttentionTestCase {
             }
         }
         let t = 1024
-        let p = try buffer(rng.floats(9 * t, 0, 1.0 / Float(t)), "P")
-        let v = try buffer(rng.floats(t * 3 * 64), "v")
-        let out = try poisoned(9 * 64, "out")
+        let p = try buffer(rng.floats(9 * t, 0, 1.0 / Float(t)), label: "P")
+        let v = try buffer(rng.floats(t * 3 * 64), label: "v")
+        let out = try poisoned(9 * 64, label: "out")
         let applied = try time { batch in
             try attention.applyProbabilities(batch, probabilities: p, v: v, out: out, context: t, heads: 9, kvHeads: 3, headDim: 64, label: "apply")
         }
