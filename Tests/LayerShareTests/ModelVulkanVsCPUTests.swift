@@ -35,3 +35,26 @@ final class ModelVulkanVsCPUTests: XCTestCase {
         XCTAssertTrue(messages.isEmpty, messages.joined(separator: "\n"))
     }
 }
+
+/// The read path devices without unified memory take (results copied into a reused host-visible buffer
+/// inside the step's batch) gives the same logits as reading mapped device memory.
+final class ModelStagedReadTests: XCTestCase {
+    func testStagedReadsGiveIdenticalLogits() throws {
+        let model = try SharedModel.model()
+        let tokens = model.tokenizer.encode("A staged read must not change a single bit.")
+        var options = RunnerOptions()
+        options.context = 64
+        let device = try VulkanDevice()
+        let direct = try RunnerFactory.makeVulkan(model: model, options: options, device: device)
+        let staged = try RunnerFactory.makeVulkan(model: model, options: options, device: device)
+        staged.backend.stagedReads = true
+        direct.backend.stagedReads = false
+        XCTAssertEqual(try staged.runner.forward(tokens, logits: .all), try direct.runner.forward(tokens, logits: .all))
+        // Decode steps reuse the readback buffer.
+        for t in [42, 7, 1000] {
+            XCTAssertEqual(try staged.runner.forward([t], logits: .last), try direct.runner.forward([t], logits: .last))
+        }
+        let messages = device.instance.validationLog?.messages ?? []
+        XCTAssertTrue(messages.isEmpty, messages.joined(separator: "\n"))
+    }
+}

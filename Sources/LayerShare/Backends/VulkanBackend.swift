@@ -33,6 +33,11 @@ public final class VulkanBackend: InferenceBackend {
     private var group = ""
     private var tokenBuffer: DeviceBuffer?
     private var attentionScratch: DeviceBuffer?
+    /// Host-visible buffer results are copied into at the end of a batch, reused across steps, so reading
+    /// logits on a device without unified memory needs neither a new staging buffer nor a second submit.
+    private var readback: DeviceBuffer?
+    /// Read through `readback` even on unified memory (the path discrete GPUs take; set by tests).
+    public var stagedReads: Bool
     /// Bytes of weights uploaded.
     public private(set) var weightBytes = 0
     /// GPU timings of every batch since the last `takeTimings()` (profiling only).
@@ -48,6 +53,7 @@ public final class VulkanBackend: InferenceBackend {
         kernels = try VulkanKernels(library: library)
         attentionKernels = VulkanAttention(library: library)
         self.profiling = profiling
+        stagedReads = !device.info.unifiedMemory
         batch = try CommandBatch(device: device, maxTimestamps: profiling ? 16384 : 0)
     }
 
@@ -235,8 +241,19 @@ public final class VulkanBackend: InferenceBackend {
     }
 
     public func read(_ tensor: Tensor, offset: Int, count: Int) throws -> [Float] {
+        guard stagedReads, count > 0 else {
+            try flush()
+            return try tensor.buffer.download(Float.self, count: count, from: offset * 4)
+        }
+        if readback == nil || readback!.byteCount < count * 4 {
+            try flush()
+            readback = try DeviceBuffer(device: device, byteCount: count * 4, label: "readback", kind: .staging)
+        }
+        try ensureRecording()
+        try batch.copy(from: tensor.buffer, srcOffset: offset * 4, to: readback!, bytes: count * 4, label: "readback", group: group)
         try flush()
-        return try tensor.buffer.download(Float.self, count: count, from: offset * 4)
+        let mapped = readback!.mapped!.assumingMemoryBound(to: Float.self)
+        return Array(UnsafeBufferPointer(start: mapped, count: count))
     }
 
     public func finish() throws { try flush() }
