@@ -175,7 +175,10 @@ public struct DeviceInfo: Sendable {
     /// Subgroup arithmetic (subgroupAdd, subgroupMax, ...) is available in compute shaders.
     public var supportsSubgroupArithmetic: Bool {
         subgroupSupportedStages & VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue) != 0
-            && subgroupSupportedOperations & VkSubgroupFeatureFlags(VK_SUBGROUP_FEATURE_ARITHMETIC_BIT.rawValue) != 0
+            && subgroupSupportedOperations & arithmeticOps == arithmeticOps
+    }
+    private var arithmeticOps: VkSubgroupFeatureFlags {
+        VkSubgroupFeatureFlags(VK_SUBGROUP_FEATURE_BASIC_BIT.rawValue | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT.rawValue)
     }
 
     /// Names of the supported subgroup operations, e.g. ["basic", "vote", "arithmetic"].

@@ -159,21 +159,7 @@ public final class VulkanKernels {
             throw VulkanError.invalidArgument("VulkanKernels: tuning \(t) needs more than the \(info.maxSharedMemory) bytes of shared memory")
         }
         self.tuning = t
-        subgroupArithmetic = useSubgroupArithmetic && Self.querySubgroupArithmetic(library.device)
-    }
-
-    static func querySubgroupArithmetic(_ device: VulkanDevice) -> Bool {
-        var subgroup = VkPhysicalDeviceSubgroupProperties()
-        subgroup.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES
-        var props = VkPhysicalDeviceProperties2()
-        props.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2
-        withUnsafeMutablePointer(to: &subgroup) { sg in
-            props.pNext = UnsafeMutableRawPointer(sg)
-            vkGetPhysicalDeviceProperties2(device.physical, &props)
-        }
-        let compute = subgroup.supportedStages & VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue) != 0
-        let needed = VK_SUBGROUP_FEATURE_BASIC_BIT.rawValue | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT.rawValue
-        return compute && subgroup.supportedOperations & needed == needed
+        subgroupArithmetic = useSubgroupArithmetic && library.device.info.supportsSubgroupArithmetic
     }
 
     /// Number of pipelines made so far (each one is JIT-compiled by the driver once).
