@@ -1,21 +1,44 @@
 #version 450
 #extension GL_EXT_control_flow_attributes : enable  // [[unroll]]: register arrays need constant indices
-// Prefill matrix–matrix product y[r, o] = Σ_i x[r, i]·W[o, i] for quantized W on CPU drivers.
+// Matrix product y[r, o] = Σ_i x[r, i]·W[o, i] for quantized W on CPU drivers: decode (NUM_X = 1)
+// and prefill, optionally with the work around the product fused in (one dispatch instead of two
+// or three; on lavapipe every dispatch costs ~50 µs of thread hand-off whatever its size).
 //
-// Every invocation owns NUM_ROWS weight rows (row0 + lid + i·WG: neighbouring lanes fetch
-// neighbouring rows) × NUM_X activation rows and walks the whole K range alone, one 32-element
-// block at a time: each fetched x block serves NUM_ROWS weight rows, each decoded weight block
-// NUM_X activation rows. Unlike matvec.comp's split-K form there is no cross-invocation
-// reduction (no shared memory, no barriers) and no idle lanes when the block count does not
-// divide the workgroup — on lavapipe, where a workgroup is a SIMD loop on one core, that per-
-// workgroup overhead dominated short rows (576 = 18 blocks). All lanes read the same x texels.
+// Every invocation owns NUM_ROWS weight rows × NUM_X activation rows and walks the whole K range
+// alone, one 32-element block at a time: each fetched x block serves NUM_ROWS weight rows, each
+// decoded weight block NUM_X activation rows. Unlike matvec.comp's split-K form there is no
+// cross-invocation reduction (no shared memory, no barriers) and no idle lanes when the block
+// count does not divide the workgroup — on lavapipe, where a workgroup is a SIMD loop on one
+// core, that per-workgroup overhead dominated short rows (576 = 18 blocks). All lanes read the
+// same x texels. Plain rows: row0 + lid + i·WG (neighbouring lanes fetch neighbouring rows).
+//
+// Fusions (defines):
+//   NORM_X       the product reads rmsnorm(x)·n instead of x (n: binding 3, eps: push constant).
+//                Every lane walks all of x anyway, so it also sums x² on the way and scales its
+//                totals by rsqrt(mean(x²) + eps) at the end: W·(x·s·n) = s·(W·(x·n)).
+//   OUT_ADD      y += W·x (the residual add after the attention output and FFN down products).
+//   OUT_GLU      W = [gate; up] (outRows = 2·F): y[r, f] = silu(gate_f·x) · (up_f·x), F columns.
+//   OUT_ROPE_KV  W = [q; k; v] (heads + 2·kvHeads heads of headDim rows): Q rows rotated into y
+//                (heads·headDim columns), K rows rotated into the K cache and V rows copied into
+//                the V cache at position startPosition + r (RoPE as rope.comp, HALF_ROTATION for
+//                the Hugging Face pair layout).
+// OUT_GLU and OUT_ROPE_KV need both rows of a pair in one invocation: an invocation owns NUM_ROWS/2
+// pairs (NUM_ROWS even), pair P = first + p·WG, rows pair_rows(P).
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint NUM_ROWS = 4;  // weight rows per invocation
 layout(constant_id = 2) const uint NUM_X = 8;     // activation rows per workgroup
+layout(constant_id = 3) const bool HALF_ROTATION = false;  // OUT_ROPE_KV: pairs (i, i + d/2), else (2i, 2i + 1)
 
-layout(push_constant) uniform Push {  // same layout as matvec.comp
+#if defined(OUT_GLU) || defined(OUT_ROPE_KV)
+#define PAIRED 1
+#endif
+#if (defined(OUT_GLU) && defined(OUT_ROPE_KV)) || (defined(OUT_ADD) && defined(PAIRED))
+#error matmul_lanes.comp: at most one OUT_* define
+#endif
+
+layout(push_constant) uniform Push {  // the first seven as matvec.comp
     uint cols;
     uint outRows;
     uint xOffset;
@@ -23,6 +46,16 @@ layout(push_constant) uniform Push {  // same layout as matvec.comp
     uint rows;
     uint xStride;
     uint yStride;
+#ifdef NORM_X
+    float eps;
+#endif
+#ifdef OUT_ROPE_KV
+    uint heads;
+    uint kvHeads;
+    uint headDim;
+    uint startPosition;
+    uint cacheOffset;  // elements: K/V cache row startPosition
+#endif
 } pc;
 
 #if defined(TYPE_F32) || defined(TYPE_F16)
@@ -34,12 +67,40 @@ layout(binding = 0) uniform usamplerBuffer wt;
 layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
 #endif
 #if defined(X_TEXEL)
-// R32G32B32A32_SFLOAT view; xOffset and xStride are multiples of 4 (checked by the host).
+// R32G32B32A32_SFLOAT views; xOffset and xStride are multiples of 4 (checked by the host).
 layout(binding = 1) uniform samplerBuffer xt;
 #else
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 #endif
+#ifdef OUT_ADD
+layout(std430, binding = 2) buffer Y { float y[]; };
+#else
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
+#endif
+
+// Bindings after y: the norm weight (NORM_X), then the RoPE table and the K and V caches.
+#ifdef NORM_X
+#if defined(X_TEXEL)
+layout(binding = 3) uniform samplerBuffer nt;
+vec4 load_n4(uint j) { return texelFetch(nt, int(j >> 2)); }
+#else
+layout(std430, binding = 3) readonly buffer Norm { float nw[]; };
+vec4 load_n4(uint j) { return vec4(nw[j], nw[j + 1u], nw[j + 2u], nw[j + 3u]); }
+#endif
+#define ROPE_BINDING_TABLE 4
+#define ROPE_BINDING_K 5
+#define ROPE_BINDING_V 6
+#else
+#define ROPE_BINDING_TABLE 3
+#define ROPE_BINDING_K 4
+#define ROPE_BINDING_V 5
+#endif
+#ifdef OUT_ROPE_KV
+#include "rope_angle.glsl"
+layout(std430, binding = ROPE_BINDING_TABLE) readonly buffer Freq { uvec2 turns[]; };  // F_i, see rope_angle.glsl
+layout(std430, binding = ROPE_BINDING_K) writeonly buffer KC { float kCache[]; };
+layout(std430, binding = ROPE_BINDING_V) writeonly buffer VC { float vCache[]; };
+#endif
 
 #define CHUNK_UNITS 4u
 #include "quant.glsl"
@@ -52,20 +113,76 @@ vec4 load_x4(uint j) {
 #endif
 }
 
+#ifdef PAIRED
+// The two weight rows of output pair P.
+uvec2 pair_rows(uint P) {
+#if defined(OUT_GLU)
+    return uvec2(P, P + pc.outRows / 2u);  // gate row, up row
+#else
+    uint halfD = pc.headDim / 2u;
+    uint h = P / halfD, i = P % halfD;
+    return HALF_ROTATION ? uvec2(h * pc.headDim + i, h * pc.headDim + i + halfD) : uvec2(2u * P, 2u * P + 1u);
+#endif
+}
+
+void emit_pair(uint P, uint xr, float a, float b) {
+#if defined(OUT_GLU)
+    // silu(g) = g / (1 + e^−g), as elementwise.comp (for g → −∞ this gives −0, the right limit).
+    y[pc.yOffset + xr * pc.yStride + P] = a / (1.0 + exp(-a)) * b;
+#else
+    uint h = P / (pc.headDim / 2u);
+    uvec2 rr = pair_rows(P);
+    uint qRows = pc.heads * pc.headDim, kvRow = pc.kvHeads * pc.headDim;
+    uint cacheRow = pc.cacheOffset + xr * kvRow;
+    if (h >= pc.heads + pc.kvHeads) {  // V: into the cache unrotated
+        vCache[cacheRow + rr.x - qRows - kvRow] = a;
+        vCache[cacheRow + rr.y - qRows - kvRow] = b;
+        return;
+    }
+    vec2 cs = rope_cos_sin(pc.startPosition + xr, turns[P % (pc.headDim / 2u)]);
+    float ra = a * cs.x - b * cs.y;
+    float rb = a * cs.y + b * cs.x;
+    if (h >= pc.heads) {
+        kCache[cacheRow + rr.x - qRows] = ra;
+        kCache[cacheRow + rr.y - qRows] = rb;
+    } else {
+        y[pc.yOffset + xr * pc.yStride + rr.x] = ra;
+        y[pc.yOffset + xr * pc.yStride + rr.y] = rb;
+    }
+#endif
+}
+#endif
+
 void main() {
     const uint WG = gl_WorkGroupSize.x;
     uint lid = gl_LocalInvocationIndex;
     uint group = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;  // folded when large
+    // Weight rows this invocation walks; past the end they re-read the last one (result discarded).
+    uint wRow[NUM_ROWS];
+#ifdef PAIRED
+    uint pairs = pc.outRows / 2u;
+    uint first = group * (NUM_ROWS / 2u) * WG + lid;
+    if (first >= pairs) return;  // no barriers here: lanes may leave on their own
+    [[unroll]] for (uint p = 0u; p < NUM_ROWS / 2u; p++) {
+        uvec2 rr = pair_rows(min(first + p * WG, pairs - 1u));
+        wRow[2u * p] = rr.x;
+        wRow[2u * p + 1u] = rr.y;
+    }
+#else
     uint row0 = group * NUM_ROWS * WG + lid;
-    if (row0 >= pc.outRows) return;  // no barriers here: lanes may leave on their own
+    if (row0 >= pc.outRows) return;
+    [[unroll]] for (uint i = 0u; i < NUM_ROWS; i++) wRow[i] = min(row0 + i * WG, pc.outRows - 1u);
+#endif
     uint xr0 = gl_WorkGroupID.z * NUM_X;
     uint xBase[NUM_X];
     [[unroll]] for (uint j = 0u; j < NUM_X; j++) xBase[j] = pc.xOffset + min(xr0 + j, pc.rows - 1u) * pc.xStride;
-    uint wRow[NUM_ROWS];  // rows past the end re-read the last one (result discarded)
-    [[unroll]] for (uint i = 0u; i < NUM_ROWS; i++) wRow[i] = min(row0 + i * WG, pc.outRows - 1u);
 
     float acc[NUM_ROWS * NUM_X];  // acc[i * NUM_X + j]
     [[unroll]] for (uint a = 0u; a < NUM_ROWS * NUM_X; a++) acc[a] = 0.0;
+#ifdef NORM_X
+    float sumsq[NUM_X];
+    [[unroll]] for (uint j = 0u; j < NUM_X; j++) sumsq[j] = 0.0;
+#endif
 
     uint nblocks = pc.cols / 32u;
     for (uint blk = 0u; blk < nblocks; blk++) {
@@ -75,10 +192,17 @@ void main() {
             xsum[j] = 0.0;
             [[unroll]] for (uint k = 0u; k < 4u; k++) {
                 uvec2 off = unit_offsets(k) + blk * 32u + xBase[j];
-                xa[j * 4u + k] = load_x4(off.x);
-                xb[j * 4u + k] = load_x4(off.y);
+                vec4 va = load_x4(off.x), vb = load_x4(off.y);
+#ifdef NORM_X
+                // The norm weight is re-read per activation row rather than held: registers are scarce.
+                sumsq[j] += dot(va, va) + dot(vb, vb);
+                va *= load_n4(off.x - xBase[j]);
+                vb *= load_n4(off.y - xBase[j]);
+#endif
+                xa[j * 4u + k] = va;
+                xb[j * 4u + k] = vb;
 #if !defined(TYPE_Q8_0)
-                xsum[j] += dot(xa[j * 4u + k] + xb[j * 4u + k], vec4(1.0));
+                xsum[j] += dot(va + vb, vec4(1.0));
 #endif
             }
         }
@@ -94,12 +218,34 @@ void main() {
             }
         }
     }
+#ifdef NORM_X
+    [[unroll]] for (uint j = 0u; j < NUM_X; j++) {
+        float s = inversesqrt(sumsq[j] / float(pc.cols) + pc.eps);
+        [[unroll]] for (uint i = 0u; i < NUM_ROWS; i++) acc[i * NUM_X + j] *= s;
+    }
+#endif
 
+#ifdef PAIRED
+    [[unroll]] for (uint p = 0u; p < NUM_ROWS / 2u; p++) {
+        uint P = first + p * WG;
+        if (P >= pairs) break;
+        [[unroll]] for (uint j = 0u; j < NUM_X; j++) {
+            if (xr0 + j < pc.rows) emit_pair(P, xr0 + j, acc[2u * p * NUM_X + j], acc[(2u * p + 1u) * NUM_X + j]);
+        }
+    }
+#else
     [[unroll]] for (uint i = 0u; i < NUM_ROWS; i++) {
         uint row = row0 + i * WG;
         if (row >= pc.outRows) break;
         [[unroll]] for (uint j = 0u; j < NUM_X; j++) {
-            if (xr0 + j < pc.rows) y[pc.yOffset + (xr0 + j) * pc.yStride + row] = acc[i * NUM_X + j];
+            if (xr0 + j < pc.rows) {
+#ifdef OUT_ADD
+                y[pc.yOffset + (xr0 + j) * pc.yStride + row] += acc[i * NUM_X + j];
+#else
+                y[pc.yOffset + (xr0 + j) * pc.yStride + row] = acc[i * NUM_X + j];
+#endif
+            }
         }
     }
+#endif
 }

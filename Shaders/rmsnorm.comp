@@ -2,9 +2,6 @@
 // RMS normalization per row: y = x · rsqrt(mean(x²) + eps) · w, one workgroup per row.
 // IN_PLACE: y is x (one readWrite binding); every invocation reads its elements before the
 // reduction's barriers and writes only its own elements after them, so that is safe.
-// RESIDUAL: first x += r (the residual add that precedes every norm in the decoder), written back
-// to x, then y = rmsnorm(x) · w — one dispatch instead of add + rmsnorm. Each invocation adds,
-// stores and later re-reads only its own elements, so no extra barrier is needed.
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -17,16 +14,9 @@ layout(push_constant) uniform Push {
     uint xStride;  // elements between rows
     uint yOffset;
     uint yStride;
-#ifdef RESIDUAL
-    uint rOffset;
-    uint rStride;
-#endif
 } pc;
 
-#if defined(RESIDUAL) && defined(IN_PLACE)
-#error "rmsnorm.comp: RESIDUAL writes y separately from x"
-#endif
-#if defined(IN_PLACE) || defined(RESIDUAL)
+#if defined(IN_PLACE)
 layout(std430, binding = 0) buffer X { float x[]; };
 #else
 layout(std430, binding = 0) readonly buffer X { float x[]; };
@@ -34,9 +24,6 @@ layout(std430, binding = 0) readonly buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer W { float w[]; };
 #ifndef IN_PLACE
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
-#endif
-#ifdef RESIDUAL
-layout(std430, binding = 3) readonly buffer R { float res[]; };
 #endif
 
 shared float red_sh[gl_WorkGroupSize.x];
@@ -49,16 +36,8 @@ void main() {
     uint WG = gl_WorkGroupSize.x;
     uint xb = pc.xOffset + row * pc.xStride;
     float ss = 0.0;
-#ifdef RESIDUAL
-    uint rb = pc.rOffset + row * pc.rStride;
-#endif
     for (uint i = lid; i < pc.dim; i += WG) {
-#ifdef RESIDUAL
-        float v = x[xb + i] + res[rb + i];
-        x[xb + i] = v;
-#else
         float v = x[xb + i];
-#endif
         ss += v * v;
     }
     float scale = inversesqrt(workgroup_sum(ss) / float(pc.dim) + pc.eps);

@@ -2,13 +2,7 @@
 // Rotary position embedding in place on x[rows, heads, headDim]; row r is at position
 // startPosition + r and pair i (i < headDim/2) turns by pos · theta^(−2i/headDim) radians.
 // HALF_ROTATION = false: pairs (2i, 2i+1) — llama.cpp / GGUF; true: pairs (i, i + headDim/2) — HF.
-//
-// Accuracy at long positions: a float32 angle pos·freq is off by up to ~pos·2⁻²⁴ rad (≈ 5e-4 at
-// pos 8192) before sin/cos even start. Instead the host gives each frequency as a 64-bit
-// fixed-point fraction of a turn, F_i = round(2⁶⁴ · freq_i / 2π) (computed in double), and the
-// angle's fractional turn is the low 64 bits of pos · F_i — exact integer arithmetic via
-// umulExtended, no 64-bit integer types needed. Its top 32 bits, read as a signed number, give
-// the angle in [−π, π) to ~2⁻²⁴ relative, independent of the position.
+// The angle comes from rope_angle.glsl (exact fixed-point turns: accurate at long positions).
 //
 // KV_CACHE: x rows are a stacked projection [q (heads) | k (kvHeads) | v (kvHeads)] · headDim,
 // row r at xOffset + r·xStride. Q is rotated in place; K is rotated into the K cache and V copied
@@ -16,6 +10,7 @@
 // instead of rope + two cache copies. The invocation index runs over (heads + 2·kvHeads)·headDim/2
 // pairs per row; the V "pairs" are copied unrotated.
 #include "common.glsl"
+#include "rope_angle.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const bool HALF_ROTATION = false;
@@ -66,16 +61,9 @@ void main() {
     }
 #endif
 
-    uvec2 f = turns[i];
-    uint hiA, loA, hiB, loB;
-    umulExtended(pos, f.x, hiA, loA);  // pos · F_lo
-    umulExtended(pos, f.y, hiB, loB);  // pos · F_hi · 2³²
-    uint top = loB + hiA;              // bits 32..63 of pos · F (mod 2⁶⁴)
-    const float TWO_PI_2M32 = 1.4629180792671596e-9;  // 2π / 2³²
-    const float TWO_PI_2M64 = 3.4061215800865545e-19; // 2π / 2⁶⁴
-    float angle = float(int(top)) * TWO_PI_2M32 + float(loA) * TWO_PI_2M64;
-    float c = cos(angle);
-    float s = sin(angle);
+    vec2 cs = rope_cos_sin(pos, turns[i]);
+    float c = cs.x;
+    float s = cs.y;
 
 #ifdef KV_CACHE
     uint base = pc.xOffset + r * pc.xStride + h * pc.headDim;

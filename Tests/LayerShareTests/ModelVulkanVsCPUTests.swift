@@ -36,6 +36,40 @@ final class ModelVulkanVsCPUTests: XCTestCase {
     }
 }
 
+/// The separate-op path (norm, product, add / swiglu / rope dispatches: what devices without the
+/// lanes kernel run) gives the fused path's results up to float32 summation order.
+final class ModelFusedProductTests: XCTestCase {
+    func testUnfusedVulkanPathMatchesFusedPath() throws {
+        let model = try SharedModel.model()
+        let tokens = model.tokenizer.encode("Fused or not, a product is a product: these logits must agree.")
+        var options = RunnerOptions()
+        options.context = 64
+        options.maxChunk = 8  // several prefill chunks, the last one partial
+        let device = try VulkanDevice()
+        let fused = try RunnerFactory.makeVulkan(model: model, options: options, device: device)
+        var t = fused.backend.kernels.tuning
+        t.decodeLanesRows = 0
+        t.prefillLanes = false
+        options.kernelTuning = t
+        let unfused = try RunnerFactory.makeVulkan(model: model, options: options, device: device)
+        func relative(_ a: [Float], _ b: [Float]) -> Float {
+            let range = b.map(abs).max()!
+            return zip(a, b).map { abs($0 - $1) }.max()! / range
+        }
+        // Same tolerance as Vulkan vs CPU: only the summation order differs.
+        let prefill = relative(try fused.runner.forward(tokens, logits: .all), try unfused.runner.forward(tokens, logits: .all))
+        XCTAssertLessThan(prefill, 1e-4)
+        var decode: Float = 0
+        for t in [42, 7, 1000, 5] {
+            decode = max(decode, relative(try fused.runner.forward([t], logits: .last), try unfused.runner.forward([t], logits: .last)))
+        }
+        XCTAssertLessThan(decode, 1e-4)
+        print("fused vs unfused Vulkan logits: prefill rel \(prefill), decode rel \(decode)")
+        let messages = device.instance.validationLog?.messages ?? []
+        XCTAssertTrue(messages.isEmpty, messages.joined(separator: "\n"))
+    }
+}
+
 /// The read path devices without unified memory take (results copied into a reused host-visible buffer
 /// inside the step's batch) gives the same logits as reading mapped device memory.
 final class ModelStagedReadTests: XCTestCase {

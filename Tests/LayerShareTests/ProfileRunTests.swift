@@ -54,23 +54,22 @@ final class ProfileRunTests: XCTestCase {
             XCTAssertEqual(byGroup["embedding"]?.map(\.label), ["token_ids", "embedding Q8_0"], "step \(i): token ids, then the embedding")
             // Labels carry the kernel variant and shape, e.g. "matvec Q4_1 576→960 (attn_qkv)".
             let output = byGroup["output"]?.map(\.label) ?? []
-            XCTAssertEqual(output.count, 2, "step \(i): output group \(output)")
-            XCTAssertTrue(output.contains { $0.contains("rmsnorm") } && output.contains { $0.contains("lm_head") }, "step \(i): \(output)")
+            XCTAssertTrue((1...2).contains(output.count), "step \(i): output group \(output)")
+            XCTAssertTrue(output.contains { $0.contains("norm") } && output.contains { $0.contains("lm_head") }, "step \(i): \(output)")
             let layer0 = byGroup["layer 0"]?.map(\.label) ?? []
-            for name in ["rmsnorm", "attn_qkv", "attn_output", "ffn_gate_up", "ffn_down", "swiglu", "add",
-                         "kv_store", "attention"] {
+            // Every op of a layer is timed: on devices with the fused lanes kernel the norms, RoPE + KV
+            // store, residual adds and SwiGLU ride in the products' labels ("attn_qkv + norm + rope_kv"),
+            // elsewhere they are commands of their own.
+            for name in ["norm", "attn_qkv", "rope_kv", "attention", "attn_output", "ffn_gate_up", "swiglu", "ffn_down"] {
                 XCTAssertTrue(layer0.contains { $0.contains(name) }, "step \(i): layer 0 has no '\(name)' (has \(layer0))")
             }
-            // Each layer starts with its attention norm: a plain rmsnorm after the embedding in layer 0, elsewhere
-            // fused with the previous layer's FFN residual add (add_rmsnorm); the rest is the same in every layer.
-            XCTAssertEqual(layer0.first, "rmsnorm", "step \(i): layer 0 should start with its attention norm")
+            XCTAssertEqual(layer0.filter { $0.contains("add") || $0.contains("residual") }.count, 2, "step \(i): two residual adds in \(layer0)")
             for l in 1..<max(layers, 1) {
                 let labels = byGroup["layer \(l)"]?.map(\.label) ?? []
-                XCTAssertEqual(labels.first, "add_rmsnorm", "step \(i): layer \(l) should start with the fused residual add + norm")
-                XCTAssertEqual(Array(labels.dropFirst()), Array(layer0.dropFirst()), "step \(i): layer \(l) differs from layer 0")
+                XCTAssertEqual(labels, layer0, "step \(i): layer \(l) differs from layer 0")
             }
             XCTAssertEqual(Set(byGroup.keys), Set(["embedding", "output"] + (0..<layers).map { "layer \($0)" }))
-            XCTAssertEqual(timings.count, 2 + layers * layer0.count + 2)  // token ids + embedding, layers, norm + LM head
+            XCTAssertEqual(timings.count, 2 + layers * layer0.count + output.count)  // token ids + embedding, layers, output
         }
         XCTAssertEqual(run.decodeProfile.dispatches, Self.decodeSteps * (perStep ?? 0))
     }

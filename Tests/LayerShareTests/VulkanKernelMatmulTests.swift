@@ -72,6 +72,15 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         try checkBothWeightPaths { try checkBothPrefillKernels { try quantizedCases() } }
     }
 
+    /// Q4 decode runs in matmul_lanes.comp on CPU-type devices; matvec.comp (the GPUs' decode
+    /// kernel) is checked here whatever the device's default.
+    func testMatvecKernelForQ4Decode() throws {
+        var t = kernels.tuning
+        t.decodeLanesRows = 0
+        kernels = try VulkanKernels(library: library, tuning: t)
+        try checkBothWeightPaths { try quantizedCases(decodeOnly: true) }
+    }
+
     /// Runs `body` with quantized weights read through texel views (where the device supports
     /// them), then as storage buffers, whatever the device's default is.
     func checkBothWeightPaths(_ body: () throws -> Void) throws {
@@ -110,10 +119,10 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         try body()
     }
 
-    func quantizedCases() throws {
+    func quantizedCases(decodeOnly: Bool = false) throws {
         for type in Self.types where type.isQuantized {
             var worst = 0.0
-            for (index, (o, k, r)) in Self.quantizedShapes.enumerated() {
+            for (index, (o, k, r)) in Self.quantizedShapes.enumerated() where !decodeOnly || r == 1 {
                 worst = max(worst, try checkMatmul(type: type, outRows: o, cols: k, rows: r,
                                                    xOffset: index % 3, yOffset: (index * 5) % 7))
             }

@@ -50,6 +50,7 @@ public final class CPUBackend: InferenceBackend {
     }
 
     public let name = "cpu"
+    private let scratch = ProductScratch<CPUBackend>()
     public init() {}
 
     /// Analysis hook: called after every attention with the full probabilities [heads, rows, keys]
@@ -83,16 +84,18 @@ public final class CPUBackend: InferenceBackend {
         }
     }
 
+    public func shape(of weight: Weight) -> (rows: Int, cols: Int) { (weight.rows, weight.cols) }
+
+    /// The reference composes the separate ops: every fused result on the GPU is checked against them.
+    public func product(_ weight: Weight, _ x: Tensor, rows: Int, input: FusedInput<Weight>, output: FusedOutput<Tensor, Cache>,
+                        label: String) throws {
+        try unfusedProduct(weight, x, rows: rows, input: input, output: output, label: label, scratch: scratch)
+    }
+
     public func rmsnorm(_ x: Tensor, weight: Weight, into y: Tensor, rows: Int, dim: Int, eps: Float) throws {
         weight.values.withUnsafeBufferPointer { w in
             CPUKernels.rmsnorm(x.storage, weight: w.baseAddress!, into: y.storage, rows: rows, dim: dim, eps: eps)
         }
-    }
-
-    public func addRMSNorm(_ x: Tensor, residual: Tensor, weight: Weight, into y: Tensor, rows: Int, dim: Int, eps: Float) throws {
-        precondition(x !== y, "addRMSNorm: y must not be x")
-        CPUKernels.add(x.storage, residual.storage, into: x.storage, count: rows * dim)
-        try rmsnorm(x, weight: weight, into: y, rows: rows, dim: dim, eps: eps)
     }
 
     public func ropeIntoCache(_ qkv: Tensor, rows: Int, heads: Int, kvHeads: Int, headDim: Int, startPosition: Int,

@@ -26,7 +26,7 @@ public final class VulkanBackend: InferenceBackend {
 
     public let device: VulkanDevice
     public let library: PipelineLibrary
-    let kernels: VulkanKernels
+    public let kernels: VulkanKernels
     let attentionKernels: VulkanAttention
     let batch: CommandBatch
     private var recording = false
@@ -43,14 +43,15 @@ public final class VulkanBackend: InferenceBackend {
     /// GPU timings of every batch since the last `takeTimings()` (profiling only).
     private var collectedTimings: [[DispatchTiming]] = []
     public let profiling: Bool
+    private let scratch = ProductScratch<VulkanBackend>()
 
     public var name: String { "vulkan (\(device.info.name))" }
 
-    public init(device: VulkanDevice, profiling: Bool = false, compiler: ShaderCompiler? = nil) throws {
+    public init(device: VulkanDevice, profiling: Bool = false, compiler: ShaderCompiler? = nil, tuning: VulkanKernels.Tuning? = nil) throws {
         self.device = device
         let compiler = try compiler ?? ShaderCompiler(sourceDirectory: ShaderDirectory.locate())
         library = PipelineLibrary(device: device, compiler: compiler)
-        kernels = try VulkanKernels(library: library)
+        kernels = try VulkanKernels(library: library, tuning: tuning)
         attentionKernels = VulkanAttention(library: library)
         self.profiling = profiling
         stagedReads = !device.info.unifiedMemory
@@ -124,17 +125,49 @@ public final class VulkanBackend: InferenceBackend {
                            label: "\(shape) \(weight.type) \(weight.cols)→\(weight.rows) (\(label))", group: group)
     }
 
+    public func shape(of weight: VulkanMatrix) -> (rows: Int, cols: Int) { (weight.rows, weight.cols) }
+
+    /// One matmul_lanes.comp dispatch where the kernels can fuse this case (quantized weights on
+    /// CPU-type devices), else the separate ops.
+    public func product(_ weight: VulkanMatrix, _ x: Tensor, rows: Int, input: FusedInput<VulkanMatrix>,
+                        output: FusedOutput<Tensor, Cache>, label: String) throws {
+        let y: Tensor, kernelOutput: VulkanKernels.ProductOutput, what: String?
+        switch output {
+        case let .store(t): (y, kernelOutput, what) = (t, .store, nil)
+        case let .accumulate(t): (y, kernelOutput, what) = (t, .accumulate, "residual")
+        case let .swiglu(t): (y, kernelOutput, what) = (t, .swiglu, "swiglu")
+        case let .ropeIntoCache(queries, r):
+            guard let keys = r.cache.keys else { throw ModelLoadError("\(label): the cache stores no keys") }
+            guard r.startPosition + rows <= r.cache.capacity, r.kvHeads * r.headDim == r.cache.rowSize else {
+                throw ModelLoadError("\(label): rows \(r.startPosition)..<\(r.startPosition + rows) × \(r.kvHeads * r.headDim) do not fit the cache")
+            }
+            y = queries
+            kernelOutput = .ropeIntoCache(VulkanKernels.RopeCacheTarget(
+                heads: r.heads, kvHeads: r.kvHeads, headDim: r.headDim, startPosition: r.startPosition, theta: r.theta,
+                layout: r.layout, keyCache: keys, valueCache: r.cache.values))
+            what = "rope_kv"
+        }
+        guard kernels.canFuse(weight: weight, rows: rows, output: kernelOutput) else {
+            try unfusedProduct(weight, x, rows: rows, input: input, output: output, label: label, scratch: scratch)
+            return
+        }
+        var norm: (weight: DeviceBuffer, eps: Float)?
+        if case let .rmsNorm(w, eps) = input { norm = (w.buffer, eps) }
+        // Profile label: the product and what is fused into it, e.g. "(ffn_gate_up + norm + swiglu)".
+        let fused = [norm == nil ? nil : "norm", what].compactMap { $0 }.map { " + \($0)" }.joined()
+        try ensureRecording()
+        let shape = rows == 1 ? "matvec" : "matmul"
+        batch.setCost(bytes: Double(weight.byteCount + rows * (weight.cols + weight.rows) * 4),
+                      flops: 2 * Double(rows) * Double(weight.rows) * Double(weight.cols))
+        try kernels.product(batch, weight: weight, x: x.buffer, y: y.buffer, rows: rows, norm: norm, output: kernelOutput,
+                            label: "\(shape) \(weight.type) \(weight.cols)→\(weight.rows) (\(label)\(fused))",
+                            group: group)
+    }
+
     public func rmsnorm(_ x: Tensor, weight: VulkanMatrix, into y: Tensor, rows: Int, dim: Int, eps: Float) throws {
         try ensureRecording()
         batch.setCost(bytes: Double((2 * rows + 1) * dim * 4), flops: Double(4 * rows * dim))
         try kernels.rmsnorm(batch, x: x.buffer, weight: weight.buffer, y: y.buffer, rows: rows, dim: dim, eps: eps, label: "rmsnorm", group: group)
-    }
-
-    public func addRMSNorm(_ x: Tensor, residual: Tensor, weight: VulkanMatrix, into y: Tensor, rows: Int, dim: Int, eps: Float) throws {
-        try ensureRecording()
-        batch.setCost(bytes: Double((4 * rows + 1) * dim * 4), flops: Double(5 * rows * dim))
-        try kernels.addRMSNorm(batch, x: x.buffer, residual: residual.buffer, weight: weight.buffer, y: y.buffer, rows: rows, dim: dim,
-                               eps: eps, label: "add_rmsnorm", group: group)
     }
 
     public func ropeIntoCache(_ qkv: Tensor, rows: Int, heads: Int, kvHeads: Int, headDim: Int, startPosition: Int,

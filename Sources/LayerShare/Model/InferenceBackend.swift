@@ -24,12 +24,16 @@ public protocol InferenceBackend: AnyObject {
     func setGroup(_ group: String)
 
     func embed(_ table: Weight, tokens: [Int], into out: Tensor) throws
+    /// (rows, columns) of a weight matrix.
+    func shape(of weight: Weight) -> (rows: Int, cols: Int)
     /// y[rows, out] = x[rows, in] · Wᵀ
     func matmul(_ weight: Weight, _ x: Tensor, into y: Tensor, rows: Int, label: String) throws
+    /// A product with the ops around it: W times x or rmsnorm(x) (`input`), results stored, added,
+    /// gated or rotated into the KV cache (`output`). Backends fuse what they can into one kernel
+    /// (fewer dispatches per token) and run the rest as separate ops (`unfusedProduct`).
+    func product(_ weight: Weight, _ x: Tensor, rows: Int, input: FusedInput<Weight>, output: FusedOutput<Tensor, Cache>,
+                 label: String) throws
     func rmsnorm(_ x: Tensor, weight: Weight, into y: Tensor, rows: Int, dim: Int, eps: Float) throws
-    /// x += residual, then y = rmsnorm(x) · weight (rows of `dim`): the residual add and the norm that
-    /// follows it, one op. x holds the updated residual stream afterwards; y must not be x.
-    func addRMSNorm(_ x: Tensor, residual: Tensor, weight: Weight, into y: Tensor, rows: Int, dim: Int, eps: Float) throws
     func rope(_ x: Tensor, rows: Int, heads: Int, headDim: Int, startPosition: Int, theta: Float, layout: RopeLayout) throws
     /// RoPE on a stacked projection [rows, q | k | v] (heads, kvHeads, kvHeads heads of `headDim`, rows contiguous):
     /// Q rotated in place, K rotated into the cache and V copied into it at `startPosition` + row. The K and

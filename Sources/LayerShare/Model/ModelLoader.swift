@@ -54,6 +54,8 @@ public struct RunnerOptions {
     public var modes: [LayerMode]? = nil
     public var profiling = false
     public var validation: Bool? = nil
+    /// Vulkan kernel launch shapes; nil = the device's defaults (tests force other paths with it).
+    public var kernelTuning: VulkanKernels.Tuning? = nil
     public init() {}
 }
 
@@ -76,7 +78,7 @@ public enum RunnerFactory {
             let activations = options.maxChunk * (h.vocabSize + 4 * h.ffnSize + 8 * h.hiddenSize) * 4
             let budget = heap - weightBytes - activations - (64 << 20)
             let context = try resolveContext(options.context, model: h, budget: budget, kvPerPosition: kvPerPosition, log: log)
-            let backend = try VulkanBackend(device: device, profiling: options.profiling)
+            let backend = try VulkanBackend(device: device, profiling: options.profiling, tuning: options.kernelTuning)
             return try Transformer(backend: backend, weights: model.weights, capacity: context,
                                    maxChunk: options.maxChunk, modes: options.modes)
         }

@@ -37,12 +37,11 @@ public final class Transformer<Backend: InferenceBackend> {
     let layers: [LayerWeights]
     let caches: [Backend.Cache]
 
-    // Activations, sized for `maxChunk` rows.
-    let x: Backend.Tensor, normed: Backend.Tensor
-    let q: Backend.Tensor, v: Backend.Tensor, attn: Backend.Tensor, proj: Backend.Tensor
-    let gate: Backend.Tensor, up: Backend.Tensor, logits: Backend.Tensor
-    /// Outputs of the stacked products: [rows, q|k|v] and [rows, gate|up].
-    let qkvOut: Backend.Tensor, gateUpOut: Backend.Tensor
+    // Activations, sized for `maxChunk` rows. `x` is the residual stream; the norms, RoPE, the
+    // residual adds and SwiGLU happen inside `backend.product` (fused where the backend can).
+    let x: Backend.Tensor
+    let q: Backend.Tensor, v: Backend.Tensor, attn: Backend.Tensor, lastRow: Backend.Tensor
+    let gate: Backend.Tensor, logits: Backend.Tensor
     /// Decode-time probability rows [heads, capacity] per SA source layer, and saved Q for prefill.
     let probabilities: [Int: Backend.Tensor]
     let sourceQueries: [Int: Backend.Tensor]
@@ -99,16 +98,12 @@ public final class Transformer<Backend: InferenceBackend> {
 
         let rows = self.maxChunk
         x = try backend.makeTensor(rows * h.hiddenSize, label: "x")
-        normed = try backend.makeTensor(rows * h.hiddenSize, label: "normed")
         q = try backend.makeTensor(rows * h.qSize, label: "q")
         v = try backend.makeTensor(rows * h.kvSize, label: "v")
         attn = try backend.makeTensor(rows * h.qSize, label: "attn")
-        proj = try backend.makeTensor(rows * h.hiddenSize, label: "proj")
+        lastRow = try backend.makeTensor(h.hiddenSize, label: "last row")
         gate = try backend.makeTensor(rows * h.ffnSize, label: "gate")
-        up = try backend.makeTensor(rows * h.ffnSize, label: "up")
         logits = try backend.makeTensor(rows * h.vocabSize, label: "logits")
-        qkvOut = try backend.makeTensor(rows * (h.qSize + 2 * h.kvSize), label: "qkv")
-        gateUpOut = try backend.makeTensor(rows * 2 * h.ffnSize, label: "gate_up")
         var probabilities: [Int: Backend.Tensor] = [:]
         var sourceQueries: [Int: Backend.Tensor] = [:]
         for case let .sharedAttention(src) in modes where probabilities[src] == nil {
@@ -167,34 +162,23 @@ public final class Transformer<Backend: InferenceBackend> {
         let start = position
         backend.setGroup("embedding")
         try backend.embed(embedding, tokens: tokens, into: x)
-        backend.setGroup("layer 0")
-        try backend.rmsnorm(x, weight: layers[0].attnNorm, into: normed, rows: n, dim: h.hiddenSize, eps: h.rmsEps)
         for l in 0..<h.layers {
-            // `normed` holds this layer's attention-norm input: from the rmsnorm above for layer 0, else from the
-            // residual add fused with this norm at the end of the previous layer (recorded in this layer's group).
             backend.setGroup("layer \(l)")
             let w = layers[l]
+            let attnNorm = FusedInput.rmsNorm(w.attnNorm, eps: h.rmsEps)
             switch modes[l] {
             case .standard:
                 let isSource = probabilities[l] != nil
-                let qkvSize = h.qSize + 2 * h.kvSize
-                try backend.matmul(w.qkv!, normed, into: qkvOut, rows: n, label: "attn_qkv")
-                // One dispatch rotates Q in place and writes rotated K and V into the cache.
-                try backend.ropeIntoCache(qkvOut, rows: n, heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim,
-                                          startPosition: start, theta: h.ropeTheta, layout: h.ropeLayout, cache: caches[l])
-                let queries: Backend.Tensor
-                if n == 1 {
-                    // One row: attention reads Q in place (the first qSize floats).
-                    queries = qkvOut
-                } else {
-                    queries = isSource ? sourceQueries[l]! : q
-                    try backend.splitColumns(qkvOut, rows: n, rowSize: qkvSize, into: [(0, h.qSize, queries)])
-                }
+                // Shared-attention sources keep their queries for the layers that reuse them (prefill).
+                let queries = isSource ? sourceQueries[l]! : q
+                let rope = RopeIntoCache(heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim, startPosition: start,
+                                         theta: h.ropeTheta, layout: h.ropeLayout, cache: caches[l])
+                try backend.product(w.qkv!, x, rows: n, input: attnNorm, output: .ropeIntoCache(queries: queries, rope), label: "attn_qkv")
                 try backend.attention(queries: queries, keys: caches[l], values: caches[l], into: attn, rows: n, startPosition: start,
                                       heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim,
                                       probabilities: isSource && n == 1 ? probabilities[l] : nil)
             case let .sharedAttention(src):
-                try backend.matmul(w.v!, normed, into: v, rows: n, label: "attn_v")
+                try backend.product(w.v!, x, rows: n, input: attnNorm, output: .store(v), label: "attn_v")
                 try backend.store(keys: nil, keyOffset: 0, values: v, valueOffset: 0, cache: caches[l], rows: n, startPosition: start)
                 if n == 1 {
                     try backend.applyProbabilities(probabilities[src]!, cache: caches[l], into: attn, context: start + 1,
@@ -205,41 +189,31 @@ public final class Transformer<Backend: InferenceBackend> {
                                           startPosition: start, heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim, probabilities: nil)
                 }
             }
-            try backend.matmul(w.o, attn, into: proj, rows: n, label: "attn_output")
-            try backend.addRMSNorm(x, residual: proj, weight: w.ffnNorm, into: normed, rows: n, dim: h.hiddenSize, eps: h.rmsEps)
-            try backend.matmul(w.gateUp, normed, into: gateUpOut, rows: n, label: "ffn_gate_up")
-            if n == 1 {
-                try backend.swiglu(gate: gateUpOut, gateOffset: 0, up: gateUpOut, upOffset: h.ffnSize, into: gate, count: h.ffnSize)
-            } else {
-                try backend.splitColumns(gateUpOut, rows: n, rowSize: 2 * h.ffnSize, into: [(0, h.ffnSize, gate), (h.ffnSize, h.ffnSize, up)])
-                try backend.swiglu(gate: gate, gateOffset: 0, up: up, upOffset: 0, into: gate, count: n * h.ffnSize)
-            }
-            try backend.matmul(w.down, gate, into: proj, rows: n, label: "ffn_down")
-            // The FFN residual add, fused with the next norm: the next layer's attention norm, or the output norm.
-            let last = l + 1 == h.layers
-            backend.setGroup(last ? "output" : "layer \(l + 1)")
-            try backend.addRMSNorm(x, residual: proj, weight: last ? outputNorm : layers[l + 1].attnNorm, into: normed,
-                                   rows: n, dim: h.hiddenSize, eps: h.rmsEps)
+            try backend.product(w.o, attn, rows: n, input: .plain, output: .accumulate(x), label: "attn_output")
+            try backend.product(w.gateUp, x, rows: n, input: .rmsNorm(w.ffnNorm, eps: h.rmsEps), output: .swiglu(gate), label: "ffn_gate_up")
+            try backend.product(w.down, gate, rows: n, input: .plain, output: .accumulate(x), label: "ffn_down")
             if let hidden { hidden(l, try backend.read(x, offset: 0, count: n * h.hiddenSize)) }
         }
         position += n
+        backend.setGroup("output")
+        let outputNorm = FusedInput.rmsNorm(self.outputNorm, eps: h.rmsEps)
         switch request {
         case .none:
             try backend.finish()
             return []
         case .last:
-            // `normed` holds the output norm of every row; only the last goes through the LM head.
-            let lastRow: Backend.Tensor
+            // Only the last row goes through the output norm and the LM head.
+            let row: Backend.Tensor
             if n == 1 {
-                lastRow = normed
+                row = x
             } else {
-                try backend.copyRow(normed, row: n - 1, rowSize: h.hiddenSize, into: proj)
-                lastRow = proj
+                try backend.copyRow(x, row: n - 1, rowSize: h.hiddenSize, into: lastRow)
+                row = lastRow
             }
-            try backend.matmul(lmHead, lastRow, into: logits, rows: 1, label: "lm_head")
+            try backend.product(lmHead, row, rows: 1, input: outputNorm, output: .store(logits), label: "lm_head")
             return try backend.read(logits, offset: 0, count: h.vocabSize)
         case .all:
-            try backend.matmul(lmHead, normed, into: logits, rows: n, label: "lm_head")
+            try backend.product(lmHead, x, rows: n, input: outputNorm, output: .store(logits), label: "lm_head")
             return try backend.read(logits, offset: 0, count: n * h.vocabSize)
         }
     }

@@ -43,6 +43,12 @@ public final class VulkanKernels {
         public var prefillLanes: Bool = true
         public var prefillWeightRows: Int
         public var prefillActivationRows: Int
+        /// Decode (rows == 1) products of Q4_0/Q4_1 weights through matmul_lanes.comp with this many
+        /// weight rows per invocation instead of matvec.comp; 0 = off. Only matmul_lanes.comp has the
+        /// fused forms (`product(norm:output:)`), which save dispatches: on lavapipe each costs ~50 µs.
+        /// Q8_0 stays on matvec.comp: its wider blocks ran slower in lanes (LM head +12% with 1 row per
+        /// invocation, +40% with 4, single-threaded).
+        public var decodeLanesRows: Int = 0
         /// matmul.comp tile: BM weight rows × BN activation rows per workgroup, TM × TN per
         /// invocation; the workgroup has (BM/TM)·(BN/TN) invocations.
         public var gemmBM: Int
@@ -96,6 +102,10 @@ public final class VulkanKernels {
                            gemmBM: 64, gemmBN: 32, gemmTM: 4, gemmTN: 4,
                            reduceWorkgroup: pow2(subgroup * 8), elementwiseWorkgroup: pow2(subgroup * 8),
                            matvecTexelWeights: true)
+                // Single-threaded (LP_NUM_THREADS=0, no hand-off noise) a Q4_1 decode step's products
+                // took 1.03 ms per layer in lanes with 4 rows per invocation against 1.28 ms in
+                // matvec.comp (2, 6 and 8 rows: within 5% of 4).
+                t.decodeLanesRows = 4
             } else {
                 // GPUs: enough invocations per row that short rows (576 = 18 blocks) still fill
                 // a few subgroups; a quarter block per invocation.
@@ -112,6 +122,7 @@ public final class VulkanKernels {
             }
             if env["LAYERSHARE_TEXEL_X"] == "0" { t.texelActivations = false }
             if env["LAYERSHARE_PREFILL_LANES"] == "0" { t.prefillLanes = false }
+            if let n = env["LAYERSHARE_DECODE_LANES"].flatMap({ Int($0) }), n >= 0 { t.decodeLanesRows = n }
             // LAYERSHARE_TEXEL_WEIGHTS=0/1 overrides the choice (for A/B measurements).
             switch ProcessInfo.processInfo.environment["LAYERSHARE_TEXEL_WEIGHTS"] {
             case "0": t.matvecTexelWeights = false
@@ -131,7 +142,8 @@ public final class VulkanKernels {
         }
 
         public var description: String {
-            "matvec wg \(matvecWorkgroup) rows \(matvecRows) parts \(matvecParts)\(matvecTexelWeights ? " texel" : ""); prefill "
+            "matvec wg \(matvecWorkgroup) rows \(matvecRows) parts \(matvecParts)\(matvecTexelWeights ? " texel" : "")"
+                + (decodeLanesRows > 0 ? " (Q4 in lanes, \(decodeLanesRows) rows)" : "") + "; prefill "
                 + (prefillRegisterBlocked ? "register-blocked\(prefillLanes ? " lanes" : "") \(prefillWeightRows)x\(prefillActivationRows)\(texelActivations ? " texel-x" : "")" : "tiled") + "; gemm \(gemmBM)x\(gemmBN) tile \(gemmTM)x\(gemmTN); "
                 + "reduce wg \(reduceWorkgroup); elementwise wg \(elementwiseWorkgroup)"
         }
@@ -146,6 +158,7 @@ public final class VulkanKernels {
         func isPow2(_ n: Int) -> Bool { n > 0 && n & (n - 1) == 0 }
         guard isPow2(t.matvecWorkgroup), isPow2(t.reduceWorkgroup), isPow2(t.elementwiseWorkgroup),
               [1, 2, 4].contains(t.matvecParts), t.matvecRows >= 1, t.prefillWeightRows >= 1, t.prefillActivationRows >= 1,
+              t.decodeLanesRows >= 0,
               t.gemmBM % t.gemmTM == 0, t.gemmBN % t.gemmTN == 0 else {
             throw VulkanError.invalidArgument("VulkanKernels: invalid tuning \(t)")
         }
@@ -232,55 +245,147 @@ public final class VulkanKernels {
 
     // MARK: - Matrix products
 
+    /// Where a product's results go, beyond a plain store: work matmul_lanes.comp does in the same
+    /// dispatch (see the shader's header).
+    public enum ProductOutput {
+        /// y = W·x
+        case store
+        /// y += W·x (the residual add)
+        case accumulate
+        /// W = [gate; up] (2F rows): y = silu(gate·x) ⊙ (up·x), F columns per row.
+        case swiglu
+        /// W = [q; k; v]: Q rotated into y (heads·headDim columns per row), K rotated into the K cache
+        /// and V copied into the V cache at row startPosition + r.
+        case ropeIntoCache(RopeCacheTarget)
+
+        var isPaired: Bool {
+            switch self {
+            case .store, .accumulate: return false
+            case .swiglu, .ropeIntoCache: return true
+            }
+        }
+    }
+
+    public struct RopeCacheTarget {
+        public var heads: Int, kvHeads: Int, headDim: Int
+        public var startPosition: Int
+        public var theta: Float
+        public var layout: ModelFormats.RopeLayout
+        public var keyCache: DeviceBuffer, valueCache: DeviceBuffer
+        public init(heads: Int, kvHeads: Int, headDim: Int, startPosition: Int, theta: Float, layout: ModelFormats.RopeLayout,
+                    keyCache: DeviceBuffer, valueCache: DeviceBuffer) {
+            self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim; self.startPosition = startPosition
+            self.theta = theta; self.layout = layout; self.keyCache = keyCache; self.valueCache = valueCache
+        }
+    }
+
+    /// Weight rows per invocation when `rows` activation rows of a `type` weight go through
+    /// matmul_lanes.comp; nil when another kernel does the product.
+    private func lanesRows(_ type: GGMLType, rows: Int) -> Int? {
+        guard type.isQuantized else { return nil }
+        if rows == 1 { return tuning.decodeLanesRows > 0 && (type == .q4_0 || type == .q4_1) ? tuning.decodeLanesRows : nil }
+        return tuning.prefillRegisterBlocked && tuning.prefillLanes ? tuning.prefillWeightRows : nil
+    }
+
+    /// Whether `product` can fuse `norm` / `output` for this weight and row count. Where it cannot,
+    /// callers run the separate kernels (rmsnorm, add, swiglu, ropeIntoCache).
+    public func canFuse(weight: VulkanMatrix, rows: Int, output: ProductOutput) -> Bool {
+        guard let perInvocation = lanesRows(weight.type, rows: rows) else { return false }
+        return !output.isPaired || perInvocation % 2 == 0
+    }
+
     /// y[r, o] = Σ_i x[r, i] · W[o, i] for r < rows: x row r at `xOffset + r·xStride` (cols floats),
     /// y row r at `yOffset + r·yStride` (weight.rows floats). Strides default to packed rows.
-    /// rows == 1 uses the decode matrix–vector kernel, rows > 1 the prefill kernel chosen by `tuning`.
+    /// rows == 1 uses the decode kernel, rows > 1 the prefill kernel chosen by `tuning`.
     public func matmul(_ batch: CommandBatch, weight: VulkanMatrix, x: DeviceBuffer, xOffset: Int = 0,
                        y: DeviceBuffer, yOffset: Int = 0, rows: Int, xStride: Int? = nil, yStride: Int? = nil,
                        label: String, group: String = "") throws {
+        try product(batch, weight: weight, x: x, xOffset: xOffset, y: y, yOffset: yOffset, rows: rows,
+                    xStride: xStride, yStride: yStride, label: label, group: group)
+    }
+
+    /// `matmul` with the work around it fused: with `norm`, W multiplies rmsnorm(x)·norm.weight
+    /// (rows of cols floats) instead of x; `output` says what happens to the results. Anything but a
+    /// plain product needs `canFuse(weight:rows:output:)`. yStride defaults to the output's row length.
+    public func product(_ batch: CommandBatch, weight: VulkanMatrix, x: DeviceBuffer, xOffset: Int = 0,
+                        y: DeviceBuffer, yOffset: Int = 0, rows: Int, xStride: Int? = nil, yStride: Int? = nil,
+                        norm: (weight: DeviceBuffer, eps: Float)? = nil, output: ProductOutput = .store,
+                        label: String, group: String = "") throws {
         let what = "matmul '\(label)' (\(weight.label) \(weight.type) [\(weight.rows)×\(weight.cols)])"
         let cols = weight.cols, outRows = weight.rows
-        let xs = xStride ?? cols, ys = yStride ?? outRows
         try requirePositive(what, ["rows": rows])
         guard weight.buffer.device === device, x.device === device, y.device === device else {
             throw fail(what, "buffers belong to a different device than the kernels")
         }
+        // Columns of y per row: all weight rows, or what the fused output keeps.
+        let yCols: Int
+        switch output {
+        case .store, .accumulate: yCols = outRows
+        case .swiglu:
+            guard outRows % 2 == 0 else { throw fail(what, "swiglu needs [gate; up] stacked rows, an even count, got \(outRows)") }
+            yCols = outRows / 2
+        case let .ropeIntoCache(r):
+            try requirePositive(what, ["heads": r.heads, "kvHeads": r.kvHeads, "headDim": r.headDim])
+            guard r.headDim % 2 == 0 else { throw fail(what, "headDim must be even, got \(r.headDim)") }
+            guard outRows == (r.heads + 2 * r.kvHeads) * r.headDim else {
+                throw fail(what, "\(outRows) rows are not q|k|v for \(r.heads) + 2·\(r.kvHeads) heads of \(r.headDim)")
+            }
+            guard r.startPosition >= 0, r.startPosition + rows <= Int(UInt32.max) else {
+                throw fail(what, "positions \(r.startPosition)..<\(r.startPosition + rows) out of range")
+            }
+            guard r.theta > 0, r.theta.isFinite else { throw fail(what, "theta must be positive, got \(r.theta)") }
+            guard r.keyCache !== r.valueCache, r.keyCache !== x, r.valueCache !== x, r.keyCache !== y, r.valueCache !== y else {
+                throw fail(what, "x, y, the K cache and the V cache must be distinct buffers")
+            }
+            let kvRow = r.kvHeads * r.headDim
+            try requireFloats(what, "K cache", r.keyCache, offset: r.startPosition * kvRow, span: rows * kvRow)
+            try requireFloats(what, "V cache", r.valueCache, offset: r.startPosition * kvRow, span: rows * kvRow)
+            yCols = r.heads * r.headDim
+        }
+        let xs = xStride ?? cols, ys = yStride ?? yCols
         guard xs >= cols else { throw fail(what, "x row stride \(xs) is shorter than the \(cols) weight columns") }
-        guard ys >= outRows else { throw fail(what, "y row stride \(ys) is shorter than the \(outRows) weight rows") }
+        guard ys >= yCols else { throw fail(what, "y row stride \(ys) is shorter than the \(yCols) output columns") }
         if weight.type.isQuantized, cols % 32 != 0 {
             throw fail(what, "\(weight.type) needs a multiple of 32 columns, got \(cols)")
         }
-        let xSpan = (rows - 1) * xs + cols, ySpan = (rows - 1) * ys + outRows
+        let xSpan = (rows - 1) * xs + cols, ySpan = (rows - 1) * ys + yCols
         try requireFloats(what, "x", x, offset: xOffset, span: xSpan)
         try requireFloats(what, "y", y, offset: yOffset, span: ySpan)
         if x === y, xOffset < yOffset + ySpan, yOffset < xOffset + xSpan {
             throw fail(what, "x and y overlap in buffer '\(x.label)'")
         }
+        if let norm {
+            try requireFloats(what, "norm weight", norm.weight, offset: 0, span: cols)
+            guard norm.eps >= 0, norm.eps.isFinite else { throw fail(what, "eps must be finite and non-negative, got \(norm.eps)") }
+        }
         let typeDefine = try Self.typeDefine(weight.type)
         let t = tuning
+        if let perInvocation = lanesRows(weight.type, rows: rows) {
+            guard !output.isPaired || perInvocation % 2 == 0 else {
+                throw fail(what, "this output needs an even number of weight rows per invocation, tuning has \(perInvocation)")
+            }
+            try lanesProduct(batch, weight: weight, typeDefine: typeDefine, rowsPerInvocation: perInvocation, x: x, xOffset: xOffset,
+                             xs: xs, xSpan: xSpan, y: y, yOffset: yOffset, ys: ys, rows: rows, norm: norm, output: output,
+                             what: what, label: label, group: group)
+            return
+        }
+        guard norm == nil, case .store = output else {
+            throw fail(what, "fused norm/output needs matmul_lanes.comp, which this weight type and row count do not use (check canFuse)")
+        }
         if rows == 1 || t.prefillRegisterBlocked {
             let (wRows, xRows) = rows == 1 ? (t.matvecRows, 1) : (t.prefillWeightRows, t.prefillActivationRows)
-            let view = t.matvecTexelWeights ? weight.texelView : nil
-            // x through its cached RGBA32F view too (with texel weights) when every 4-float group
-            // the kernel reads is one whole texel inside the view; else as a storage buffer.
-            let xView = view != nil && t.texelActivations && xOffset % 4 == 0 && xs % 4 == 0 ? x.floatTexelView : nil
-            let xTexel = xView.map { xOffset + xSpan <= $0.texelCount * 4 } ?? false
-            var defines = [typeDefine: "1"]
+            let (view, xView) = texelViews(weight: weight, x: x, xOffset: xOffset, xs: xs, xSpan: xSpan)
+            var defines = [typeDefine: "1", "PARTS": "\(t.matvecParts)u"]
             if view != nil { defines["WEIGHTS_TEXEL"] = "1" }
-            if xTexel { defines["X_TEXEL"] = "1" }
-            // Quantized prefill with prefillLanes: matmul_lanes.comp, wRows weight rows per
-            // invocation (so wRows·workgroup per workgroup); else matvec.comp, wRows per workgroup.
-            let lanes = rows > 1 && t.prefillLanes && weight.type.isQuantized
-            if !lanes { defines["PARTS"] = "\(t.matvecParts)u" }
-            let p = try pipeline(lanes ? "matmul_lanes.comp" : "matvec.comp", defines: defines,
+            if xView != nil { defines["X_TEXEL"] = "1" }
+            let p = try pipeline("matvec.comp", defines: defines,
                                  specialization: [Self.u(t.matvecWorkgroup), Self.u(wRows), Self.u(xRows)],
-                                 bindings: [view != nil ? .uniformTexelBuffer : .storageBuffer, xTexel ? .uniformTexelBuffer : .storageBuffer, .storageBuffer],
+                                 bindings: [view != nil ? .uniformTexelBuffer : .storageBuffer, xView != nil ? .uniformTexelBuffer : .storageBuffer, .storageBuffer],
                                  pushWords: 7)
-            let rowsPerGroup = lanes ? wRows * t.matvecWorkgroup : wRows
-            var groups = try folded((outRows + rowsPerGroup - 1) / rowsPerGroup, what)
+            var groups = try folded((outRows + wRows - 1) / wRows, what)
             groups.2 = (rows + xRows - 1) / xRows
             guard groups.2 <= device.info.maxWorkgroupCount.2 else { throw fail(what, "\(rows) rows exceed the device's grid limits") }
-            try batch.dispatch(p, [view.map { .texels($0) } ?? .read(weight.buffer), xTexel ? .texels(xView!) : .read(x), .write(y)],
+            try batch.dispatch(p, [view.map { .texels($0) } ?? .read(weight.buffer), xView.map { .texels($0) } ?? .read(x), .write(y)],
                                push: [Self.u(cols), Self.u(outRows), Self.u(xOffset), Self.u(yOffset), Self.u(rows), Self.u(xs), Self.u(ys)],
                                groups: groups, label: label, group: group)
         } else {
@@ -296,6 +401,61 @@ public final class VulkanKernels {
                                push: [Self.u(cols), Self.u(outRows), Self.u(rows), Self.u(xOffset), Self.u(xs), Self.u(yOffset), Self.u(ys)],
                                groups: (gx, gy, 1), label: label, group: group)
         }
+    }
+
+    /// The weight's 16-byte texel view (with `matvecTexelWeights`) and x's RGBA32F view when every
+    /// 4-float group the kernels read is one whole texel inside it (with texel weights and
+    /// `texelActivations`); nil where the storage buffer is read instead.
+    private func texelViews(weight: VulkanMatrix, x: DeviceBuffer, xOffset: Int, xs: Int, xSpan: Int) -> (TexelBufferView?, TexelBufferView?) {
+        let view = tuning.matvecTexelWeights ? weight.texelView : nil
+        guard view != nil, tuning.texelActivations, xOffset % 4 == 0, xs % 4 == 0,
+              let xView = x.floatTexelView, xOffset + xSpan <= xView.texelCount * 4 else { return (view, nil) }
+        return (view, xView)
+    }
+
+    /// matmul_lanes.comp with its fusions (arguments validated by `product`).
+    private func lanesProduct(_ batch: CommandBatch, weight: VulkanMatrix, typeDefine: String, rowsPerInvocation: Int,
+                              x: DeviceBuffer, xOffset: Int, xs: Int, xSpan: Int, y: DeviceBuffer, yOffset: Int, ys: Int,
+                              rows: Int, norm: (weight: DeviceBuffer, eps: Float)?, output: ProductOutput,
+                              what: String, label: String, group: String) throws {
+        let t = tuning
+        var (view, xView) = texelViews(weight: weight, x: x, xOffset: xOffset, xs: xs, xSpan: xSpan)
+        // The norm weight is read like x: through its own RGBA32F view, or both as storage buffers.
+        let normView = norm.flatMap { xView == nil ? nil : $0.weight.floatTexelView }
+        if let norm, xView != nil, (normView?.texelCount ?? 0) * 4 < weight.cols || norm.weight.byteCount < weight.cols * 4 { xView = nil }
+        var defines = [typeDefine: "1"]
+        if view != nil { defines["WEIGHTS_TEXEL"] = "1" }
+        if xView != nil { defines["X_TEXEL"] = "1" }
+        var kinds: [DescriptorKind] = [view != nil ? .uniformTexelBuffer : .storageBuffer, xView != nil ? .uniformTexelBuffer : .storageBuffer, .storageBuffer]
+        var bindings: [BufferBinding] = [view.map { .texels($0) } ?? .read(weight.buffer), xView.map { .texels($0) } ?? .read(x)]
+        var push: [ShaderScalar] = [Self.u(weight.cols), Self.u(weight.rows), Self.u(xOffset), Self.u(yOffset), Self.u(rows), Self.u(xs), Self.u(ys)]
+        var specialization = [Self.u(t.matvecWorkgroup), Self.u(rowsPerInvocation), Self.u(rows == 1 ? 1 : t.prefillActivationRows)]
+        let xRows = rows == 1 ? 1 : t.prefillActivationRows
+        switch output {
+        case .store: bindings.append(.write(y))
+        case .accumulate: defines["OUT_ADD"] = "1"; bindings.append(.readWrite(y))
+        case .swiglu: defines["OUT_GLU"] = "1"; bindings.append(.write(y))
+        case .ropeIntoCache: defines["OUT_ROPE_KV"] = "1"; bindings.append(.write(y))
+        }
+        if let norm {
+            defines["NORM_X"] = "1"
+            kinds.append(xView != nil ? .uniformTexelBuffer : .storageBuffer)
+            bindings.append(xView != nil ? .texels(normView!) : .read(norm.weight))
+            push.append(.float(norm.eps))
+        }
+        if case let .ropeIntoCache(r) = output {
+            kinds += [.storageBuffer, .storageBuffer, .storageBuffer]
+            bindings += [.read(try ropeTable(headDim: r.headDim, theta: r.theta)), .write(r.keyCache), .write(r.valueCache)]
+            push += [Self.u(r.heads), Self.u(r.kvHeads), Self.u(r.headDim), Self.u(r.startPosition),
+                     Self.u(r.startPosition * r.kvHeads * r.headDim)]
+            specialization.append(.uint(r.layout == .halfRotation ? 1 : 0))
+        }
+        let p = try pipeline("matmul_lanes.comp", defines: defines, specialization: specialization, bindings: kinds, pushWords: push.count)
+        let rowsPerGroup = rowsPerInvocation * t.matvecWorkgroup
+        var groups = try folded((weight.rows + rowsPerGroup - 1) / rowsPerGroup, what)
+        groups.2 = (rows + xRows - 1) / xRows
+        guard groups.2 <= device.info.maxWorkgroupCount.2 else { throw fail(what, "\(rows) rows exceed the device's grid limits") }
+        try batch.dispatch(p, bindings, push: push, groups: groups, label: label, group: group)
     }
 
     // MARK: - Normalization, softmax
@@ -322,35 +482,6 @@ public final class VulkanKernels {
         let bindings: [BufferBinding] = inPlace ? [.readWrite(x), .read(weight)] : [.read(x), .read(weight), .write(y)]
         try batch.dispatch(p, bindings,
                            push: [Self.u(dim), Self.u(rows), .float(eps), Self.u(xOffset), Self.u(xs), Self.u(yOffset), Self.u(ys)],
-                           groups: try folded(rows, what), label: label, group: group)
-    }
-
-    /// The residual add fused with the norm that follows it: x[r, :] += residual[r, :], then
-    /// y[r, :] = rmsnorm(x[r, :]) · weight (rmsnorm.comp with RESIDUAL). x is updated in place;
-    /// y and residual must not overlap x. Strides default to dim.
-    public func addRMSNorm(_ batch: CommandBatch, x: DeviceBuffer, xOffset: Int = 0, residual: DeviceBuffer, residualOffset: Int = 0,
-                           weight: DeviceBuffer, y: DeviceBuffer, yOffset: Int = 0, rows: Int, dim: Int, eps: Float,
-                           xStride: Int? = nil, residualStride: Int? = nil, yStride: Int? = nil,
-                           label: String = "add_rmsnorm", group: String = "") throws {
-        let what = "add_rmsnorm '\(label)'"
-        try requirePositive(what, ["rows": rows, "dim": dim])
-        let xs = xStride ?? dim, rs = residualStride ?? dim, ys = yStride ?? dim
-        guard xs >= dim, rs >= dim, ys >= dim else { throw fail(what, "row strides must be at least dim \(dim)") }
-        guard eps >= 0, eps.isFinite else { throw fail(what, "eps must be finite and non-negative, got \(eps)") }
-        let xSpan = (rows - 1) * xs + dim, rSpan = (rows - 1) * rs + dim, ySpan = (rows - 1) * ys + dim
-        try requireFloats(what, "x", x, offset: xOffset, span: xSpan)
-        try requireFloats(what, "residual", residual, offset: residualOffset, span: rSpan)
-        try requireFloats(what, "weight", weight, offset: 0, span: dim)
-        try requireFloats(what, "y", y, offset: yOffset, span: ySpan)
-        for (name, b, o, span) in [("residual", residual, residualOffset, rSpan), ("y", y, yOffset, ySpan)]
-        where b === x && o < xOffset + xSpan && xOffset < o + span {
-            throw fail(what, "\(name) overlaps x in buffer '\(x.label)'")
-        }
-        let p = try pipeline("rmsnorm.comp", defines: ["RESIDUAL": "1"],
-                             specialization: [Self.u(tuning.reduceWorkgroup)], bindings: 4, pushWords: 9)
-        try batch.dispatch(p, [.readWrite(x), .read(weight), .write(y), .read(residual)],
-                           push: [Self.u(dim), Self.u(rows), .float(eps), Self.u(xOffset), Self.u(xs), Self.u(yOffset), Self.u(ys),
-                                  Self.u(residualOffset), Self.u(rs)],
                            groups: try folded(rows, what), label: label, group: group)
     }
 

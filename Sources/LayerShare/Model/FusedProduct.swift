@@ -1,0 +1,88 @@
+import ModelFormats
+
+/// What a weight multiplies in `InferenceBackend.product`.
+public enum FusedInput<Weight> {
+    /// x itself.
+    case plain
+    /// rmsnorm(x) · weight, row by row (the norm before the attention and FFN blocks).
+    case rmsNorm(Weight, eps: Float)
+}
+
+/// RoPE and the KV-cache write that follow a stacked [q; k; v] projection.
+public struct RopeIntoCache<Cache> {
+    public var heads: Int, kvHeads: Int, headDim: Int
+    public var startPosition: Int
+    public var theta: Float
+    public var layout: RopeLayout
+    public var cache: Cache
+    public init(heads: Int, kvHeads: Int, headDim: Int, startPosition: Int, theta: Float, layout: RopeLayout, cache: Cache) {
+        self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
+        self.startPosition = startPosition; self.theta = theta; self.layout = layout; self.cache = cache
+    }
+}
+
+/// Where the results of `InferenceBackend.product` go.
+public enum FusedOutput<Tensor, Cache> {
+    /// y = W·x
+    case store(Tensor)
+    /// y += W·x: the residual add after the attention output and FFN down projections.
+    case accumulate(Tensor)
+    /// W = [gate; up] (2F rows): y = silu(gate·x) ⊙ (up·x), rows of F.
+    case swiglu(Tensor)
+    /// W = [q; k; v]: rotated Q rows into `queries` (heads·headDim per row), rotated K and plain V into
+    /// the cache at startPosition + row.
+    case ropeIntoCache(queries: Tensor, RopeIntoCache<Cache>)
+}
+
+/// Scratch tensors for `unfusedProduct`, grown on demand and reused.
+public final class ProductScratch<Backend: InferenceBackend> {
+    private var tensors: [Int: Backend.Tensor] = [:]
+    private var counts: [Int: Int] = [:]
+    public init() {}
+
+    func tensor(_ slot: Int, count: Int, backend: Backend) throws -> Backend.Tensor {
+        if let t = tensors[slot], counts[slot]! >= count { return t }
+        let t = try backend.makeTensor(count, label: "product scratch \(slot)")
+        tensors[slot] = t
+        counts[slot] = count
+        return t
+    }
+}
+
+extension InferenceBackend {
+    /// `product` as separate ops (norm, matmul, then add / swiglu / rope + cache store), for
+    /// backends or cases without a fused kernel. Same results up to float32 rounding order.
+    public func unfusedProduct(_ weight: Weight, _ x: Tensor, rows: Int, input: FusedInput<Weight>,
+                               output: FusedOutput<Tensor, Cache>, label: String, scratch: ProductScratch<Self>) throws {
+        let (outRows, cols) = shape(of: weight)
+        var source = x
+        if case let .rmsNorm(normWeight, eps) = input {
+            source = try scratch.tensor(0, count: rows * cols, backend: self)
+            try rmsnorm(x, weight: normWeight, into: source, rows: rows, dim: cols, eps: eps)
+        }
+        if case let .store(y) = output {
+            try matmul(weight, source, into: y, rows: rows, label: label)
+            return
+        }
+        let wide = try scratch.tensor(1, count: rows * outRows, backend: self)
+        try matmul(weight, source, into: wide, rows: rows, label: label)
+        switch output {
+        case .store: break
+        case let .accumulate(y):
+            try add(y, wide, into: y, count: rows * outRows)
+        case let .swiglu(y):
+            let half = outRows / 2
+            if rows == 1 {
+                try swiglu(gate: wide, gateOffset: 0, up: wide, upOffset: half, into: y, count: half)
+            } else {
+                let up = try scratch.tensor(2, count: rows * half, backend: self)
+                try splitColumns(wide, rows: rows, rowSize: outRows, into: [(0, half, y), (half, half, up)])
+                try swiglu(gate: y, gateOffset: 0, up: up, upOffset: 0, into: y, count: rows * half)
+            }
+        case let .ropeIntoCache(queries, r):
+            try ropeIntoCache(wide, rows: rows, heads: r.heads, kvHeads: r.kvHeads, headDim: r.headDim, startPosition: r.startPosition,
+                              theta: r.theta, layout: r.layout, cache: r.cache)
+            try splitColumns(wide, rows: rows, rowSize: outRows, into: [(0, r.heads * r.headDim, queries)])
+        }
+    }
+}
