@@ -177,6 +177,12 @@ public struct DeviceInfo: Sendable {
         subgroupSupportedStages & VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue) != 0
             && subgroupSupportedOperations & arithmeticOps == arithmeticOps
     }
+    /// Subgroup ballot operations (subgroupBroadcast, ...) are available in compute shaders.
+    public var supportsSubgroupBallot: Bool {
+        let ops = VkSubgroupFeatureFlags(VK_SUBGROUP_FEATURE_BASIC_BIT.rawValue | VK_SUBGROUP_FEATURE_BALLOT_BIT.rawValue)
+        return subgroupSupportedStages & VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue) != 0
+            && subgroupSupportedOperations & ops == ops
+    }
     private var arithmeticOps: VkSubgroupFeatureFlags {
         VkSubgroupFeatureFlags(VK_SUBGROUP_FEATURE_BASIC_BIT.rawValue | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT.rawValue)
     }

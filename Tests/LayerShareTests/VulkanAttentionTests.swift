@@ -117,6 +117,23 @@ final class VulkanAttentionTests: AttentionTestCase {
         }
     }
 
+    /// Both decode kernels, whichever the device defaults to: attention_decode_lanes.comp (texel
+    /// caches with subgroup ballot, CPU drivers) and attention_decode.comp, through texel views and
+    /// storage buffers; head dims whose texel count does not fill the subgroup evenly (80: 20 texels).
+    func testBothDecodeKernels() throws {
+        var rng = TestRandom(#function)
+        let ballot = device.info.supportsSubgroupBallot
+        for (lanes, texel) in [(true, true), (false, true), (false, false)] where ballot || !lanes {
+            attention.lanesDecode = lanes
+            attention.texelCaches = texel
+            let plan = try attention.plan(rows: 1, startPosition: 40, heads: 9, kvHeads: 3, headDim: 64)
+            XCTAssertEqual(plan.kernel, lanes ? "attention_decode_lanes.comp" : "attention_decode.comp")
+            for (heads, kvHeads, d, t) in [(9, 3, 64, 41), (8, 2, 80, 300), (4, 4, 128, 7), (6, 3, 16, 9)] {
+                try check(Case(heads: heads, kvHeads: kvHeads, headDim: d, rows: 1, start: t - 1, emit: t == 300), &rng)
+            }
+        }
+    }
+
     func testSplitLayoutAndScratchSize() throws {
         XCTAssertEqual(VulkanAttention.splitLayout(context: 256).count, 1)
         XCTAssertEqual(VulkanAttention.splitLayout(context: 257).count, 2)
