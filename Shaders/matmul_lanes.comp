@@ -13,10 +13,16 @@
 // same x texels. Plain rows: row0 + lid + i·WG (neighbouring lanes fetch neighbouring rows).
 //
 // Fusions (defines):
-//   NORM_X       the product reads rmsnorm(x)·n instead of x (n: binding 3, eps: push constant).
+//   NORM_X       the product reads rmsnorm(x)·n instead of x (n: NORM_BINDING, eps: push constant).
 //                Every lane walks all of x anyway, so it also sums x² on the way and scales its
 //                totals by rsqrt(mean(x²) + eps) at the end: W·(x·s·n) = s·(W·(x·n)).
+//   NORM_PRE     the same product from x·n and Σx² prepared by the previous product (OUT_ADD with
+//                NEXT_NORM): x is bound to x·n, PARTIALS_BINDING holds partialCount partial sums of
+//                x² (a multiple of 4). Saves NORM_X's fetches of x and n per weight block.
 //   OUT_ADD      y += W·x (the residual add after the attention output and FFN down products).
+//                With NEXT_NORM (one activation row) it also writes y·n' for the norm that reads y
+//                next (n': NEXT_NORM_BINDING, into XN_BINDING) and each invocation's Σ y² over its
+//                rows (into PARTIALS_OUT_BINDING, one per invocation of the grid, 0 for idle ones).
 //   OUT_GLU      W = [gate; up] (outRows = 2·F): y[r, f] = silu(gate_f·x) · (up_f·x), F columns.
 //   OUT_ROPE_KV  W = [q; k; v] (heads + 2·kvHeads heads of headDim rows): Q rows rotated into y
 //                (heads·headDim columns), K rows rotated into the K cache and V rows copied into
@@ -24,6 +30,7 @@
 //                the Hugging Face pair layout).
 // OUT_GLU and OUT_ROPE_KV need both rows of a pair in one invocation: an invocation owns NUM_ROWS/2
 // pairs (NUM_ROWS even), pair P = first + p·WG, rows pair_rows(P).
+// Bindings 0–2 are W, x and y; the optional ones after them are numbered by the host (*_BINDING).
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -46,8 +53,11 @@ layout(push_constant) uniform Push {  // the first seven as matvec.comp
     uint rows;
     uint xStride;
     uint yStride;
-#ifdef NORM_X
+#if defined(NORM_X) || defined(NORM_PRE)
     float eps;
+#endif
+#ifdef NORM_PRE
+    uint partialCount;
 #endif
 #ifdef OUT_ROPE_KV
     uint heads;
@@ -78,28 +88,34 @@ layout(std430, binding = 2) buffer Y { float y[]; };
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 #endif
 
-// Bindings after y: the norm weight (NORM_X), then the RoPE table and the K and V caches.
 #ifdef NORM_X
 #if defined(X_TEXEL)
-layout(binding = 3) uniform samplerBuffer nt;
+layout(binding = NORM_BINDING) uniform samplerBuffer nt;
 vec4 load_n4(uint j) { return texelFetch(nt, int(j >> 2)); }
 #else
-layout(std430, binding = 3) readonly buffer Norm { float nw[]; };
+layout(std430, binding = NORM_BINDING) readonly buffer Norm { float nw[]; };
 vec4 load_n4(uint j) { return vec4(nw[j], nw[j + 1u], nw[j + 2u], nw[j + 3u]); }
 #endif
-#define ROPE_BINDING_TABLE 4
-#define ROPE_BINDING_K 5
-#define ROPE_BINDING_V 6
+#endif
+#ifdef NORM_PRE
+#if defined(X_TEXEL)
+layout(binding = PARTIALS_BINDING) uniform samplerBuffer partialsT;
+vec4 load_partials4(uint j) { return texelFetch(partialsT, int(j >> 2)); }
 #else
-#define ROPE_BINDING_TABLE 3
-#define ROPE_BINDING_K 4
-#define ROPE_BINDING_V 5
+layout(std430, binding = PARTIALS_BINDING) readonly buffer Partials { float partials[]; };
+vec4 load_partials4(uint j) { return vec4(partials[j], partials[j + 1u], partials[j + 2u], partials[j + 3u]); }
+#endif
+#endif
+#ifdef NEXT_NORM
+layout(std430, binding = NEXT_NORM_BINDING) readonly buffer NextNorm { float nextNorm[]; };
+layout(std430, binding = XN_BINDING) writeonly buffer XN { float xn[]; };
+layout(std430, binding = PARTIALS_OUT_BINDING) writeonly buffer PartialsOut { float partialsOut[]; };
 #endif
 #ifdef OUT_ROPE_KV
 #include "rope_angle.glsl"
-layout(std430, binding = ROPE_BINDING_TABLE) readonly buffer Freq { uvec2 turns[]; };  // F_i, see rope_angle.glsl
-layout(std430, binding = ROPE_BINDING_K) writeonly buffer KC { float kCache[]; };
-layout(std430, binding = ROPE_BINDING_V) writeonly buffer VC { float vCache[]; };
+layout(std430, binding = ROPE_TABLE_BINDING) readonly buffer Freq { uvec2 turns[]; };  // F_i, see rope_angle.glsl
+layout(std430, binding = K_CACHE_BINDING) writeonly buffer KC { float kCache[]; };
+layout(std430, binding = V_CACHE_BINDING) writeonly buffer VC { float vCache[]; };
 #endif
 
 #define CHUNK_UNITS 4u
@@ -170,7 +186,13 @@ void main() {
     }
 #else
     uint row0 = group * NUM_ROWS * WG + lid;
-    if (row0 >= pc.outRows) return;
+    if (row0 >= pc.outRows) {
+#ifdef NEXT_NORM
+        // The reader sums one slot per invocation of the needed groups (excess folded groups have none).
+        if (group < (pc.outRows + NUM_ROWS * WG - 1u) / (NUM_ROWS * WG)) partialsOut[group * WG + lid] = 0.0;
+#endif
+        return;
+    }
     [[unroll]] for (uint i = 0u; i < NUM_ROWS; i++) wRow[i] = min(row0 + i * WG, pc.outRows - 1u);
 #endif
     uint xr0 = gl_WorkGroupID.z * NUM_X;
@@ -179,13 +201,21 @@ void main() {
 
     float acc[NUM_ROWS * NUM_X];  // acc[i * NUM_X + j]
     [[unroll]] for (uint a = 0u; a < NUM_ROWS * NUM_X; a++) acc[a] = 0.0;
-#ifdef NORM_X
+#if defined(NORM_X) || defined(NORM_PRE)
     float sumsq[NUM_X];
     [[unroll]] for (uint j = 0u; j < NUM_X; j++) sumsq[j] = 0.0;
 #endif
 
     uint nblocks = pc.cols / 32u;
     for (uint blk = 0u; blk < nblocks; blk++) {
+#ifdef NORM_X
+        vec4 na[4], nb[4];  // the norm weight for this block, shared by the activation rows
+        [[unroll]] for (uint k = 0u; k < 4u; k++) {
+            uvec2 col = unit_offsets(k) + blk * 32u;
+            na[k] = load_n4(col.x);
+            nb[k] = load_n4(col.y);
+        }
+#endif
         vec4 xa[NUM_X * 4u], xb[NUM_X * 4u];
         float xsum[NUM_X];
         [[unroll]] for (uint j = 0u; j < NUM_X; j++) {
@@ -194,10 +224,9 @@ void main() {
                 uvec2 off = unit_offsets(k) + blk * 32u + xBase[j];
                 vec4 va = load_x4(off.x), vb = load_x4(off.y);
 #ifdef NORM_X
-                // The norm weight is re-read per activation row rather than held: registers are scarce.
                 sumsq[j] += dot(va, va) + dot(vb, vb);
-                va *= load_n4(off.x - xBase[j]);
-                vb *= load_n4(off.y - xBase[j]);
+                va *= na[k];
+                vb *= nb[k];
 #endif
                 xa[j * 4u + k] = va;
                 xb[j * 4u + k] = vb;
@@ -218,7 +247,13 @@ void main() {
             }
         }
     }
-#ifdef NORM_X
+#ifdef NORM_PRE
+    // One activation row (the host checks): Σx² from the previous product's partial sums.
+    float total = 0.0;
+    for (uint j = 0u; j < pc.partialCount; j += 4u) total += dot(load_partials4(j), vec4(1.0));
+    [[unroll]] for (uint j = 0u; j < NUM_X; j++) sumsq[j] = total;
+#endif
+#if defined(NORM_X) || defined(NORM_PRE)
     [[unroll]] for (uint j = 0u; j < NUM_X; j++) {
         float s = inversesqrt(sumsq[j] / float(pc.cols) + pc.eps);
         [[unroll]] for (uint i = 0u; i < NUM_ROWS; i++) acc[i * NUM_X + j] *= s;
@@ -234,18 +269,30 @@ void main() {
         }
     }
 #else
+#ifdef NEXT_NORM
+    float ownSquares = 0.0;
+#endif
     [[unroll]] for (uint i = 0u; i < NUM_ROWS; i++) {
         uint row = row0 + i * WG;
         if (row >= pc.outRows) break;
         [[unroll]] for (uint j = 0u; j < NUM_X; j++) {
             if (xr0 + j < pc.rows) {
+                uint at = pc.yOffset + (xr0 + j) * pc.yStride + row;
 #ifdef OUT_ADD
-                y[pc.yOffset + (xr0 + j) * pc.yStride + row] += acc[i * NUM_X + j];
+                float v = y[at] + acc[i * NUM_X + j];
+                y[at] = v;
+#ifdef NEXT_NORM
+                xn[row] = v * nextNorm[row];
+                ownSquares += v * v;
+#endif
 #else
-                y[pc.yOffset + (xr0 + j) * pc.yStride + row] = acc[i * NUM_X + j];
+                y[at] = acc[i * NUM_X + j];
 #endif
             }
         }
     }
+#ifdef NEXT_NORM
+    partialsOut[group * WG + lid] = ownSquares;
+#endif
 #endif
 }

@@ -77,7 +77,7 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
         var caches: (k: DeviceBuffer, v: DeviceBuffer, capacity: Int, kvRow: Int)?
         switch output {
         case .store: break
-        case .accumulate: kernelOutput = .accumulate
+        case .accumulate: kernelOutput = .accumulate()
         case .swiglu: kernelOutput = .swiglu
         case let .rope(h, kv, d, start, layout):
             let capacity = start + rows + 2, kvRow = kv * d
@@ -91,12 +91,12 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
         guard plain || kernels.canFuse(weight: weight, rows: rows, output: kernelOutput) else {
             // Not a lanes case for this tuning: the kernels must refuse with an error, not fall back silently.
             XCTAssertThrowsError(try run { try self.kernels.product($0, weight: weight, x: xb, xOffset: xOffset, y: yb, yOffset: yOffset, rows: rows,
-                                                                   yStride: yStride, norm: nb.map { ($0, eps) }, output: kernelOutput, label: "test") },
+                                                                   yStride: yStride, norm: nb.map { .inKernel(weight: $0, eps: eps) }, output: kernelOutput, label: "test") },
                                  "\(what): unfusable case accepted")
             return 0
         }
         try run { try self.kernels.product($0, weight: weight, x: xb, xOffset: xOffset, y: yb, yOffset: yOffset, rows: rows,
-                                           yStride: yStride, norm: nb.map { ($0, eps) }, output: kernelOutput, label: "test") }
+                                           yStride: yStride, norm: nb.map { .inKernel(weight: $0, eps: eps) }, output: kernelOutput, label: "test") }
         let y = try download(yb, count: yCount)
         let kc = try caches.map { try download($0.k, count: $0.capacity * $0.kvRow) }
         let vc = try caches.map { try download($0.v, count: $0.capacity * $0.kvRow) }
@@ -240,6 +240,62 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
         print("fused products, odd rows per invocation: worst normalised error \(try allCases(types: [.q4_0]))")
     }
 
+    /// A decode residual add that prepares the next norm (x·n' and partial sums of x²), then the
+    /// product that reads them (NORM_PRE), against float64; the prepared values themselves are
+    /// checked too: x·n' must be the float32 product of the new x and n', and the partial sums Σx².
+    func testPreparedNorm() throws {
+        kernels = try VulkanKernels(library: library, tuning: lanesTuning())
+        for (type, hidden, inner, outRows, xOffset) in [(GGMLType.q4_1, 96, 64, 40, 0), (.q4_0, 576, 1536, 97, 1), (.q4_1, 5, 32, 0, 0)] {
+            let what = "\(type) hidden \(hidden) inner \(inner) out \(outRows)"
+            let b1 = random.matrixBytes(type, rows: hidden, cols: inner)
+            let w1 = referenceRows(type, b1, rows: hidden, cols: inner)
+            let m1 = try b1.withUnsafeBytes { try VulkanMatrix(device: device, type: type, rows: hidden, cols: inner, bytes: $0, label: "W1") }
+            let a = random.floats(xOffset + inner)
+            let residual = random.floats(hidden, -2, 2)
+            let n = random.floats(hidden, 0.5, 1.5)
+            let ab = try buffer(a, label: "a"), xb = try buffer(residual, label: "x"), nb = try buffer(n, label: "next norm")
+            guard let count = kernels.nextNormPartials(weight: m1) else { return XCTFail("\(what): no next-norm support in lanes") }
+            XCTAssertEqual(count % 4, 0)
+            let normed = try poisoned(hidden, label: "normed"), partials = try poisoned(count + 4, label: "partials")
+            let eps: Float = 1e-5
+            var out: DeviceBuffer?, m2: VulkanMatrix?, w2: [Float] = []
+            if outRows > 0 {
+                let b2 = random.matrixBytes(type, rows: outRows, cols: hidden)
+                w2 = referenceRows(type, b2, rows: outRows, cols: hidden)
+                m2 = try b2.withUnsafeBytes { try VulkanMatrix(device: device, type: type, rows: outRows, cols: hidden, bytes: $0, label: "W2") }
+                out = try poisoned(outRows)
+            }
+            try run { batch in
+                try self.kernels.product(batch, weight: m1, x: ab, xOffset: xOffset, y: xb, rows: 1,
+                                         output: .accumulate(.init(weight: nb, normed: normed, partials: partials)), label: "add+prepare")
+                if let m2, let out {
+                    try self.kernels.product(batch, weight: m2, x: normed, y: out, rows: 1,
+                                             norm: .prepared(partials: partials, count: count, eps: eps), label: "prepared norm")
+                }
+            }
+            let x = try download(xb, count: hidden), xn = try download(normed, count: hidden), ps = try download(partials, count: count + 1)
+            var squares = 0.0
+            for i in 0..<hidden {
+                var sum = Double(residual[i]), magnitude = abs(Double(residual[i]))
+                for k in 0..<inner { let p = Double(w1[i * inner + k]) * Double(a[xOffset + k]); sum += p; magnitude += abs(p) }
+                XCTAssertLessThanOrEqual(abs(Double(x[i]) - sum), 4 * Double(inner) * 0x1p-24 * magnitude + 0x1p-24 * abs(sum), "\(what): x[\(i)]")
+                XCTAssertEqual(xn[i].bitPattern, (x[i] * n[i]).bitPattern, "\(what): normed[\(i)]")
+                squares += Double(x[i]) * Double(x[i])
+            }
+            let partialSum = ps[0..<count].reduce(0.0) { $0 + Double($1) }
+            XCTAssertEqual(partialSum, squares, accuracy: 1e-5 * squares, "\(what): partial sums")
+            XCTAssertEqual(ps[count].bitPattern, Self.poison, "\(what): wrote past the partial sums")
+            guard let out else { continue }
+            let got = try download(out, count: outRows)
+            let s = 1 / (squares / Double(hidden) + Double(eps)).squareRoot()
+            for o in 0..<outRows {
+                var sum = 0.0, magnitude = 0.0
+                for i in 0..<hidden { let p = Double(w2[o * hidden + i]) * Double(xn[i]) * s; sum += p; magnitude += abs(p) }
+                XCTAssertLessThanOrEqual(abs(Double(got[o]) - sum), 4 * Double(hidden) * 0x1p-24 * magnitude, "\(what): out[\(o)] = \(got[o]) vs \(sum)")
+            }
+        }
+    }
+
     func testNoFusionWithoutLanes() throws {
         var t = lanesTuning()
         t.decodeLanesRows = 0
@@ -248,7 +304,7 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
         let bytes = random.matrixBytes(.q4_1, rows: 4, cols: 32)
         let weight = try bytes.withUnsafeBytes { try VulkanMatrix(device: device, type: .q4_1, rows: 4, cols: 32, bytes: $0, label: "W") }
         for rows in [1, 3] {
-            XCTAssertFalse(kernels.canFuse(weight: weight, rows: rows, output: .accumulate))
+            XCTAssertFalse(kernels.canFuse(weight: weight, rows: rows, output: .accumulate()))
         }
     }
 }

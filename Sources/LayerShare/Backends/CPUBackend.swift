@@ -87,7 +87,7 @@ public final class CPUBackend: InferenceBackend {
     public func shape(of weight: Weight) -> (rows: Int, cols: Int) { (weight.rows, weight.cols) }
 
     /// The reference composes the separate ops: every fused result on the GPU is checked against them.
-    public func product(_ weight: Weight, _ x: Tensor, rows: Int, input: FusedInput<Weight>, output: FusedOutput<Tensor, Cache>,
+    public func product(_ weight: Weight, _ x: Tensor, rows: Int, input: FusedInput<Weight>, output: FusedOutput<Tensor, Weight, Cache>,
                         label: String) throws {
         try unfusedProduct(weight, x, rows: rows, input: input, output: output, label: label, scratch: scratch)
     }

@@ -44,6 +44,12 @@ public final class VulkanBackend: InferenceBackend {
     private var collectedTimings: [[DispatchTiming]] = []
     public let profiling: Bool
     private let scratch = ProductScratch<VulkanBackend>()
+    /// Set by a decode product that added into `x` and prepared the next norm's input (x·weight into
+    /// `normedInput`, Σx² partials into `normPartials`); valid only for the op right after it (every
+    /// op's ensureRecording clears it), which uses it when it reads rmsnorm(x)·weight.
+    private var preparedNorm: (x: Tensor, weight: VulkanMatrix, count: Int)?
+    private var normedInput: DeviceBuffer?
+    private var normPartials: DeviceBuffer?
 
     public var name: String { "vulkan (\(device.info.name))" }
 
@@ -59,6 +65,7 @@ public final class VulkanBackend: InferenceBackend {
     }
 
     private func ensureRecording() throws {
+        preparedNorm = nil
         if !recording {
             try batch.begin()
             recording = true
@@ -130,11 +137,23 @@ public final class VulkanBackend: InferenceBackend {
     /// One matmul_lanes.comp dispatch where the kernels can fuse this case (quantized weights on
     /// CPU-type devices), else the separate ops.
     public func product(_ weight: VulkanMatrix, _ x: Tensor, rows: Int, input: FusedInput<VulkanMatrix>,
-                        output: FusedOutput<Tensor, Cache>, label: String) throws {
+                        output: FusedOutput<Tensor, VulkanMatrix, Cache>, label: String) throws {
+        let prepared = preparedNorm
         let y: Tensor, kernelOutput: VulkanKernels.ProductOutput, what: String?
+        var prepares: (weight: VulkanMatrix, count: Int)?
         switch output {
         case let .store(t): (y, kernelOutput, what) = (t, .store, nil)
-        case let .accumulate(t): (y, kernelOutput, what) = (t, .accumulate, "residual")
+        case let .accumulate(t, nextNorm):
+            y = t
+            what = "residual"
+            if let nextNorm, rows == 1, let count = kernels.nextNormPartials(weight: weight) {
+                let normed = try preparedBuffer(&normedInput, floats: weight.rows, label: "normed input")
+                let partials = try preparedBuffer(&normPartials, floats: count, label: "norm partial sums")
+                kernelOutput = .accumulate(.init(weight: nextNorm.buffer, normed: normed, partials: partials))
+                prepares = (nextNorm, count)
+            } else {
+                kernelOutput = .accumulate()
+            }
         case let .swiglu(t): (y, kernelOutput, what) = (t, .swiglu, "swiglu")
         case let .ropeIntoCache(queries, r):
             guard let keys = r.cache.keys else { throw ModelLoadError("\(label): the cache stores no keys") }
@@ -151,17 +170,34 @@ public final class VulkanBackend: InferenceBackend {
             try unfusedProduct(weight, x, rows: rows, input: input, output: output, label: label, scratch: scratch)
             return
         }
-        var norm: (weight: DeviceBuffer, eps: Float)?
-        if case let .rmsNorm(w, eps) = input { norm = (w.buffer, eps) }
-        // Profile label: the product and what is fused into it, e.g. "(ffn_gate_up + norm + swiglu)".
-        let fused = [norm == nil ? nil : "norm", what].compactMap { $0 }.map { " + \($0)" }.joined()
+        var norm: VulkanKernels.ProductNorm?
+        var source = x.buffer
+        if case let .rmsNorm(w, eps) = input {
+            if let prepared, prepared.x === x, prepared.weight === w, rows == 1, let normedInput, let normPartials {
+                norm = .prepared(partials: normPartials, count: prepared.count, eps: eps)
+                source = normedInput
+            } else {
+                norm = .inKernel(weight: w.buffer, eps: eps)
+            }
+        }
         try ensureRecording()
         let shape = rows == 1 ? "matvec" : "matmul"
         batch.setCost(bytes: Double(weight.byteCount + rows * (weight.cols + weight.rows) * 4),
                       flops: 2 * Double(rows) * Double(weight.rows) * Double(weight.cols))
-        try kernels.product(batch, weight: weight, x: x.buffer, y: y.buffer, rows: rows, norm: norm, output: kernelOutput,
-                            label: "\(shape) \(weight.type) \(weight.cols)→\(weight.rows) (\(label)\(fused))",
-                            group: group)
+        // Profile label: the product and what is fused into it, e.g. "(ffn_gate_up + norm + swiglu)".
+        let fused = [norm == nil ? nil : "norm", what].compactMap { $0 }.map { " + \($0)" }.joined()
+        try kernels.product(batch, weight: weight, x: source, y: y.buffer, rows: rows, norm: norm, output: kernelOutput,
+                            label: "\(shape) \(weight.type) \(weight.cols)→\(weight.rows) (\(label)\(fused))", group: group)
+        preparedNorm = prepares.map { (y, $0.weight, $0.count) }
+    }
+
+    /// A buffer of at least `floats` floats in `slot`, made (or replaced by a larger one) on demand;
+    /// a replaced buffer stays alive until the batch that uses it completes (CommandBatch retains it).
+    private func preparedBuffer(_ slot: inout DeviceBuffer?, floats: Int, label: String) throws -> DeviceBuffer {
+        if let b = slot, b.byteCount >= floats * 4 { return b }
+        let b = try DeviceBuffer(device: device, byteCount: max(floats, 4) * 4, label: label)
+        slot = b
+        return b
     }
 
     public func rmsnorm(_ x: Tensor, weight: VulkanMatrix, into y: Tensor, rows: Int, dim: Int, eps: Float) throws {

@@ -22,11 +22,13 @@ public struct RopeIntoCache<Cache> {
 }
 
 /// Where the results of `InferenceBackend.product` go.
-public enum FusedOutput<Tensor, Cache> {
+public enum FusedOutput<Tensor, Weight, Cache> {
     /// y = W·x
     case store(Tensor)
-    /// y += W·x: the residual add after the attention output and FFN down projections.
-    case accumulate(Tensor)
+    /// y += W·x: the residual add after the attention output and FFN down projections. `nextNorm`
+    /// says which norm the next product reads y through (`.rmsNorm(nextNorm, …)`), so a backend may
+    /// prepare that norm's input here; the results are the same either way.
+    case accumulate(Tensor, nextNorm: Weight? = nil)
     /// W = [gate; up] (2F rows): y = silu(gate·x) ⊙ (up·x), rows of F.
     case swiglu(Tensor)
     /// W = [q; k; v]: rotated Q rows into `queries` (heads·headDim per row), rotated K and plain V into
@@ -53,7 +55,7 @@ extension InferenceBackend {
     /// `product` as separate ops (norm, matmul, then add / swiglu / rope + cache store), for
     /// backends or cases without a fused kernel. Same results up to float32 rounding order.
     public func unfusedProduct(_ weight: Weight, _ x: Tensor, rows: Int, input: FusedInput<Weight>,
-                               output: FusedOutput<Tensor, Cache>, label: String, scratch: ProductScratch<Self>) throws {
+                               output: FusedOutput<Tensor, Weight, Cache>, label: String, scratch: ProductScratch<Self>) throws {
         let (outRows, cols) = shape(of: weight)
         var source = x
         if case let .rmsNorm(normWeight, eps) = input {
@@ -68,7 +70,7 @@ extension InferenceBackend {
         try matmul(weight, source, into: wide, rows: rows, label: label)
         switch output {
         case .store: break
-        case let .accumulate(y):
+        case let .accumulate(y, _):
             try add(y, wide, into: y, count: rows * outRows)
         case let .swiglu(y):
             let half = outRows / 2

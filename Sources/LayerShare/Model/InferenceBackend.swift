@@ -31,7 +31,7 @@ public protocol InferenceBackend: AnyObject {
     /// A product with the ops around it: W times x or rmsnorm(x) (`input`), results stored, added,
     /// gated or rotated into the KV cache (`output`). Backends fuse what they can into one kernel
     /// (fewer dispatches per token) and run the rest as separate ops (`unfusedProduct`).
-    func product(_ weight: Weight, _ x: Tensor, rows: Int, input: FusedInput<Weight>, output: FusedOutput<Tensor, Cache>,
+    func product(_ weight: Weight, _ x: Tensor, rows: Int, input: FusedInput<Weight>, output: FusedOutput<Tensor, Weight, Cache>,
                  label: String) throws
     func rmsnorm(_ x: Tensor, weight: Weight, into y: Tensor, rows: Int, dim: Int, eps: Float) throws
     func rope(_ x: Tensor, rows: Int, heads: Int, headDim: Int, startPosition: Int, theta: Float, layout: RopeLayout) throws

@@ -189,9 +189,10 @@ public final class Transformer<Backend: InferenceBackend> {
                                           startPosition: start, heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim, probabilities: nil)
                 }
             }
-            try backend.product(w.o, attn, rows: n, input: .plain, output: .accumulate(x), label: "attn_output")
+            try backend.product(w.o, attn, rows: n, input: .plain, output: .accumulate(x, nextNorm: w.ffnNorm), label: "attn_output")
             try backend.product(w.gateUp, x, rows: n, input: .rmsNorm(w.ffnNorm, eps: h.rmsEps), output: .swiglu(gate), label: "ffn_gate_up")
-            try backend.product(w.down, gate, rows: n, input: .plain, output: .accumulate(x), label: "ffn_down")
+            let nextNorm = l + 1 < h.layers ? layers[l + 1].attnNorm : outputNorm
+            try backend.product(w.down, gate, rows: n, input: .plain, output: .accumulate(x, nextNorm: nextNorm), label: "ffn_down")
             if let hidden { hidden(l, try backend.read(x, offset: 0, count: n * h.hiddenSize)) }
         }
         position += n

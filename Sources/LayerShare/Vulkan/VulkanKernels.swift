@@ -245,13 +245,37 @@ public final class VulkanKernels {
 
     // MARK: - Matrix products
 
+    /// The RMSNorm a product applies to x first (matmul_lanes.comp only).
+    public enum ProductNorm {
+        /// rmsnorm(x)·weight, computed in the kernel (NORM_X).
+        case inKernel(weight: DeviceBuffer, eps: Float)
+        /// x is already x·weight, written by the previous product's `NextNorm`, and Σx² comes as
+        /// `count` partial sums in `partials` (NORM_PRE): one activation row.
+        case prepared(partials: DeviceBuffer, count: Int, eps: Float)
+
+        var eps: Float {
+            switch self {
+            case let .inKernel(_, eps), let .prepared(_, _, eps): return eps
+            }
+        }
+    }
+
+    /// What an accumulating product prepares for the norm that reads its result next: y·weight into
+    /// `normed` and `nextNormPartials(weight:rows:)` partial sums of y² into `partials`.
+    public struct NextNorm {
+        public var weight: DeviceBuffer, normed: DeviceBuffer, partials: DeviceBuffer
+        public init(weight: DeviceBuffer, normed: DeviceBuffer, partials: DeviceBuffer) {
+            self.weight = weight; self.normed = normed; self.partials = partials
+        }
+    }
+
     /// Where a product's results go, beyond a plain store: work matmul_lanes.comp does in the same
     /// dispatch (see the shader's header).
     public enum ProductOutput {
         /// y = W·x
         case store
-        /// y += W·x (the residual add)
-        case accumulate
+        /// y += W·x (the residual add), optionally preparing the next norm's input (one row).
+        case accumulate(NextNorm? = nil)
         /// W = [gate; up] (2F rows): y = silu(gate·x) ⊙ (up·x), F columns per row.
         case swiglu
         /// W = [q; k; v]: Q rotated into y (heads·headDim columns per row), K rotated into the K cache
@@ -262,6 +286,12 @@ public final class VulkanKernels {
             switch self {
             case .store, .accumulate: return false
             case .swiglu, .ropeIntoCache: return true
+            }
+        }
+        var isAccumulate: Bool {
+            switch self {
+            case .accumulate: return true
+            default: return false
             }
         }
     }
@@ -294,6 +324,14 @@ public final class VulkanKernels {
         return !output.isPaired || perInvocation % 2 == 0
     }
 
+    /// Partial sums an accumulating product of `weight` over one row writes for `NextNorm` (one per
+    /// invocation, a multiple of 4), or nil where it cannot prepare the next norm.
+    public func nextNormPartials(weight: VulkanMatrix) -> Int? {
+        guard let perInvocation = lanesRows(weight.type, rows: 1), tuning.matvecWorkgroup % 4 == 0 else { return nil }
+        let rowsPerGroup = perInvocation * tuning.matvecWorkgroup
+        return (weight.rows + rowsPerGroup - 1) / rowsPerGroup * tuning.matvecWorkgroup
+    }
+
     /// y[r, o] = Σ_i x[r, i] · W[o, i] for r < rows: x row r at `xOffset + r·xStride` (cols floats),
     /// y row r at `yOffset + r·yStride` (weight.rows floats). Strides default to packed rows.
     /// rows == 1 uses the decode kernel, rows > 1 the prefill kernel chosen by `tuning`.
@@ -304,12 +342,12 @@ public final class VulkanKernels {
                     xStride: xStride, yStride: yStride, label: label, group: group)
     }
 
-    /// `matmul` with the work around it fused: with `norm`, W multiplies rmsnorm(x)·norm.weight
-    /// (rows of cols floats) instead of x; `output` says what happens to the results. Anything but a
-    /// plain product needs `canFuse(weight:rows:output:)`. yStride defaults to the output's row length.
+    /// `matmul` with the work around it fused: with `norm`, W multiplies rmsnorm(x)·weight (rows of
+    /// cols floats) instead of x; `output` says what happens to the results. Anything but a plain
+    /// product needs `canFuse(weight:rows:output:)`. yStride defaults to the output's row length.
     public func product(_ batch: CommandBatch, weight: VulkanMatrix, x: DeviceBuffer, xOffset: Int = 0,
                         y: DeviceBuffer, yOffset: Int = 0, rows: Int, xStride: Int? = nil, yStride: Int? = nil,
-                        norm: (weight: DeviceBuffer, eps: Float)? = nil, output: ProductOutput = .store,
+                        norm: ProductNorm? = nil, output: ProductOutput = .store,
                         label: String, group: String = "") throws {
         let what = "matmul '\(label)' (\(weight.label) \(weight.type) [\(weight.rows)×\(weight.cols)])"
         let cols = weight.cols, outRows = weight.rows
@@ -355,8 +393,27 @@ public final class VulkanKernels {
             throw fail(what, "x and y overlap in buffer '\(x.label)'")
         }
         if let norm {
-            try requireFloats(what, "norm weight", norm.weight, offset: 0, span: cols)
             guard norm.eps >= 0, norm.eps.isFinite else { throw fail(what, "eps must be finite and non-negative, got \(norm.eps)") }
+            switch norm {
+            case let .inKernel(weight, _): try requireFloats(what, "norm weight", weight, offset: 0, span: cols)
+            case let .prepared(partials, count, _):
+                guard rows == 1, count > 0, count % 4 == 0 else {
+                    throw fail(what, "a prepared norm needs one row and a positive multiple of 4 partial sums, got \(rows) rows, \(count)")
+                }
+                try requireFloats(what, "norm partial sums", partials, offset: 0, span: count)
+                guard partials !== y else { throw fail(what, "the partial sums must not be y") }
+            }
+        }
+        if case let .accumulate(next?) = output {
+            guard rows == 1, let count = nextNormPartials(weight: weight) else {
+                throw fail(what, "preparing the next norm needs one row through matmul_lanes.comp (nextNormPartials)")
+            }
+            try requireFloats(what, "next norm weight", next.weight, offset: 0, span: outRows)
+            try requireFloats(what, "normed output", next.normed, offset: 0, span: outRows)
+            try requireFloats(what, "norm partial sums", next.partials, offset: 0, span: count)
+            guard Set([ObjectIdentifier(next.normed), ObjectIdentifier(next.partials), ObjectIdentifier(y), ObjectIdentifier(x)]).count == 4 else {
+                throw fail(what, "x, y, the normed output and the partial sums must be distinct buffers")
+            }
         }
         let typeDefine = try Self.typeDefine(weight.type)
         let t = tuning
@@ -416,13 +473,20 @@ public final class VulkanKernels {
     /// matmul_lanes.comp with its fusions (arguments validated by `product`).
     private func lanesProduct(_ batch: CommandBatch, weight: VulkanMatrix, typeDefine: String, rowsPerInvocation: Int,
                               x: DeviceBuffer, xOffset: Int, xs: Int, xSpan: Int, y: DeviceBuffer, yOffset: Int, ys: Int,
-                              rows: Int, norm: (weight: DeviceBuffer, eps: Float)?, output: ProductOutput,
+                              rows: Int, norm: ProductNorm?, output: ProductOutput,
                               what: String, label: String, group: String) throws {
         let t = tuning
         var (view, xView) = texelViews(weight: weight, x: x, xOffset: xOffset, xs: xs, xSpan: xSpan)
-        // The norm weight is read like x: through its own RGBA32F view, or both as storage buffers.
-        let normView = norm.flatMap { xView == nil ? nil : $0.weight.floatTexelView }
-        if let norm, xView != nil, (normView?.texelCount ?? 0) * 4 < weight.cols || norm.weight.byteCount < weight.cols * 4 { xView = nil }
+        // The norm weight or partial sums are read like x: through their own RGBA32F views, or all
+        // as storage buffers.
+        var normSource: DeviceBuffer?, normSpan = 0
+        switch norm {
+        case let .inKernel(normWeight, _)?: (normSource, normSpan) = (normWeight, weight.cols)
+        case let .prepared(partials, count, _)?: (normSource, normSpan) = (partials, count)
+        case nil: break
+        }
+        let normView = normSource.flatMap { xView == nil ? nil : $0.floatTexelView }
+        if normSource != nil, xView != nil, (normView?.texelCount ?? 0) * 4 < normSpan { xView = nil }
         var defines = [typeDefine: "1"]
         if view != nil { defines["WEIGHTS_TEXEL"] = "1" }
         if xView != nil { defines["X_TEXEL"] = "1" }
@@ -437,15 +501,35 @@ public final class VulkanKernels {
         case .swiglu: defines["OUT_GLU"] = "1"; bindings.append(.write(y))
         case .ropeIntoCache: defines["OUT_ROPE_KV"] = "1"; bindings.append(.write(y))
         }
-        if let norm {
-            defines["NORM_X"] = "1"
-            kinds.append(xView != nil ? .uniformTexelBuffer : .storageBuffer)
-            bindings.append(xView != nil ? .texels(normView!) : .read(norm.weight))
-            push.append(.float(norm.eps))
+        // Optional bindings after y, numbered in order (the shader takes the numbers as defines).
+        func bind(_ name: String, _ kind: DescriptorKind, _ binding: BufferBinding) {
+            defines[name] = "\(bindings.count)"
+            kinds.append(kind)
+            bindings.append(binding)
+        }
+        if let norm, let normSource {
+            let texel = xView != nil
+            switch norm {
+            case .inKernel:
+                defines["NORM_X"] = "1"
+                bind("NORM_BINDING", texel ? .uniformTexelBuffer : .storageBuffer, texel ? .texels(normView!) : .read(normSource))
+                push.append(.float(norm.eps))
+            case let .prepared(_, count, eps):
+                defines["NORM_PRE"] = "1"
+                bind("PARTIALS_BINDING", texel ? .uniformTexelBuffer : .storageBuffer, texel ? .texels(normView!) : .read(normSource))
+                push += [.float(eps), Self.u(count)]
+            }
+        }
+        if case let .accumulate(next?) = output {
+            defines["NEXT_NORM"] = "1"
+            bind("NEXT_NORM_BINDING", .storageBuffer, .read(next.weight))
+            bind("XN_BINDING", .storageBuffer, .write(next.normed))
+            bind("PARTIALS_OUT_BINDING", .storageBuffer, .write(next.partials))
         }
         if case let .ropeIntoCache(r) = output {
-            kinds += [.storageBuffer, .storageBuffer, .storageBuffer]
-            bindings += [.read(try ropeTable(headDim: r.headDim, theta: r.theta)), .write(r.keyCache), .write(r.valueCache)]
+            bind("ROPE_TABLE_BINDING", .storageBuffer, .read(try ropeTable(headDim: r.headDim, theta: r.theta)))
+            bind("K_CACHE_BINDING", .storageBuffer, .write(r.keyCache))
+            bind("V_CACHE_BINDING", .storageBuffer, .write(r.valueCache))
             push += [Self.u(r.heads), Self.u(r.kvHeads), Self.u(r.headDim), Self.u(r.startPosition),
                      Self.u(r.startPosition * r.kvHeads * r.headDim)]
             specialization.append(.uint(r.layout == .halfRotation ? 1 : 0))
