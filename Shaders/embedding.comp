@@ -1,6 +1,6 @@
 #version 450
 #extension GL_EXT_control_flow_attributes : enable  // [[unroll]]: register arrays need constant indices
-// Embedding lookup: out[r, :] = dequantized row tokens[r] of a [vocab, cols] table in GGUF layout.
+// Embedding lookup: out[r, :] = dequantized row tokens[r] of a [vocab, cols] table (quant.glsl's device layout for quantized types).
 // Values are rounded exactly like ModelFormats.Dequantize.row (tests compare bit for bit).
 // A token id ≥ vocab is never used to address the table: its output row is filled with NaN so the
 // mistake is visible downstream (the host validates ids before; this is the safety net).
@@ -32,6 +32,7 @@ layout(std430, binding = 1) readonly buffer Tokens { uint tokens[]; };
 layout(std430, binding = 2) writeonly buffer Out { float outv[]; };
 
 #define CHUNK_UNITS 4u
+#define WEIGHT_BLOCKS (pc.vocab * (pc.cols / 32u))  // blocks in the matrix (quant.glsl: where the headers start)
 #include "quant.glsl"
 
 void main() {

@@ -1,6 +1,6 @@
 #version 450
 #extension GL_EXT_control_flow_attributes : enable  // [[unroll]]: register arrays need constant indices
-// Prefill matrix–matrix product y[r, o] = Σ_i x[r, i]·W[o, i] for rows > 1, W in its GGUF layout.
+// Prefill matrix–matrix product y[r, o] = Σ_i x[r, i]·W[o, i] for rows > 1, W in its GGUF type (quant.glsl's device layout).
 //
 // Classic shared-memory tiling: a workgroup computes a BM (weight rows o) × BN (activation rows r)
 // tile of y, walking K in steps of one 32-element block. Per step it dequantizes BM weight blocks
@@ -37,6 +37,7 @@ layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 
 #define CHUNK_UNITS 4u
+#define WEIGHT_BLOCKS (pc.outRows * (pc.cols / 32u))  // blocks in the matrix (quant.glsl: where the headers start)
 #include "quant.glsl"
 
 const uint BK = 32u;

@@ -119,6 +119,7 @@ layout(std430, binding = V_CACHE_BINDING) writeonly buffer VC { float vCache[]; 
 #endif
 
 #define CHUNK_UNITS 4u
+#define WEIGHT_BLOCKS (pc.outRows * (pc.cols / 32u))  // blocks in the matrix (quant.glsl: where the headers start)
 #include "quant.glsl"
 
 vec4 load_x4(uint j) {

@@ -1,6 +1,6 @@
 #version 450
 #extension GL_EXT_control_flow_attributes : enable  // [[unroll]]: register arrays need constant indices
-// Decode matrix–vector product y[o] = Σ_i x[i]·W[o, i], W in its GGUF layout (one TYPE_* define);
+// Decode matrix–vector product y[o] = Σ_i x[i]·W[o, i], W in its GGUF type (one TYPE_* define; quantized blocks in quant.glsl's device layout);
 // with NUM_X > 1 also a register-blocked matrix–matrix product for a few activation rows.
 // Memory bound: every weight byte is read once, so the layout is built around streaming W.
 //
@@ -58,6 +58,7 @@ layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 
 #define CHUNK_UNITS (4u / PARTS)
+#define WEIGHT_BLOCKS (pc.outRows * (pc.cols / 32u))  // blocks in the matrix (quant.glsl: where the headers start)
 #include "quant.glsl"
 
 // One slot per (row, subgroup) — or per (row, invocation) for the tree fallback; sized for the

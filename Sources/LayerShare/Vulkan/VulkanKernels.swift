@@ -49,6 +49,8 @@ public final class VulkanKernels {
         /// Q8_0 stays on matvec.comp: its wider blocks ran slower in lanes (LM head +12% with 1 row per
         /// invocation, +40% with 4, single-threaded).
         public var decodeLanesRows: Int = 0
+        /// Invocations per workgroup of the decode products in matmul_lanes.comp (0 = matvecWorkgroup).
+        public var decodeLanesWorkgroup: Int = 0
         /// matmul.comp tile: BM weight rows × BN activation rows per workgroup, TM × TN per
         /// invocation; the workgroup has (BM/TM)·(BN/TN) invocations.
         public var gemmBM: Int
@@ -122,6 +124,7 @@ public final class VulkanKernels {
             }
             if env["LAYERSHARE_TEXEL_X"] == "0" { t.texelActivations = false }
             if env["LAYERSHARE_PREFILL_LANES"] == "0" { t.prefillLanes = false }
+            if let n = env["LAYERSHARE_DECODE_LANES_WG"].flatMap({ Int($0) }), n >= 0 { t.decodeLanesWorkgroup = n }
             if let n = env["LAYERSHARE_DECODE_LANES"].flatMap({ Int($0) }), n >= 0 { t.decodeLanesRows = n }
             // LAYERSHARE_TEXEL_WEIGHTS=0/1 overrides the choice (for A/B measurements).
             switch ProcessInfo.processInfo.environment["LAYERSHARE_TEXEL_WEIGHTS"] {
@@ -156,14 +159,14 @@ public final class VulkanKernels {
         let info = library.device.info
         let t = tuning ?? Tuning.defaults(for: info)
         func isPow2(_ n: Int) -> Bool { n > 0 && n & (n - 1) == 0 }
-        guard isPow2(t.matvecWorkgroup), isPow2(t.reduceWorkgroup), isPow2(t.elementwiseWorkgroup),
+        guard isPow2(t.matvecWorkgroup), t.decodeLanesWorkgroup == 0 || isPow2(t.decodeLanesWorkgroup), isPow2(t.reduceWorkgroup), isPow2(t.elementwiseWorkgroup),
               [1, 2, 4].contains(t.matvecParts), t.matvecRows >= 1, t.prefillWeightRows >= 1, t.prefillActivationRows >= 1,
               t.decodeLanesRows >= 0,
               t.gemmBM % t.gemmTM == 0, t.gemmBN % t.gemmTN == 0 else {
             throw VulkanError.invalidArgument("VulkanKernels: invalid tuning \(t)")
         }
         let gemmInvocations = (t.gemmBM / t.gemmTM) * (t.gemmBN / t.gemmTN)
-        let limits = [t.matvecWorkgroup, t.reduceWorkgroup, t.elementwiseWorkgroup, gemmInvocations]
+        let limits = [t.matvecWorkgroup, t.decodeLanesWorkgroup, t.reduceWorkgroup, t.elementwiseWorkgroup, gemmInvocations]
         guard limits.allSatisfy({ $0 <= info.maxWorkgroupInvocations }) else {
             throw VulkanError.invalidArgument("VulkanKernels: tuning \(t) exceeds maxComputeWorkGroupInvocations \(info.maxWorkgroupInvocations)")
         }
@@ -317,6 +320,11 @@ public final class VulkanKernels {
         return tuning.prefillRegisterBlocked && tuning.prefillLanes ? tuning.prefillWeightRows : nil
     }
 
+    /// Invocations per workgroup of matmul_lanes.comp for `rows` activation rows.
+    private func lanesWorkgroup(rows: Int) -> Int {
+        rows == 1 && tuning.decodeLanesWorkgroup > 0 ? tuning.decodeLanesWorkgroup : tuning.matvecWorkgroup
+    }
+
     /// Whether `product` can fuse `norm` / `output` for this weight and row count. Where it cannot,
     /// callers run the separate kernels (rmsnorm, add, swiglu, ropeIntoCache).
     public func canFuse(weight: VulkanMatrix, rows: Int, output: ProductOutput) -> Bool {
@@ -327,9 +335,10 @@ public final class VulkanKernels {
     /// Partial sums an accumulating product of `weight` over one row writes for `NextNorm` (one per
     /// invocation, a multiple of 4), or nil where it cannot prepare the next norm.
     public func nextNormPartials(weight: VulkanMatrix) -> Int? {
-        guard let perInvocation = lanesRows(weight.type, rows: 1), tuning.matvecWorkgroup % 4 == 0 else { return nil }
-        let rowsPerGroup = perInvocation * tuning.matvecWorkgroup
-        return (weight.rows + rowsPerGroup - 1) / rowsPerGroup * tuning.matvecWorkgroup
+        let wg = lanesWorkgroup(rows: 1)
+        guard let perInvocation = lanesRows(weight.type, rows: 1), wg % 4 == 0 else { return nil }
+        let rowsPerGroup = perInvocation * wg
+        return (weight.rows + rowsPerGroup - 1) / rowsPerGroup * wg
     }
 
     /// y[r, o] = Σ_i x[r, i] · W[o, i] for r < rows: x row r at `xOffset + r·xStride` (cols floats),
@@ -493,7 +502,8 @@ public final class VulkanKernels {
         var kinds: [DescriptorKind] = [view != nil ? .uniformTexelBuffer : .storageBuffer, xView != nil ? .uniformTexelBuffer : .storageBuffer, .storageBuffer]
         var bindings: [BufferBinding] = [view.map { .texels($0) } ?? .read(weight.buffer), xView.map { .texels($0) } ?? .read(x)]
         var push: [ShaderScalar] = [Self.u(weight.cols), Self.u(weight.rows), Self.u(xOffset), Self.u(yOffset), Self.u(rows), Self.u(xs), Self.u(ys)]
-        var specialization = [Self.u(t.matvecWorkgroup), Self.u(rowsPerInvocation), Self.u(rows == 1 ? 1 : t.prefillActivationRows)]
+        let wg = lanesWorkgroup(rows: rows)
+        var specialization = [Self.u(wg), Self.u(rowsPerInvocation), Self.u(rows == 1 ? 1 : t.prefillActivationRows)]
         let xRows = rows == 1 ? 1 : t.prefillActivationRows
         switch output {
         case .store: bindings.append(.write(y))
@@ -535,7 +545,7 @@ public final class VulkanKernels {
             specialization.append(.uint(r.layout == .halfRotation ? 1 : 0))
         }
         let p = try pipeline("matmul_lanes.comp", defines: defines, specialization: specialization, bindings: kinds, pushWords: push.count)
-        let rowsPerGroup = rowsPerInvocation * t.matvecWorkgroup
+        let rowsPerGroup = rowsPerInvocation * wg
         var groups = try folded((weight.rows + rowsPerGroup - 1) / rowsPerGroup, what)
         groups.2 = (rows + xRows - 1) / xRows
         guard groups.2 <= device.info.maxWorkgroupCount.2 else { throw fail(what, "\(rows) rows exceed the device's grid limits") }

@@ -2,8 +2,9 @@ import Foundation
 import ModelFormats
 import VulkanCompute
 
-/// A weight matrix on the GPU in its stored GGUF format (F32, F16, Q8_0, Q4_0, Q4_1): the raw
-/// row-major bytes [rows][cols] are uploaded unchanged and dequantized inside the shaders.
+/// A weight matrix on the GPU in its stored GGUF format (F32, F16, Q8_0, Q4_0, Q4_1), dequantized
+/// inside the shaders. F32/F16 rows are uploaded unchanged; quantized blocks keep their bytes but
+/// are split into parts (`splitBlocks`: all quants, then all scales) so shader reads are aligned.
 /// BF16 has no GPU path and is widened to F32 on upload (so `type` is then `.f32`).
 ///
 /// A matrix must fit one storage-buffer binding (`maxStorageBufferRange`); larger ones are
@@ -23,11 +24,9 @@ public final class VulkanMatrix {
     /// nil otherwise (the kernels then read `buffer` as a storage buffer).
     public let texelView: TexelBufferView?
 
-    /// The quantized kernels read Q8_0/Q4_0 blocks as 32-bit words; for a block that starts on a
-    /// word boundary the stitched reads touch 2 bytes past its end, and the texel path fetches
-    /// whole 16-byte texels, up to 24 bytes past the words it needs (see Shaders/quant.glsl).
-    /// A zeroed tail keeps every such read inside the buffer (and the view).
-    static let tailPadding = 48
+    /// Zeroed bytes after the data; with the rounding to whole 16-byte texels every texel fetch of
+    /// the last header word stays inside the buffer (and the view).
+    static let tailPadding = 16
 
     /// Uploads `bytes`, the raw GGUF data of a row-major [rows][cols] matrix of `type`.
     public convenience init(device: VulkanDevice, type: GGMLType, rows: Int, cols: Int, bytes: UnsafeRawBufferPointer, label: String) throws {
@@ -103,6 +102,8 @@ public final class VulkanMatrix {
                 try slice.withUnsafeBytes { try buffer.upload(UnsafeRawBufferPointer(rebasing: $0[0..<(n * cols * 4)]), at: row * cols * 4) }
                 row += n
             }
+        case let .raw(bytes) where type.isQuantized:
+            try Self.splitBlocks(type, bytes).withUnsafeBytes { try buffer.upload($0) }
         case let .raw(bytes):
             try buffer.upload(bytes)
         }
@@ -114,6 +115,27 @@ public final class VulkanMatrix {
         } else {
             texelView = nil
         }
+    }
+
+    /// The device layout of quantized blocks (Shaders/quant.glsl): GGUF's blocks of header + quants
+    /// (18, 20 or 34 bytes) straddle 4- and 16-byte boundaries; here the quant bytes of all blocks
+    /// come first (16 or 32 per block, so each block is whole texels), then the headers (Q4_1's
+    /// 4-byte d,m; Q4_0's and Q8_0's 2-byte d), in block order. Same bytes, same size.
+    static func splitBlocks(_ type: GGMLType, _ raw: UnsafeRawBufferPointer) -> [UInt8] {
+        let blockBytes = type.bytesPerBlock
+        let headerBytes = type == .q4_1 ? 4 : 2
+        let quantBytes = blockBytes - headerBytes
+        let blocks = raw.count / blockBytes
+        var out = [UInt8](repeating: 0, count: blocks * blockBytes)
+        out.withUnsafeMutableBytes { dst in
+            let headers = blocks * quantBytes
+            for b in 0..<blocks {
+                let block = raw.baseAddress! + b * blockBytes
+                (dst.baseAddress! + headers + b * headerBytes).copyMemory(from: block, byteCount: headerBytes)
+                (dst.baseAddress! + b * quantBytes).copyMemory(from: block + headerBytes, byteCount: quantBytes)
+            }
+        }
+        return out
     }
 
     /// Bytes allocated (data plus tail padding).
