@@ -42,7 +42,6 @@ public struct SubgroupRequirement: Hashable, Sendable {
         return SubgroupRequirement(fullSubgroups: info.supportsComputeFullSubgroups, requiredSize: required ? size : nil)
     }
 
-    var cacheKey: String { "\(fullSubgroups ? "F" : "")\(requiredSize.map { "S\($0)" } ?? "")" }
 }
 
 /// A compute pipeline whose buffers are bound by push descriptors (set 0, bindings 0..<n; storage
@@ -183,8 +182,18 @@ public final class ComputePipeline {
 public final class PipelineLibrary {
     public let device: VulkanDevice
     public let compiler: ShaderCompiler
-    private var pipelines: [String: ComputePipeline] = [:]
+    private var pipelines: [Key: ComputePipeline] = [:]
     private let lock = NSLock()
+
+    /// Looked up on every dispatch: hashed fields, no string building.
+    private struct Key: Hashable {
+        let file: String
+        let defines: [String: String]
+        let specialization: [UInt32]
+        let bindingKinds: [DescriptorKind]
+        let pushConstantBytes: Int
+        let subgroups: SubgroupRequirement
+    }
 
     public init(device: VulkanDevice, compiler: ShaderCompiler) {
         self.device = device
@@ -203,8 +212,8 @@ public final class PipelineLibrary {
     public func pipeline(_ file: String, defines: [String: String] = [:], specialization: [ShaderScalar] = [],
                          bindingKinds: [DescriptorKind], pushConstantBytes: Int,
                          subgroups: SubgroupRequirement = .any) throws -> ComputePipeline {
-        let kinds = bindingKinds.map { $0 == .storageBuffer ? "s" : "t" }.joined()
-        let key = "\(kinds)\(subgroups.cacheKey)|\(file)|\(defines.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))|\(specialization.map { String($0.bits) }.joined(separator: ","))"
+        let key = Key(file: file, defines: defines, specialization: specialization.map(\.bits), bindingKinds: bindingKinds,
+                      pushConstantBytes: pushConstantBytes, subgroups: subgroups)
         lock.lock(); defer { lock.unlock() }
         if let p = pipelines[key] { return p }
         let name = ([file] + defines.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: " ")

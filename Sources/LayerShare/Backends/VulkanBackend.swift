@@ -181,13 +181,16 @@ public final class VulkanBackend: InferenceBackend {
             }
         }
         try ensureRecording()
-        let shape = rows == 1 ? "matvec" : "matmul"
-        batch.setCost(bytes: Double(weight.byteCount + rows * (weight.cols + weight.rows) * 4),
-                      flops: 2 * Double(rows) * Double(weight.rows) * Double(weight.cols))
-        // Profile label: the product and what is fused into it, e.g. "(ffn_gate_up + norm + swiglu)".
-        let fused = [norm == nil ? nil : "norm", what].compactMap { $0 }.map { " + \($0)" }.joined()
+        var name = label
+        if profiling {
+            batch.setCost(bytes: Double(weight.byteCount + rows * (weight.cols + weight.rows) * 4),
+                          flops: 2 * Double(rows) * Double(weight.rows) * Double(weight.cols))
+            // Profile label: the product and what is fused into it, e.g. "(ffn_gate_up + norm + swiglu)".
+            let fused = [norm == nil ? nil : "norm", what].compactMap { $0 }.map { " + \($0)" }.joined()
+            name = "\(rows == 1 ? "matvec" : "matmul") \(weight.type) \(weight.cols)→\(weight.rows) (\(label)\(fused))"
+        }
         try kernels.product(batch, weight: weight, x: source, y: y.buffer, rows: rows, norm: norm, output: kernelOutput,
-                            label: "\(shape) \(weight.type) \(weight.cols)→\(weight.rows) (\(label)\(fused))", group: group)
+                            label: name, group: group)
         preparedNorm = prepares.map { (y, $0.weight, $0.count) }
     }
 

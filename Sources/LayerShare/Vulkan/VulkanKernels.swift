@@ -17,7 +17,16 @@ public final class VulkanKernels {
     public let subgroupArithmetic: Bool
 
     private let lock = NSLock()
-    private var pipelines: [String: ComputePipeline] = [:]
+    private var pipelines: [PipelineKey: ComputePipeline] = [:]
+
+    /// Looked up on every dispatch: hashed fields, no string building.
+    private struct PipelineKey: Hashable {
+        let file: String
+        let defines: [String: String]
+        let specialization: [UInt32]
+        let bindings: [DescriptorKind]
+        let pushWords: Int
+    }
     private var ropeTables: [String: DeviceBuffer] = [:]
 
     /// Launch shapes. Defaults come from the device's limits; benchmarks may override them.
@@ -193,7 +202,7 @@ public final class VulkanKernels {
                           bindings: [DescriptorKind], pushWords: Int) throws -> ComputePipeline {
         var defs = defines
         if subgroupArithmetic { defs["USE_SUBGROUP_ARITH"] = "1" }
-        let key = "\(file)|\(defs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))|\(specialization.map { String($0.bits) }.joined(separator: ","))"
+        let key = PipelineKey(file: file, defines: defs, specialization: specialization.map(\.bits), bindings: bindings, pushWords: pushWords)
         lock.lock(); defer { lock.unlock() }
         if let p = pipelines[key] { return p }
         let p = try library.pipeline(file, defines: defs, specialization: specialization, bindingKinds: bindings, pushConstantBytes: pushWords * 4)
@@ -214,33 +223,34 @@ public final class VulkanKernels {
 
     // MARK: - Argument checks
 
-    private func fail(_ what: String, _ message: String) -> VulkanError {
-        VulkanError.invalidArgument("\(what): \(message)")
+    // `what` names the call in error messages; built only when there is one (these run per dispatch).
+    private func fail(_ what: @autoclosure () -> String, _ message: String) -> VulkanError {
+        VulkanError.invalidArgument("\(what()): \(message)")
     }
 
     /// Checks that `buffer` holds floats [offset, offset + span) and that the indices fit 32 bits.
-    private func requireFloats(_ what: String, _ name: String, _ buffer: DeviceBuffer, offset: Int, span: Int) throws {
-        guard offset >= 0 else { throw fail(what, "\(name) offset \(offset) is negative") }
+    private func requireFloats(_ what: @autoclosure () -> String, _ name: String, _ buffer: DeviceBuffer, offset: Int, span: Int) throws {
+        guard offset >= 0 else { throw fail(what(), "\(name) offset \(offset) is negative") }
         let end = offset + span
         guard end * 4 <= buffer.byteCount else {
-            throw fail(what, "\(name) needs floats \(offset)..<\(end) (\(end * 4) bytes) but buffer '\(buffer.label)' has \(buffer.byteCount) bytes")
+            throw fail(what(), "\(name) needs floats \(offset)..<\(end) (\(end * 4) bytes) but buffer '\(buffer.label)' has \(buffer.byteCount) bytes")
         }
-        guard end <= Int(UInt32.max) else { throw fail(what, "\(name) range exceeds 32-bit indexing") }
+        guard end <= Int(UInt32.max) else { throw fail(what(), "\(name) range exceeds 32-bit indexing") }
     }
 
-    private func requirePositive(_ what: String, _ pairs: KeyValuePairs<String, Int>) throws {
+    private func requirePositive(_ what: @autoclosure () -> String, _ pairs: KeyValuePairs<String, Int>) throws {
         for (name, value) in pairs where value <= 0 || value > Int(UInt32.max) {
-            throw fail(what, "\(name) must be in 1...\(UInt32.max), got \(value)")
+            throw fail(what(), "\(name) must be in 1...\(UInt32.max), got \(value)")
         }
     }
 
     /// Workgroup grid for `n` workgroups, folded into y when n exceeds maxComputeWorkGroupCount.x
     /// (shaders recompute the flat index as y·numX + x and skip the excess).
-    private func folded(_ n: Int, _ what: String) throws -> (Int, Int, Int) {
+    private func folded(_ n: Int, _ what: @autoclosure () -> String) throws -> (Int, Int, Int) {
         let (maxX, maxY, _) = device.info.maxWorkgroupCount
         if n <= maxX { return (n, 1, 1) }
         let y = (n + maxX - 1) / maxX
-        guard y <= maxY else { throw fail(what, "\(n) workgroups exceed the device's grid limits") }
+        guard y <= maxY else { throw fail(what(), "\(n) workgroups exceed the device's grid limits") }
         return (maxX, y, 1)
     }
 
@@ -358,77 +368,77 @@ public final class VulkanKernels {
                         y: DeviceBuffer, yOffset: Int = 0, rows: Int, xStride: Int? = nil, yStride: Int? = nil,
                         norm: ProductNorm? = nil, output: ProductOutput = .store,
                         label: String, group: String = "") throws {
-        let what = "matmul '\(label)' (\(weight.label) \(weight.type) [\(weight.rows)×\(weight.cols)])"
+        func what() -> String { "matmul '\(label)' (\(weight.label) \(weight.type) [\(weight.rows)×\(weight.cols)])" }
         let cols = weight.cols, outRows = weight.rows
-        try requirePositive(what, ["rows": rows])
+        try requirePositive(what(), ["rows": rows])
         guard weight.buffer.device === device, x.device === device, y.device === device else {
-            throw fail(what, "buffers belong to a different device than the kernels")
+            throw fail(what(), "buffers belong to a different device than the kernels")
         }
         // Columns of y per row: all weight rows, or what the fused output keeps.
         let yCols: Int
         switch output {
         case .store, .accumulate: yCols = outRows
         case .swiglu:
-            guard outRows % 2 == 0 else { throw fail(what, "swiglu needs [gate; up] stacked rows, an even count, got \(outRows)") }
+            guard outRows % 2 == 0 else { throw fail(what(), "swiglu needs [gate; up] stacked rows, an even count, got \(outRows)") }
             yCols = outRows / 2
         case let .ropeIntoCache(r):
-            try requirePositive(what, ["heads": r.heads, "kvHeads": r.kvHeads, "headDim": r.headDim])
-            guard r.headDim % 2 == 0 else { throw fail(what, "headDim must be even, got \(r.headDim)") }
+            try requirePositive(what(), ["heads": r.heads, "kvHeads": r.kvHeads, "headDim": r.headDim])
+            guard r.headDim % 2 == 0 else { throw fail(what(), "headDim must be even, got \(r.headDim)") }
             guard outRows == (r.heads + 2 * r.kvHeads) * r.headDim else {
-                throw fail(what, "\(outRows) rows are not q|k|v for \(r.heads) + 2·\(r.kvHeads) heads of \(r.headDim)")
+                throw fail(what(), "\(outRows) rows are not q|k|v for \(r.heads) + 2·\(r.kvHeads) heads of \(r.headDim)")
             }
             guard r.startPosition >= 0, r.startPosition + rows <= Int(UInt32.max) else {
-                throw fail(what, "positions \(r.startPosition)..<\(r.startPosition + rows) out of range")
+                throw fail(what(), "positions \(r.startPosition)..<\(r.startPosition + rows) out of range")
             }
-            guard r.theta > 0, r.theta.isFinite else { throw fail(what, "theta must be positive, got \(r.theta)") }
+            guard r.theta > 0, r.theta.isFinite else { throw fail(what(), "theta must be positive, got \(r.theta)") }
             guard r.keyCache !== r.valueCache, r.keyCache !== x, r.valueCache !== x, r.keyCache !== y, r.valueCache !== y else {
-                throw fail(what, "x, y, the K cache and the V cache must be distinct buffers")
+                throw fail(what(), "x, y, the K cache and the V cache must be distinct buffers")
             }
             let kvRow = r.kvHeads * r.headDim
-            try requireFloats(what, "K cache", r.keyCache, offset: r.startPosition * kvRow, span: rows * kvRow)
-            try requireFloats(what, "V cache", r.valueCache, offset: r.startPosition * kvRow, span: rows * kvRow)
+            try requireFloats(what(), "K cache", r.keyCache, offset: r.startPosition * kvRow, span: rows * kvRow)
+            try requireFloats(what(), "V cache", r.valueCache, offset: r.startPosition * kvRow, span: rows * kvRow)
             yCols = r.heads * r.headDim
         }
         let xs = xStride ?? cols, ys = yStride ?? yCols
-        guard xs >= cols else { throw fail(what, "x row stride \(xs) is shorter than the \(cols) weight columns") }
-        guard ys >= yCols else { throw fail(what, "y row stride \(ys) is shorter than the \(yCols) output columns") }
+        guard xs >= cols else { throw fail(what(), "x row stride \(xs) is shorter than the \(cols) weight columns") }
+        guard ys >= yCols else { throw fail(what(), "y row stride \(ys) is shorter than the \(yCols) output columns") }
         if weight.type.isQuantized, cols % 32 != 0 {
-            throw fail(what, "\(weight.type) needs a multiple of 32 columns, got \(cols)")
+            throw fail(what(), "\(weight.type) needs a multiple of 32 columns, got \(cols)")
         }
         let xSpan = (rows - 1) * xs + cols, ySpan = (rows - 1) * ys + yCols
-        try requireFloats(what, "x", x, offset: xOffset, span: xSpan)
-        try requireFloats(what, "y", y, offset: yOffset, span: ySpan)
+        try requireFloats(what(), "x", x, offset: xOffset, span: xSpan)
+        try requireFloats(what(), "y", y, offset: yOffset, span: ySpan)
         if x === y, xOffset < yOffset + ySpan, yOffset < xOffset + xSpan {
-            throw fail(what, "x and y overlap in buffer '\(x.label)'")
+            throw fail(what(), "x and y overlap in buffer '\(x.label)'")
         }
         if let norm {
-            guard norm.eps >= 0, norm.eps.isFinite else { throw fail(what, "eps must be finite and non-negative, got \(norm.eps)") }
+            guard norm.eps >= 0, norm.eps.isFinite else { throw fail(what(), "eps must be finite and non-negative, got \(norm.eps)") }
             switch norm {
-            case let .inKernel(weight, _): try requireFloats(what, "norm weight", weight, offset: 0, span: cols)
+            case let .inKernel(weight, _): try requireFloats(what(), "norm weight", weight, offset: 0, span: cols)
             case let .prepared(partials, count, _):
                 guard rows == 1, count > 0, count % 4 == 0 else {
-                    throw fail(what, "a prepared norm needs one row and a positive multiple of 4 partial sums, got \(rows) rows, \(count)")
+                    throw fail(what(), "a prepared norm needs one row and a positive multiple of 4 partial sums, got \(rows) rows, \(count)")
                 }
-                try requireFloats(what, "norm partial sums", partials, offset: 0, span: count)
-                guard partials !== y else { throw fail(what, "the partial sums must not be y") }
+                try requireFloats(what(), "norm partial sums", partials, offset: 0, span: count)
+                guard partials !== y else { throw fail(what(), "the partial sums must not be y") }
             }
         }
         if case let .accumulate(next?) = output {
             guard rows == 1, let count = nextNormPartials(weight: weight) else {
-                throw fail(what, "preparing the next norm needs one row through matmul_lanes.comp (nextNormPartials)")
+                throw fail(what(), "preparing the next norm needs one row through matmul_lanes.comp (nextNormPartials)")
             }
-            try requireFloats(what, "next norm weight", next.weight, offset: 0, span: outRows)
-            try requireFloats(what, "normed output", next.normed, offset: 0, span: outRows)
-            try requireFloats(what, "norm partial sums", next.partials, offset: 0, span: count)
+            try requireFloats(what(), "next norm weight", next.weight, offset: 0, span: outRows)
+            try requireFloats(what(), "normed output", next.normed, offset: 0, span: outRows)
+            try requireFloats(what(), "norm partial sums", next.partials, offset: 0, span: count)
             guard Set([ObjectIdentifier(next.normed), ObjectIdentifier(next.partials), ObjectIdentifier(y), ObjectIdentifier(x)]).count == 4 else {
-                throw fail(what, "x, y, the normed output and the partial sums must be distinct buffers")
+                throw fail(what(), "x, y, the normed output and the partial sums must be distinct buffers")
             }
         }
         let typeDefine = try Self.typeDefine(weight.type)
         let t = tuning
         if let perInvocation = lanesRows(weight.type, rows: rows) {
             guard !output.isPaired || perInvocation % 2 == 0 else {
-                throw fail(what, "this output needs an even number of weight rows per invocation, tuning has \(perInvocation)")
+                throw fail(what(), "this output needs an even number of weight rows per invocation, tuning has \(perInvocation)")
             }
             try lanesProduct(batch, weight: weight, typeDefine: typeDefine, rowsPerInvocation: perInvocation, x: x, xOffset: xOffset,
                              xs: xs, xSpan: xSpan, y: y, yOffset: yOffset, ys: ys, rows: rows, norm: norm, output: output,
@@ -436,7 +446,7 @@ public final class VulkanKernels {
             return
         }
         guard norm == nil, case .store = output else {
-            throw fail(what, "fused norm/output needs matmul_lanes.comp, which this weight type and row count do not use (check canFuse)")
+            throw fail(what(), "fused norm/output needs matmul_lanes.comp, which this weight type and row count do not use (check canFuse)")
         }
         if rows == 1 || t.prefillRegisterBlocked {
             let (wRows, xRows) = rows == 1 ? (t.matvecRows, 1) : (t.prefillWeightRows, t.prefillActivationRows)
@@ -448,9 +458,9 @@ public final class VulkanKernels {
                                  specialization: [Self.u(t.matvecWorkgroup), Self.u(wRows), Self.u(xRows)],
                                  bindings: [view != nil ? .uniformTexelBuffer : .storageBuffer, xView != nil ? .uniformTexelBuffer : .storageBuffer, .storageBuffer],
                                  pushWords: 7)
-            var groups = try folded((outRows + wRows - 1) / wRows, what)
+            var groups = try folded((outRows + wRows - 1) / wRows, what())
             groups.2 = (rows + xRows - 1) / xRows
-            guard groups.2 <= device.info.maxWorkgroupCount.2 else { throw fail(what, "\(rows) rows exceed the device's grid limits") }
+            guard groups.2 <= device.info.maxWorkgroupCount.2 else { throw fail(what(), "\(rows) rows exceed the device's grid limits") }
             try batch.dispatch(p, [view.map { .texels($0) } ?? .read(weight.buffer), xView.map { .texels($0) } ?? .read(x), .write(y)],
                                push: [Self.u(cols), Self.u(outRows), Self.u(xOffset), Self.u(yOffset), Self.u(rows), Self.u(xs), Self.u(ys)],
                                groups: groups, label: label, group: group)
@@ -461,7 +471,7 @@ public final class VulkanKernels {
                                  bindings: 3, pushWords: 7)
             let gx = (outRows + t.gemmBM - 1) / t.gemmBM, gy = (rows + t.gemmBN - 1) / t.gemmBN
             guard gx <= device.info.maxWorkgroupCount.0, gy <= device.info.maxWorkgroupCount.1 else {
-                throw fail(what, "\(gx)×\(gy) workgroups exceed the device's grid limits")
+                throw fail(what(), "\(gx)×\(gy) workgroups exceed the device's grid limits")
             }
             try batch.dispatch(p, [.read(weight.buffer), .read(x), .write(y)],
                                push: [Self.u(cols), Self.u(outRows), Self.u(rows), Self.u(xOffset), Self.u(xs), Self.u(yOffset), Self.u(ys)],
@@ -483,7 +493,7 @@ public final class VulkanKernels {
     private func lanesProduct(_ batch: CommandBatch, weight: VulkanMatrix, typeDefine: String, rowsPerInvocation: Int,
                               x: DeviceBuffer, xOffset: Int, xs: Int, xSpan: Int, y: DeviceBuffer, yOffset: Int, ys: Int,
                               rows: Int, norm: ProductNorm?, output: ProductOutput,
-                              what: String, label: String, group: String) throws {
+                              what: () -> String, label: String, group: String) throws {
         let t = tuning
         var (view, xView) = texelViews(weight: weight, x: x, xOffset: xOffset, xs: xs, xSpan: xSpan)
         // The norm weight or partial sums are read like x: through their own RGBA32F views, or all
@@ -546,9 +556,9 @@ public final class VulkanKernels {
         }
         let p = try pipeline("matmul_lanes.comp", defines: defines, specialization: specialization, bindings: kinds, pushWords: push.count)
         let rowsPerGroup = rowsPerInvocation * wg
-        var groups = try folded((weight.rows + rowsPerGroup - 1) / rowsPerGroup, what)
+        var groups = try folded((weight.rows + rowsPerGroup - 1) / rowsPerGroup, what())
         groups.2 = (rows + xRows - 1) / xRows
-        guard groups.2 <= device.info.maxWorkgroupCount.2 else { throw fail(what, "\(rows) rows exceed the device's grid limits") }
+        guard groups.2 <= device.info.maxWorkgroupCount.2 else { throw fail(what(), "\(rows) rows exceed the device's grid limits") }
         try batch.dispatch(p, bindings, push: push, groups: groups, label: label, group: group)
     }
 
