@@ -7,11 +7,7 @@ struct AnalyzeCommand: ParsableCommand {
         commandName: "analyze",
         abstract: "Measure how similar attention is across layers and heads (CPU backend), for choosing what to share.",
         discussion: """
-        Runs the model over calibration text in sequences of --tokens tokens (each from position 0) and
-        records every layer's causal attention maps. Writes to --output: similarity.json (layer × layer
-        cosine and Jensen–Shannon divergence in nats, per-head cosine, each head's best match in the previous
-        layer and the best one-to-one head permutation), and heatmaps similarity-cosine.{svg,png} and
-        similarity-jsd.{svg,png}. Prints the most similar spans and the least similar layers.
+        Runs the model over calibration text in sequences of --tokens tokens (each from position 0) and records every layer's causal attention maps. Writes to --output: similarity.json (layer × layer cosine and Jensen–Shannon divergence in nats, per-head cosine, each head's best match in the previous layer and the best one-to-one head permutation), and heatmaps similarity-cosine.{svg,png} and similarity-jsd.{svg,png}. Prints the most similar spans and the least similar layers.
         """
     )
 

@@ -7,9 +7,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure prefill and decode speed and memory across context lengths and sharing plans.",
         discussion: """
-        For each plan (the baseline is always included) and context length: prefill that many tokens of
-        --file, then decode --steps tokens --runs times (median with min–max). Writes bench.json, bench.md
-        and a decode-speed plot (bench.svg, bench.png) to --output.
+        For each plan (the baseline is always included) and context length: prefill that many tokens of --file, then decode --steps tokens --runs times (median with min–max). Writes bench.json, bench.md and a decode-speed plot (bench.svg, bench.png) to --output.
         """
     )
 

@@ -7,10 +7,7 @@ struct CompareCommand: ParsableCommand {
         commandName: "compare",
         abstract: "Run the Vulkan and CPU paths on the same tokens and report where they differ, layer by layer.",
         discussion: """
-        Errors are max |vulkan − cpu| (absolute) and that divided by max |cpu| (relative), for the hidden
-        state after each block and for the final logits. Then the CPU's greedy continuation is fed to both
-        and their top-1 tokens compared. Exits non-zero when a relative error exceeds --tolerance or a
-        top-1 token differs.
+        Errors are max |vulkan − cpu| (absolute) and that divided by max |cpu| (relative), for the hidden state after each block and for the final logits. Then the CPU's greedy continuation is fed to both and their top-1 tokens compared. Exits non-zero when a relative error exceeds --tolerance or a top-1 token differs.
         """
     )
 

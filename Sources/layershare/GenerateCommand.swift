@@ -7,9 +7,7 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Generate text from a prompt, streaming it as it is produced.",
         discussion: """
-        Statistics (prompt and generated token counts, prefill and decode tokens/s) go to stderr.
-        With --chat the prompt is wrapped in the model's ChatML template; --chat without --prompt
-        starts an interactive session (one user turn per line, empty line or EOF ends it).
+        Statistics (prompt and generated token counts, prefill and decode tokens/s) go to stderr. With --chat the prompt is wrapped in the model's ChatML template; --chat without --prompt starts an interactive session (one user turn per line, empty line or EOF ends it).
         """
     )
 

@@ -15,13 +15,7 @@ struct PlanSharedAttentionCommand: ParsableCommand {
         commandName: "sa",
         abstract: "Shared Attention plan: spans of layers that reuse the softmax probabilities of the layer before the span.",
         discussion: """
-        Spans come from --spans (by hand, e.g. 14-16,23-26: layers 14..16 reuse layer 13, 23..26 reuse 22; \
-        a source may not itself be shared, so 23-26,27-28 is rejected — write 23-28), or are proposed from an analysis (--analysis FILE, or --file \
-        TEXT to analyse first): maximal spans whose layers all have attention cosine ≥ --threshold with the \
-        layer before the span, never layers 0-1 or the last layer. With --max-ppl-increase, proposed spans are \
-        accepted greedily (best first, shortened when needed) only while perplexity on held-out text stays \
-        within the budget; held-out text is --calibration-file, skipping the tokens the analysis used when it \
-        is the analysed file itself.
+        Spans come from --spans (by hand, e.g. 14-16,23-26: layers 14..16 reuse layer 13, 23..26 reuse 22; a source may not itself be shared, so 23-26,27-28 is rejected — write 23-28), or are proposed from an analysis (--analysis FILE, or --file TEXT to analyse first): maximal spans whose layers all have attention cosine ≥ --threshold with the layer before the span, never layers 0-1 or the last layer. With --max-ppl-increase, proposed spans are accepted greedily (best first, shortened when needed) only while perplexity on held-out text stays within the budget; held-out text is --calibration-file, skipping the tokens the analysis used when it is the analysed file itself.
         """
     )
 

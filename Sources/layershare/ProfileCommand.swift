@@ -7,10 +7,9 @@ struct ProfileCommand: ParsableCommand {
         commandName: "profile",
         abstract: "Time every GPU dispatch of a prefill and N decode steps; print per-kernel and per-layer tables.",
         discussion: """
-        GB/s and GFLOP/s are computed from the bytes each kernel must move and the operations it must do
-        (weights, activations, KV cache), not from hardware counters. Host overhead is wall time not covered
-        by GPU work (recording, submission, synchronisation). --trace writes a Chrome trace-event JSON
-        (open in Perfetto or chrome://tracing).
+        GB/s and GFLOP/s are computed from the bytes each kernel must move and the operations it must do (weights, activations, KV cache), not from hardware counters. Host overhead is wall time not covered by GPU work (recording, submission, synchronisation). --trace writes a Chrome trace-event JSON (open in Perfetto or chrome://tracing).
+
+        On Mesa's lavapipe with its worker threads, every timestamp adds tens of µs to each dispatch, so the step times here exceed real decode speed; LP_NUM_THREADS=0 (dispatches run inline, timestamps nearly free) gives per-kernel times that add up to the work of a step.
         """
     )
 

@@ -5,8 +5,7 @@ struct LayerShareCommand: ParsableCommand {
         commandName: "layershare",
         abstract: "LLM inference on Vulkan compute shaders, with a CPU (OpenBLAS) reference path.",
         discussion: """
-        Every model command defaults to the SmolLM2-135M-Instruct GGUF that tools/bootstrap fetches
-        (override with --model or LAYERSHARE_MODEL) and to the Vulkan backend (--backend cpu for the reference).
+        Every model command defaults to the SmolLM2-135M-Instruct GGUF that tools/bootstrap fetches (override with --model or LAYERSHARE_MODEL) and to the Vulkan backend (--backend cpu for the reference).
         """,
         subcommands: [DevicesCommand.self, GenerateCommand.self, CompareCommand.self, LogitsCommand.self,
                       PerplexityCommand.self, ProfileCommand.self, BenchCommand.self, AnalyzeCommand.self, PlanCommand.self]
