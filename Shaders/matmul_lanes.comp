@@ -18,11 +18,12 @@
 //                totals by rsqrt(mean(x²) + eps) at the end: W·(x·s·n) = s·(W·(x·n)).
 //   NORM_PRE     the same product from x·n and Σx² prepared by the previous product (OUT_ADD with
 //                NEXT_NORM): x is bound to x·n, PARTIALS_BINDING holds partialCount partial sums of
-//                x² (a multiple of 4). Saves NORM_X's fetches of x and n per weight block.
+//                x². Saves NORM_X's fetches of x and n per weight block.
 //   OUT_ADD      y += W·x (the residual add after the attention output and FFN down products).
 //                With NEXT_NORM (one activation row) it also writes y·n' for the norm that reads y
-//                next (n': NEXT_NORM_BINDING, into XN_BINDING) and each invocation's Σ y² over its
-//                rows (into PARTIALS_OUT_BINDING, one per invocation of the grid, 0 for idle ones).
+//                next (n': NEXT_NORM_BINDING, into XN_BINDING) and partial sums of y² into
+//                PARTIALS_OUT_BINDING: one per subgroup with PARTIALS_PER_SUBGROUP (the host then
+//                guarantees full subgroups of the size it counts with), else one per invocation.
 //   OUT_GLU      W = [gate; up] (outRows = 2·F): y[r, f] = silu(gate_f·x) · (up_f·x), F columns.
 //   OUT_ROPE_KV  W = [q; k; v] (heads + 2·kvHeads heads of headDim rows): Q rows rotated into y
 //                (heads·headDim columns), K rows rotated into the K cache and V rows copied into
@@ -187,13 +188,9 @@ void main() {
     }
 #else
     uint row0 = group * NUM_ROWS * WG + lid;
-    if (row0 >= pc.outRows) {
-#ifdef NEXT_NORM
-        // The reader sums one slot per invocation of the needed groups (excess folded groups have none).
-        if (group < (pc.outRows + NUM_ROWS * WG - 1u) / (NUM_ROWS * WG)) partialsOut[group * WG + lid] = 0.0;
-#endif
-        return;
-    }
+    // Only whole workgroups leave early (excess folded groups): lanes past the last row walk it again
+    // and write nothing, so every subgroup reaches the partial-sum reduction at the end.
+    if (group * NUM_ROWS * WG >= pc.outRows) return;
     [[unroll]] for (uint i = 0u; i < NUM_ROWS; i++) wRow[i] = min(row0 + i * WG, pc.outRows - 1u);
 #endif
     uint xr0 = gl_WorkGroupID.z * NUM_X;
@@ -251,7 +248,11 @@ void main() {
 #ifdef NORM_PRE
     // One activation row (the host checks): Σx² from the previous product's partial sums.
     float total = 0.0;
-    for (uint j = 0u; j < pc.partialCount; j += 4u) total += dot(load_partials4(j), vec4(1.0));
+    for (uint j = 0u; j < pc.partialCount; j += 4u) {
+        // The last texel may reach past partialCount: select, so whatever lies there cannot leak in.
+        vec4 t = mix(vec4(0.0), load_partials4(j), lessThan(uvec4(j) + uvec4(0u, 1u, 2u, 3u), uvec4(pc.partialCount)));
+        total += dot(t, vec4(1.0));
+    }
     [[unroll]] for (uint j = 0u; j < NUM_X; j++) sumsq[j] = total;
 #endif
 #if defined(NORM_X) || defined(NORM_PRE)
@@ -293,7 +294,12 @@ void main() {
         }
     }
 #ifdef NEXT_NORM
+#ifdef PARTIALS_PER_SUBGROUP
+    float subgroupSquares = subgroupAdd(ownSquares);
+    if (subgroupElect()) partialsOut[group * gl_NumSubgroups + gl_SubgroupID] = subgroupSquares;
+#else
     partialsOut[group * WG + lid] = ownSquares;
+#endif
 #endif
 #endif
 }

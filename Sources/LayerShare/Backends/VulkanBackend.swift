@@ -148,7 +148,7 @@ public final class VulkanBackend: InferenceBackend {
             what = "residual"
             if let nextNorm, rows == 1, let count = kernels.nextNormPartials(weight: weight) {
                 let normed = try preparedBuffer(&normedInput, floats: weight.rows, label: "normed input")
-                let partials = try preparedBuffer(&normPartials, floats: count, label: "norm partial sums")
+                let partials = try preparedBuffer(&normPartials, floats: (count + 3) / 4 * 4, label: "norm partial sums")
                 kernelOutput = .accumulate(.init(weight: nextNorm.buffer, normed: normed, partials: partials))
                 prepares = (nextNorm, count)
             } else {

@@ -26,6 +26,7 @@ public final class VulkanKernels {
         let specialization: [UInt32]
         let bindings: [DescriptorKind]
         let pushWords: Int
+        let subgroups: SubgroupRequirement
     }
     private var ropeTables: [String: DeviceBuffer] = [:]
 
@@ -199,13 +200,15 @@ public final class VulkanKernels {
     }
 
     private func pipeline(_ file: String, defines: [String: String] = [:], specialization: [ShaderScalar],
-                          bindings: [DescriptorKind], pushWords: Int) throws -> ComputePipeline {
+                          bindings: [DescriptorKind], pushWords: Int, subgroups: SubgroupRequirement = .any) throws -> ComputePipeline {
         var defs = defines
         if subgroupArithmetic { defs["USE_SUBGROUP_ARITH"] = "1" }
-        let key = PipelineKey(file: file, defines: defs, specialization: specialization.map(\.bits), bindings: bindings, pushWords: pushWords)
+        let key = PipelineKey(file: file, defines: defs, specialization: specialization.map(\.bits), bindings: bindings, pushWords: pushWords,
+                              subgroups: subgroups)
         lock.lock(); defer { lock.unlock() }
         if let p = pipelines[key] { return p }
-        let p = try library.pipeline(file, defines: defs, specialization: specialization, bindingKinds: bindings, pushConstantBytes: pushWords * 4)
+        let p = try library.pipeline(file, defines: defs, specialization: specialization, bindingKinds: bindings,
+                                     pushConstantBytes: pushWords * 4, subgroups: subgroups)
         pipelines[key] = p
         return p
     }
@@ -342,13 +345,26 @@ public final class VulkanKernels {
         return !output.isPaired || perInvocation % 2 == 0
     }
 
-    /// Partial sums an accumulating product of `weight` over one row writes for `NextNorm` (one per
-    /// invocation, a multiple of 4), or nil where it cannot prepare the next norm.
+    /// Partial sums an accumulating product of `weight` over one row writes for `NextNorm`, or nil
+    /// where it cannot prepare the next norm. Buffers for them need `(count + 3) / 4 * 4` floats
+    /// (the reader fetches whole 4-float texels).
     public func nextNormPartials(weight: VulkanMatrix) -> Int? {
         let wg = lanesWorkgroup(rows: 1)
-        guard let perInvocation = lanesRows(weight.type, rows: 1), wg % 4 == 0 else { return nil }
+        guard let perInvocation = lanesRows(weight.type, rows: 1) else { return nil }
         let rowsPerGroup = perInvocation * wg
-        return (weight.rows + rowsPerGroup - 1) / rowsPerGroup * wg
+        let perGroup = partialsPerSubgroup(workgroup: wg) != nil ? wg / device.info.subgroupSize : wg
+        return (weight.rows + rowsPerGroup - 1) / rowsPerGroup * perGroup
+    }
+
+    /// The requirement under which matmul_lanes.comp may write one partial sum per subgroup (full
+    /// subgroups of the device's size, so the host counts them right); nil: one per invocation.
+    private func partialsPerSubgroup(workgroup: Int) -> SubgroupRequirement? {
+        let info = device.info
+        guard subgroupArithmetic, info.subgroupSize >= 1, workgroup % info.subgroupSize == 0 else { return nil }
+        let requirement = SubgroupRequirement.fullDeviceSubgroups(info)
+        // Without a required size, full subgroups need the local size to be a multiple of the largest size.
+        if requirement.requiredSize == nil, workgroup % max(1, info.maxSubgroupSize) != 0 { return nil }
+        return requirement
     }
 
     /// y[r, o] = Σ_i x[r, i] · W[o, i] for r < rows: x row r at `xOffset + r·xStride` (cols floats),
@@ -416,10 +432,10 @@ public final class VulkanKernels {
             switch norm {
             case let .inKernel(weight, _): try requireFloats(what(), "norm weight", weight, offset: 0, span: cols)
             case let .prepared(partials, count, _):
-                guard rows == 1, count > 0, count % 4 == 0 else {
-                    throw fail(what(), "a prepared norm needs one row and a positive multiple of 4 partial sums, got \(rows) rows, \(count)")
+                guard rows == 1, count > 0 else {
+                    throw fail(what(), "a prepared norm needs one row and at least one partial sum, got \(rows) rows, \(count)")
                 }
-                try requireFloats(what(), "norm partial sums", partials, offset: 0, span: count)
+                try requireFloats(what(), "norm partial sums (whole texels)", partials, offset: 0, span: (count + 3) / 4 * 4)
                 guard partials !== y else { throw fail(what(), "the partial sums must not be y") }
             }
         }
@@ -429,7 +445,7 @@ public final class VulkanKernels {
             }
             try requireFloats(what(), "next norm weight", next.weight, offset: 0, span: outRows)
             try requireFloats(what(), "normed output", next.normed, offset: 0, span: outRows)
-            try requireFloats(what(), "norm partial sums", next.partials, offset: 0, span: count)
+            try requireFloats(what(), "norm partial sums (whole texels)", next.partials, offset: 0, span: (count + 3) / 4 * 4)
             guard Set([ObjectIdentifier(next.normed), ObjectIdentifier(next.partials), ObjectIdentifier(y), ObjectIdentifier(x)]).count == 4 else {
                 throw fail(what(), "x, y, the normed output and the partial sums must be distinct buffers")
             }
@@ -540,8 +556,13 @@ public final class VulkanKernels {
                 push += [.float(eps), Self.u(count)]
             }
         }
+        var subgroups = SubgroupRequirement.any
         if case let .accumulate(next?) = output {
             defines["NEXT_NORM"] = "1"
+            if let requirement = partialsPerSubgroup(workgroup: wg) {
+                defines["PARTIALS_PER_SUBGROUP"] = "1"
+                subgroups = requirement
+            }
             bind("NEXT_NORM_BINDING", .storageBuffer, .read(next.weight))
             bind("XN_BINDING", .storageBuffer, .write(next.normed))
             bind("PARTIALS_OUT_BINDING", .storageBuffer, .write(next.partials))
@@ -554,7 +575,8 @@ public final class VulkanKernels {
                      Self.u(r.startPosition * r.kvHeads * r.headDim)]
             specialization.append(.uint(r.layout == .halfRotation ? 1 : 0))
         }
-        let p = try pipeline("matmul_lanes.comp", defines: defines, specialization: specialization, bindings: kinds, pushWords: push.count)
+        let p = try pipeline("matmul_lanes.comp", defines: defines, specialization: specialization, bindings: kinds,
+                             pushWords: push.count, subgroups: subgroups)
         let rowsPerGroup = rowsPerInvocation * wg
         var groups = try folded((weight.rows + rowsPerGroup - 1) / rowsPerGroup, what())
         groups.2 = (rows + xRows - 1) / xRows
