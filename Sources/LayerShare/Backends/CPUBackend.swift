@@ -115,10 +115,6 @@ public final class CPUBackend: InferenceBackend {
                         theta: theta, layout: layout)
     }
 
-    public func rope(_ x: Tensor, rows: Int, heads: Int, headDim: Int, startPosition: Int, theta: Float, layout: RopeLayout) throws {
-        CPUKernels.rope(x.storage, rows: rows, heads: heads, headDim: headDim, startPosition: startPosition, theta: theta, layout: layout)
-    }
-
     public func store(keys: Tensor?, keyOffset: Int, values: Tensor, valueOffset: Int, cache: Cache, rows: Int, startPosition: Int) throws {
         precondition(startPosition + rows <= cache.capacity)
         let offset = startPosition * cache.rowSize

@@ -223,13 +223,6 @@ public final class VulkanBackend: InferenceBackend {
                                   label: "rope_kv_store", group: group)
     }
 
-    public func rope(_ x: Tensor, rows: Int, heads: Int, headDim: Int, startPosition: Int, theta: Float, layout: RopeLayout) throws {
-        try ensureRecording()
-        batch.setCost(bytes: Double(2 * rows * heads * headDim * 4), flops: Double(3 * rows * heads * headDim))
-        try kernels.rope(batch, x: x.buffer, rows: rows, heads: heads, headDim: headDim, startPosition: startPosition,
-                         theta: theta, layout: layout, label: "rope", group: group)
-    }
-
     public func store(keys: Tensor?, keyOffset: Int, values: Tensor, valueOffset: Int, cache: Cache, rows: Int, startPosition: Int) throws {
         try ensureRecording()
         let bytes = rows * cache.rowSize * 4

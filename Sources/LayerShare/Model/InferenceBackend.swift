@@ -34,7 +34,6 @@ public protocol InferenceBackend: AnyObject {
     func product(_ weight: Weight, _ x: Tensor, rows: Int, input: FusedInput<Weight>, output: FusedOutput<Tensor, Weight, Cache>,
                  label: String) throws
     func rmsnorm(_ x: Tensor, weight: Weight, into y: Tensor, rows: Int, dim: Int, eps: Float) throws
-    func rope(_ x: Tensor, rows: Int, heads: Int, headDim: Int, startPosition: Int, theta: Float, layout: RopeLayout) throws
     /// RoPE on a stacked projection [rows, q | k | v] (heads, kvHeads, kvHeads heads of `headDim`, rows contiguous):
     /// Q rotated in place, K rotated into the cache and V copied into it at `startPosition` + row. The K and
     /// V columns of `qkv` are unspecified afterwards.

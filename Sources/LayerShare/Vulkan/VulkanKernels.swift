@@ -8,7 +8,7 @@ import VulkanCompute
 /// `batch.dispatch` for per-dispatch profiles.
 ///
 /// Offsets, strides and counts are in float32 elements unless named otherwise. Pipelines are made
-/// on first use, one per variant (shader file + defines + specialization), and kept here.
+/// on first use, one per variant (shader file + defines + specialization), and kept by the library.
 public final class VulkanKernels {
     public let library: PipelineLibrary
     public var device: VulkanDevice { library.device }
@@ -17,17 +17,6 @@ public final class VulkanKernels {
     public let subgroupArithmetic: Bool
 
     private let lock = NSLock()
-    private var pipelines: [PipelineKey: ComputePipeline] = [:]
-
-    /// Looked up on every dispatch: hashed fields, no string building.
-    private struct PipelineKey: Hashable {
-        let file: String
-        let defines: [String: String]
-        let specialization: [UInt32]
-        let bindings: [DescriptorKind]
-        let pushWords: Int
-        let subgroups: SubgroupRequirement
-    }
     private var ropeTables: [String: DeviceBuffer] = [:]
 
     /// Launch shapes. Defaults come from the device's limits; benchmarks may override them.
@@ -188,9 +177,6 @@ public final class VulkanKernels {
         subgroupArithmetic = useSubgroupArithmetic && library.device.info.supportsSubgroupArithmetic
     }
 
-    /// Number of pipelines made so far (each one is JIT-compiled by the driver once).
-    public var pipelineCount: Int { lock.lock(); defer { lock.unlock() }; return pipelines.count }
-
     // MARK: - Pipelines
 
     private func pipeline(_ file: String, defines: [String: String] = [:], specialization: [ShaderScalar],
@@ -201,16 +187,11 @@ public final class VulkanKernels {
 
     private func pipeline(_ file: String, defines: [String: String] = [:], specialization: [ShaderScalar],
                           bindings: [DescriptorKind], pushWords: Int, subgroups: SubgroupRequirement = .any) throws -> ComputePipeline {
+        // PipelineLibrary makes each variant once and keeps it.
         var defs = defines
         if subgroupArithmetic { defs["USE_SUBGROUP_ARITH"] = "1" }
-        let key = PipelineKey(file: file, defines: defs, specialization: specialization.map(\.bits), bindings: bindings, pushWords: pushWords,
-                              subgroups: subgroups)
-        lock.lock(); defer { lock.unlock() }
-        if let p = pipelines[key] { return p }
-        let p = try library.pipeline(file, defines: defs, specialization: specialization, bindingKinds: bindings,
-                                     pushConstantBytes: pushWords * 4, subgroups: subgroups)
-        pipelines[key] = p
-        return p
+        return try library.pipeline(file, defines: defs, specialization: specialization, bindingKinds: bindings,
+                                    pushConstantBytes: pushWords * 4, subgroups: subgroups)
     }
 
     static func typeDefine(_ type: GGMLType) throws -> String {
