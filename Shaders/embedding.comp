@@ -48,7 +48,7 @@ void main() {
     uint nblocks = pc.cols / 32u;
     if (t >= nblocks) return;
     Chunk c;
-    if (valid) c = load_chunk(block_ref(token * nblocks + t), 0u);
+    if (valid) c = load_chunk(token * nblocks + t, 0u);
     [[unroll]] for (uint u = 0u; u < 4u; u++) {
         vec4 va = vec4(nan), vb = vec4(nan);
         if (valid) dequant_unit(c, u, va, vb);

@@ -1,6 +1,7 @@
 #version 450
 #extension GL_EXT_control_flow_attributes : enable  // [[unroll]]: register arrays need constant indices
-// Prefill matrix–matrix product y[r, o] = Σ_i x[r, i]·W[o, i] for rows > 1, W in its GGUF type (quant.glsl's device layout).
+// Prefill matrix–matrix product y[r, o] = Σ_i x[r, i]·W[o, i] for rows > 1, W in its GGUF type
+// (quantized blocks in quant.glsl's device layout).
 //
 // Classic shared-memory tiling: a workgroup computes a BM (weight rows o) × BN (activation rows r)
 // tile of y, walking K in steps of one 32-element block. Per step it dequantizes BM weight blocks
@@ -68,7 +69,7 @@ void main() {
         for (uint m = lid; m < BM; m += WG) {  // one block (row o, step kb) per invocation
             uint o = o0 + m;
             Chunk c;
-            if (o < pc.outRows) c = load_chunk(block_ref(o * nblocks + kb), 0u);
+            if (o < pc.outRows) c = load_chunk(o * nblocks + kb, 0u);
             [[unroll]] for (uint u = 0u; u < 4u; u++) {
                 vec4 va = vec4(0.0), vb = vec4(0.0);
                 if (o < pc.outRows) {

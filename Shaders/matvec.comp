@@ -1,7 +1,8 @@
 #version 450
 #extension GL_EXT_control_flow_attributes : enable  // [[unroll]]: register arrays need constant indices
-// Decode matrix–vector product y[o] = Σ_i x[i]·W[o, i], W in its GGUF type (one TYPE_* define; quantized blocks in quant.glsl's device layout);
-// with NUM_X > 1 also a register-blocked matrix–matrix product for a few activation rows.
+// Decode matrix–vector product y[o] = Σ_i x[i]·W[o, i], W in its GGUF type (one TYPE_* define;
+// quantized blocks in quant.glsl's device layout); with NUM_X > 1 also a register-blocked
+// matrix–matrix product for a few activation rows.
 // Memory bound: every weight byte is read once, so the layout is built around streaming W.
 //
 // A workgroup owns NUM_ROWS consecutive weight rows × NUM_X consecutive activation rows. Its
@@ -118,7 +119,7 @@ void main() {
             // Rows past the end re-read the last row (kept in bounds, result discarded) so that
             // control flow stays uniform for the reduction.
             uint row = min(row0 + r, pc.outRows - 1u);
-            Chunk ch = load_chunk(block_ref(row * nblocks + blk), u0);
+            Chunk ch = load_chunk(row * nblocks + blk, u0);
             vec4 qa[CHUNK_UNITS], qb[CHUNK_UNITS];
             [[unroll]] for (uint k = 0u; k < CHUNK_UNITS; k++) chunk_unit(ch, k, qa[k], qb[k]);
             [[unroll]] for (uint j = 0u; j < NUM_X; j++) {

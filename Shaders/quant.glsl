@@ -20,16 +20,6 @@
 #if defined(TYPE_Q8_0) || defined(TYPE_Q4_0) || defined(TYPE_Q4_1)
 #define QUANTIZED 1
 
-struct BlockRef {
-    uint gb;  // block index in the matrix
-};
-
-BlockRef block_ref(uint gb) {
-    BlockRef b;
-    b.gb = gb;
-    return b;
-}
-
 // A block is handled in 4 "units" of 8 elements. Unit u covers elements
 //   Q4:   4u..4u+3 (qa) and 16+4u..16+4u+3 (qb)   — quant word u
 //   Q8_0: 8u..8u+3 (qa) and 8u+4..8u+7 (qb)       — quant words 2u, 2u+1
@@ -80,15 +70,16 @@ struct Chunk {
     uint q[CHUNK_WORDS];     // quant bytes, 4 per word, little-endian
 };
 
-Chunk load_chunk(BlockRef b, uint u0) {
+// Chunk u0 of block gb (row-major over the matrix: row · cols/32 + block within the row).
+Chunk load_chunk(uint gb, uint u0) {
     Chunk c;
-    load_quants(b.gb * BLOCK_WORDS + u0 * WORDS_PER_UNIT, c.q);
+    load_quants(gb * BLOCK_WORDS + u0 * WORDS_PER_UNIT, c.q);
     uint headers = (WEIGHT_BLOCKS) * BLOCK_WORDS;  // first header word
 #if defined(TYPE_Q4_1)
-    c.dm = unpackHalf2x16(weight_word(headers + b.gb));
+    c.dm = unpackHalf2x16(weight_word(headers + gb));
 #else
-    uint pair = weight_word(headers + (b.gb >> 1));
-    c.dm = vec2(unpackHalf2x16((b.gb & 1u) != 0u ? (pair >> 16) : (pair & 0xFFFFu)).x, 0.0);
+    uint pair = weight_word(headers + (gb >> 1));
+    c.dm = vec2(unpackHalf2x16((gb & 1u) != 0u ? (pair >> 16) : (pair & 0xFFFFu)).x, 0.0);
 #endif
     return c;
 }

@@ -196,7 +196,8 @@ public final class VulkanAttention {
         // The lanes decode kernel reads texels only; without views the standard decode kernel runs.
         let config = try kernelConfig(headDim: d, group: heads / kvHeads, decode: n == 1, lanes: kvViews == nil ? false : nil)
         var defines = config.defines
-        if kvViews != nil { defines["KV_TEXEL"] = "1" }
+        // attention_decode_lanes.comp always reads texels; the other kernels choose by KV_TEXEL.
+        if kvViews != nil, config.file != "attention_decode_lanes.comp" { defines["KV_TEXEL"] = "1" }
         let kvKind: DescriptorKind = kvViews != nil ? .uniformTexelBuffer : .storageBuffer
         let main = try library.pipeline(config.file, defines: defines,
                                         bindingKinds: [.storageBuffer, kvKind, kvKind, .storageBuffer, .storageBuffer, .storageBuffer],

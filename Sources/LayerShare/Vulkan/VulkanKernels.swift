@@ -48,8 +48,6 @@ public final class VulkanKernels {
         /// Q8_0 stays on matvec.comp: its wider blocks ran slower in lanes (LM head +12% with 1 row per
         /// invocation, +40% with 4, single-threaded).
         public var decodeLanesRows: Int = 0
-        /// Invocations per workgroup of the decode products in matmul_lanes.comp (0 = matvecWorkgroup).
-        public var decodeLanesWorkgroup: Int = 0
         /// matmul.comp tile: BM weight rows × BN activation rows per workgroup, TM × TN per
         /// invocation; the workgroup has (BM/TM)·(BN/TN) invocations.
         public var gemmBM: Int
@@ -123,7 +121,6 @@ public final class VulkanKernels {
             }
             if env["LAYERSHARE_TEXEL_X"] == "0" { t.texelActivations = false }
             if env["LAYERSHARE_PREFILL_LANES"] == "0" { t.prefillLanes = false }
-            if let n = env["LAYERSHARE_DECODE_LANES_WG"].flatMap({ Int($0) }), n >= 0 { t.decodeLanesWorkgroup = n }
             if let n = env["LAYERSHARE_DECODE_LANES"].flatMap({ Int($0) }), n >= 0 { t.decodeLanesRows = n }
             // LAYERSHARE_TEXEL_WEIGHTS=0/1 overrides the choice (for A/B measurements).
             switch ProcessInfo.processInfo.environment["LAYERSHARE_TEXEL_WEIGHTS"] {
@@ -158,14 +155,14 @@ public final class VulkanKernels {
         let info = library.device.info
         let t = tuning ?? Tuning.defaults(for: info)
         func isPow2(_ n: Int) -> Bool { n > 0 && n & (n - 1) == 0 }
-        guard isPow2(t.matvecWorkgroup), t.decodeLanesWorkgroup == 0 || isPow2(t.decodeLanesWorkgroup), isPow2(t.reduceWorkgroup), isPow2(t.elementwiseWorkgroup),
+        guard isPow2(t.matvecWorkgroup), isPow2(t.reduceWorkgroup), isPow2(t.elementwiseWorkgroup),
               [1, 2, 4].contains(t.matvecParts), t.matvecRows >= 1, t.prefillWeightRows >= 1, t.prefillActivationRows >= 1,
               t.decodeLanesRows >= 0,
               t.gemmBM % t.gemmTM == 0, t.gemmBN % t.gemmTN == 0 else {
             throw VulkanError.invalidArgument("VulkanKernels: invalid tuning \(t)")
         }
         let gemmInvocations = (t.gemmBM / t.gemmTM) * (t.gemmBN / t.gemmTN)
-        let limits = [t.matvecWorkgroup, t.decodeLanesWorkgroup, t.reduceWorkgroup, t.elementwiseWorkgroup, gemmInvocations]
+        let limits = [t.matvecWorkgroup, t.reduceWorkgroup, t.elementwiseWorkgroup, gemmInvocations]
         guard limits.allSatisfy({ $0 <= info.maxWorkgroupInvocations }) else {
             throw VulkanError.invalidArgument("VulkanKernels: tuning \(t) exceeds maxComputeWorkGroupInvocations \(info.maxWorkgroupInvocations)")
         }
@@ -285,12 +282,6 @@ public final class VulkanKernels {
             case .swiglu, .ropeIntoCache: return true
             }
         }
-        var isAccumulate: Bool {
-            switch self {
-            case .accumulate: return true
-            default: return false
-            }
-        }
     }
 
     public struct RopeCacheTarget {
@@ -314,11 +305,6 @@ public final class VulkanKernels {
         return tuning.prefillRegisterBlocked && tuning.prefillLanes ? tuning.prefillWeightRows : nil
     }
 
-    /// Invocations per workgroup of matmul_lanes.comp for `rows` activation rows.
-    private func lanesWorkgroup(rows: Int) -> Int {
-        rows == 1 && tuning.decodeLanesWorkgroup > 0 ? tuning.decodeLanesWorkgroup : tuning.matvecWorkgroup
-    }
-
     /// Whether `product` can fuse `norm` / `output` for this weight and row count. Where it cannot,
     /// callers run the separate kernels (rmsnorm, add, swiglu, ropeIntoCache).
     public func canFuse(weight: VulkanMatrix, rows: Int, output: ProductOutput) -> Bool {
@@ -330,7 +316,7 @@ public final class VulkanKernels {
     /// where it cannot prepare the next norm. Buffers for them need `(count + 3) / 4 * 4` floats
     /// (the reader fetches whole 4-float texels).
     public func nextNormPartials(weight: VulkanMatrix) -> Int? {
-        let wg = lanesWorkgroup(rows: 1)
+        let wg = tuning.matvecWorkgroup
         guard let perInvocation = lanesRows(weight.type, rows: 1) else { return nil }
         let rowsPerGroup = perInvocation * wg
         let perGroup = partialsPerSubgroup(workgroup: wg) != nil ? wg / device.info.subgroupSize : wg
@@ -509,7 +495,7 @@ public final class VulkanKernels {
         var kinds: [DescriptorKind] = [view != nil ? .uniformTexelBuffer : .storageBuffer, xView != nil ? .uniformTexelBuffer : .storageBuffer, .storageBuffer]
         var bindings: [BufferBinding] = [view.map { .texels($0) } ?? .read(weight.buffer), xView.map { .texels($0) } ?? .read(x)]
         var push: [ShaderScalar] = [Self.u(weight.cols), Self.u(weight.rows), Self.u(xOffset), Self.u(yOffset), Self.u(rows), Self.u(xs), Self.u(ys)]
-        let wg = lanesWorkgroup(rows: rows)
+        let wg = tuning.matvecWorkgroup
         var specialization = [Self.u(wg), Self.u(rowsPerInvocation), Self.u(rows == 1 ? 1 : t.prefillActivationRows)]
         let xRows = rows == 1 ? 1 : t.prefillActivationRows
         switch output {
