@@ -32,7 +32,8 @@ layout(std430, binding = 1) readonly buffer Tokens { uint tokens[]; };
 layout(std430, binding = 2) writeonly buffer Out { float outv[]; };
 
 #define CHUNK_UNITS 4u
-#define WEIGHT_BLOCKS (pc.vocab * (pc.cols / 32u))  // blocks in the matrix (quant.glsl: where the headers start)
+#define WEIGHT_ROWS pc.vocab
+#define WEIGHT_COL_BLOCKS (pc.cols / 32u)
 #include "quant.glsl"
 
 void main() {
@@ -48,7 +49,7 @@ void main() {
     uint nblocks = pc.cols / 32u;
     if (t >= nblocks) return;
     Chunk c;
-    if (valid) c = load_chunk(token * nblocks + t, 0u);
+    if (valid) c = load_chunk(block_index(token, t), 0u);
     [[unroll]] for (uint u = 0u; u < 4u; u++) {
         vec4 va = vec4(nan), vb = vec4(nan);
         if (valid) dequant_unit(c, u, va, vb);

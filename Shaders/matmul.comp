@@ -38,7 +38,8 @@ layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 
 #define CHUNK_UNITS 4u
-#define WEIGHT_BLOCKS (pc.outRows * (pc.cols / 32u))  // blocks in the matrix (quant.glsl: where the headers start)
+#define WEIGHT_ROWS pc.outRows
+#define WEIGHT_COL_BLOCKS (pc.cols / 32u)
 #include "quant.glsl"
 
 const uint BK = 32u;
@@ -69,7 +70,7 @@ void main() {
         for (uint m = lid; m < BM; m += WG) {  // one block (row o, step kb) per invocation
             uint o = o0 + m;
             Chunk c;
-            if (o < pc.outRows) c = load_chunk(o * nblocks + kb, 0u);
+            if (o < pc.outRows) c = load_chunk(block_index(o, kb), 0u);
             [[unroll]] for (uint u = 0u; u < 4u; u++) {
                 vec4 va = vec4(0.0), vb = vec4(0.0);
                 if (o < pc.outRows) {

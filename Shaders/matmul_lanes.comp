@@ -120,7 +120,8 @@ layout(std430, binding = V_CACHE_BINDING) writeonly buffer VC { float vCache[]; 
 #endif
 
 #define CHUNK_UNITS 4u
-#define WEIGHT_BLOCKS (pc.outRows * (pc.cols / 32u))  // blocks in the matrix (quant.glsl: where the headers start)
+#define WEIGHT_ROWS pc.outRows
+#define WEIGHT_COL_BLOCKS (pc.cols / 32u)
 #include "quant.glsl"
 
 vec4 load_x4(uint j) {
@@ -204,6 +205,8 @@ void main() {
     [[unroll]] for (uint j = 0u; j < NUM_X; j++) sumsq[j] = 0.0;
 #endif
 
+    uvec2 walk[NUM_ROWS];
+    [[unroll]] for (uint i = 0u; i < NUM_ROWS; i++) walk[i] = block_walk(wRow[i]);
     uint nblocks = pc.cols / 32u;
     for (uint blk = 0u; blk < nblocks; blk++) {
 #ifdef NORM_X
@@ -234,7 +237,7 @@ void main() {
             }
         }
         [[unroll]] for (uint i = 0u; i < NUM_ROWS; i++) {
-            Chunk ch = load_chunk(wRow[i] * nblocks + blk, 0u);
+            Chunk ch = load_chunk(walk[i].x + blk * walk[i].y, 0u);
             vec4 qa[4], qb[4];
             [[unroll]] for (uint k = 0u; k < 4u; k++) chunk_unit(ch, k, qa[k], qb[k]);
             [[unroll]] for (uint j = 0u; j < NUM_X; j++) {

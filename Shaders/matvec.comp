@@ -59,7 +59,8 @@ layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 
 #define CHUNK_UNITS (4u / PARTS)
-#define WEIGHT_BLOCKS (pc.outRows * (pc.cols / 32u))  // blocks in the matrix (quant.glsl: where the headers start)
+#define WEIGHT_ROWS pc.outRows
+#define WEIGHT_COL_BLOCKS (pc.cols / 32u)
 #include "quant.glsl"
 
 // One slot per (row, subgroup) — or per (row, invocation) for the tree fallback; sized for the
@@ -119,7 +120,7 @@ void main() {
             // Rows past the end re-read the last row (kept in bounds, result discarded) so that
             // control flow stays uniform for the reduction.
             uint row = min(row0 + r, pc.outRows - 1u);
-            Chunk ch = load_chunk(row * nblocks + blk, u0);
+            Chunk ch = load_chunk(block_index(row, blk), u0);
             vec4 qa[CHUNK_UNITS], qb[CHUNK_UNITS];
             [[unroll]] for (uint k = 0u; k < CHUNK_UNITS; k++) chunk_unit(ch, k, qa[k], qb[k]);
             [[unroll]] for (uint j = 0u; j < NUM_X; j++) {

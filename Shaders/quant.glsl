@@ -1,17 +1,23 @@
 // Quantized weight decoding for the matmul / matvec / embedding kernels.
 //
 // The including shader defines exactly one of TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_1
-// and, for the quantized types, CHUNK_UNITS (see below), WEIGHT_BLOCKS (the matrix's block count,
-// an expression of its push constants) and the weights as `uint wq[]` (32-bit words) — or, with
-// WEIGHTS_TEXEL, as `uniform usamplerBuffer wt` (R32G32B32A32_UINT) — before including this file.
+// and, for the quantized types, CHUNK_UNITS (see below), WEIGHT_ROWS and WEIGHT_COL_BLOCKS (the
+// matrix's rows and blocks per row, expressions of its push constants), WEIGHT_TILE (the host's
+// define; 1 when absent) and the weights as `uint wq[]` (32-bit words) — or, with WEIGHTS_TEXEL,
+// as `uniform usamplerBuffer wt` (R32G32B32A32_UINT) — before including this file.
 //
 // Device layout (VulkanMatrix.splitBlocks): GGUF blocks split into their parts, so that every
 // read is aligned. GGUF blocks are 18 (Q4_0), 20 (Q4_1) or 34 (Q8_0) bytes, which straddle words
-// and texels; here, for block gb (row-major over the matrix, cols/32 per row):
+// and texels; here, for the block stored at index gb (see block_walk for where block (row, b) is):
 //   quants  bytes gb·QB .. gb·QB + QB − 1    QB = 16 (Q4: byte j holds element j in its low nibble,
 //                                            element j+16 in its high nibble) or 32 (Q8_0: int8)
 //   header  after all quants, from word WEIGHT_BLOCKS·QB/4: Q4_1 one word per block (f16 d | f16 m
 //           << 16), Q4_0 / Q8_0 one f16 d per block, two per word (gb even: low half).
+// Block order: rows are grouped in tiles of WEIGHT_TILE (a power of two; the last tile may be
+// shorter) and a tile is stored block column by block column. WEIGHT_TILE = 1 is plain row-major
+// order (for GPUs, whose neighbouring invocations read neighbouring blocks of one row); on CPU
+// drivers, where an invocation owns rows and walks their blocks, tiles matching the rows of a
+// workgroup turn its reads into one sequential stream the hardware prefetcher follows.
 // Values: Q8_0 x = d·q, Q4_0 x = d·(q − 8), Q4_1 x = d·q + m — the GGUF formulas, bit for bit.
 // Lavapipe gathers 16-byte texels with vector code while every storage-buffer load is a scalar
 // per-invocation loop, so with WEIGHTS_TEXEL a Q4 block's quants are one fetch and a Q8_0 block's
@@ -32,6 +38,22 @@ const uint WORDS_PER_UNIT = 2u;
 const uint WORDS_PER_UNIT = 1u;
 #endif
 const uint BLOCK_WORDS = 4u * WORDS_PER_UNIT;  // quant words per block
+
+#ifndef WEIGHT_TILE
+#define WEIGHT_TILE 1u
+#endif
+#define WEIGHT_BLOCKS ((WEIGHT_ROWS) * (WEIGHT_COL_BLOCKS))  // blocks in the matrix
+
+// Block b of weight row `row` is stored at index walk.x + b·walk.y, walk = block_walk(row).
+uvec2 block_walk(uint row) {
+    uint t0 = row & ~(WEIGHT_TILE - 1u);  // first row of the tile
+    return uvec2(t0 * (WEIGHT_COL_BLOCKS) + (row - t0), min(WEIGHT_TILE, (WEIGHT_ROWS) - t0));
+}
+
+uint block_index(uint row, uint b) {
+    uvec2 walk = block_walk(row);
+    return walk.x + b * walk.y;
+}
 const uint CHUNK_WORDS = CHUNK_UNITS * WORDS_PER_UNIT;
 
 #ifdef WEIGHTS_TEXEL
@@ -70,7 +92,7 @@ struct Chunk {
     uint q[CHUNK_WORDS];     // quant bytes, 4 per word, little-endian
 };
 
-// Chunk u0 of block gb (row-major over the matrix: row · cols/32 + block within the row).
+// Chunk u0 of the block stored at index gb (block_index).
 Chunk load_chunk(uint gb, uint u0) {
     Chunk c;
     load_quants(gb * BLOCK_WORDS + u0 * WORDS_PER_UNIT, c.q);

@@ -77,7 +77,8 @@ public final class VulkanBackend: InferenceBackend {
     }
 
     public func loadWeight(_ weight: WeightTensor) throws -> VulkanMatrix {
-        let m = try VulkanMatrix(device: device, type: weight.type, rows: weight.rows, cols: weight.cols, bytes: weight.data, label: weight.name)
+        let m = try VulkanMatrix(device: device, type: weight.type, rows: weight.rows, cols: weight.cols, bytes: weight.data,
+                                 tileRows: kernels.tuning.weightTileRows, label: weight.name)
         weightBytes += m.buffer.byteCount
         return m
     }
@@ -91,7 +92,8 @@ public final class VulkanBackend: InferenceBackend {
         for w in weights { bytes.append(contentsOf: w.data) }
         let rows = weights.map(\.rows).reduce(0, +)
         let m = try bytes.withUnsafeBytes {
-            try VulkanMatrix(device: device, type: first.type, rows: rows, cols: first.cols, bytes: $0, label: label)
+            try VulkanMatrix(device: device, type: first.type, rows: rows, cols: first.cols, bytes: $0,
+                             tileRows: kernels.tuning.weightTileRows, label: label)
         }
         weightBytes += m.buffer.byteCount
         return m

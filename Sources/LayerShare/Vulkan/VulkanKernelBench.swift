@@ -57,7 +57,8 @@ public enum VulkanKernelBench {
             for i in stride(from: 3, to: bytes.count, by: 4) { bytes[i] &= 0x3E }
         }
         let weight = try bytes.withUnsafeBytes {
-            try VulkanMatrix(device: device, type: type, rows: outDim, cols: inDim, bytes: $0, label: "bench \(type)")
+            try VulkanMatrix(device: device, type: type, rows: outDim, cols: inDim, bytes: $0,
+                             tileRows: kernels.tuning.weightTileRows, label: "bench \(type)")
         }
         let x = try DeviceBuffer(device: device, byteCount: rows * inDim * 4, label: "bench x")
         try x.upload((0..<(rows * inDim)).map { Float(($0 % 17) - 8) / 8 })

@@ -48,6 +48,10 @@ public final class VulkanKernels {
         /// Q8_0 stays on matvec.comp: its wider blocks ran slower in lanes (LM head +12% with 1 row per
         /// invocation, +40% with 4, single-threaded).
         public var decodeLanesRows: Int = 0
+        /// Rows per tile of the quantized weights' stored block order (VulkanMatrix.tileRows):
+        /// 1 = row-major (GPUs: neighbouring invocations read neighbouring blocks of a row); on CPU
+        /// drivers the rows of one lanes workgroup, so each workgroup streams through memory in order.
+        public var weightTileRows: Int = 1
         /// matmul.comp tile: BM weight rows × BN activation rows per workgroup, TM × TN per
         /// invocation; the workgroup has (BM/TM)·(BN/TN) invocations.
         public var gemmBM: Int
@@ -105,6 +109,10 @@ public final class VulkanKernels {
                 // took 1.03 ms per layer in lanes with 4 rows per invocation against 1.28 ms in
                 // matvec.comp (2, 6 and 8 rows: within 5% of 4).
                 t.decodeLanesRows = 4
+                // Weight rows in tiles of a decode workgroup's 32 rows: the hardware prefetcher then
+                // follows one sequential stream per workgroup instead of 32 row streams. Single-
+                // threaded decode of the default model: 15.3 → ~20 tok/s (row-major → tiles of 32).
+                t.weightTileRows = t.decodeLanesRows * pow2(subgroup)
             } else {
                 // GPUs: enough invocations per row that short rows (576 = 18 blocks) still fill
                 // a few subgroups; a quarter block per invocation.
@@ -122,6 +130,7 @@ public final class VulkanKernels {
             if env["LAYERSHARE_TEXEL_X"] == "0" { t.texelActivations = false }
             if env["LAYERSHARE_PREFILL_LANES"] == "0" { t.prefillLanes = false }
             if let n = env["LAYERSHARE_DECODE_LANES"].flatMap({ Int($0) }), n >= 0 { t.decodeLanesRows = n }
+            if let n = env["LAYERSHARE_WEIGHT_TILE"].flatMap({ Int($0) }), n > 0, n & (n - 1) == 0 { t.weightTileRows = n }
             // LAYERSHARE_TEXEL_WEIGHTS=0/1 overrides the choice (for A/B measurements).
             switch ProcessInfo.processInfo.environment["LAYERSHARE_TEXEL_WEIGHTS"] {
             case "0": t.matvecTexelWeights = false
@@ -189,6 +198,14 @@ public final class VulkanKernels {
         if subgroupArithmetic { defs["USE_SUBGROUP_ARITH"] = "1" }
         return try library.pipeline(file, defines: defs, specialization: specialization, bindingKinds: bindings,
                                     pushConstantBytes: pushWords * 4, subgroups: subgroups)
+    }
+
+    /// The defines that tell quant.glsl how a matrix is stored: its type and, for tiled block
+    /// orders, WEIGHT_TILE.
+    static func weightDefines(_ weight: VulkanMatrix) throws -> [String: String] {
+        var defines = [try typeDefine(weight.type): "1"]
+        if weight.tileRows > 1 { defines["WEIGHT_TILE"] = "\(weight.tileRows)u" }
+        return defines
     }
 
     static func typeDefine(_ type: GGMLType) throws -> String {
@@ -417,13 +434,13 @@ public final class VulkanKernels {
                 throw fail(what(), "x, y, the normed output and the partial sums must be distinct buffers")
             }
         }
-        let typeDefine = try Self.typeDefine(weight.type)
+        let weightDefines = try Self.weightDefines(weight)
         let t = tuning
         if let perInvocation = lanesRows(weight.type, rows: rows) {
             guard !output.isPaired || perInvocation % 2 == 0 else {
                 throw fail(what(), "this output needs an even number of weight rows per invocation, tuning has \(perInvocation)")
             }
-            try lanesProduct(batch, weight: weight, typeDefine: typeDefine, rowsPerInvocation: perInvocation, x: x, xOffset: xOffset,
+            try lanesProduct(batch, weight: weight, weightDefines: weightDefines, rowsPerInvocation: perInvocation, x: x, xOffset: xOffset,
                              xs: xs, xSpan: xSpan, y: y, yOffset: yOffset, ys: ys, rows: rows, norm: norm, output: output,
                              what: what, label: label, group: group)
             return
@@ -434,7 +451,8 @@ public final class VulkanKernels {
         if rows == 1 || t.prefillRegisterBlocked {
             let (wRows, xRows) = rows == 1 ? (t.matvecRows, 1) : (t.prefillWeightRows, t.prefillActivationRows)
             let (view, xView) = texelViews(weight: weight, x: x, xOffset: xOffset, xs: xs, xSpan: xSpan)
-            var defines = [typeDefine: "1", "PARTS": "\(t.matvecParts)u"]
+            var defines = weightDefines
+            defines["PARTS"] = "\(t.matvecParts)u"
             if view != nil { defines["WEIGHTS_TEXEL"] = "1" }
             if xView != nil { defines["X_TEXEL"] = "1" }
             let p = try pipeline("matvec.comp", defines: defines,
@@ -449,7 +467,7 @@ public final class VulkanKernels {
                                groups: groups, label: label, group: group)
         } else {
             let invocations = (t.gemmBM / t.gemmTM) * (t.gemmBN / t.gemmTN)
-            let p = try pipeline("matmul.comp", defines: [typeDefine: "1"],
+            let p = try pipeline("matmul.comp", defines: weightDefines,
                                  specialization: [Self.u(invocations), Self.u(t.gemmBM), Self.u(t.gemmBN), Self.u(t.gemmTM), Self.u(t.gemmTN)],
                                  bindings: 3, pushWords: 7)
             let gx = (outRows + t.gemmBM - 1) / t.gemmBM, gy = (rows + t.gemmBN - 1) / t.gemmBN
@@ -473,7 +491,7 @@ public final class VulkanKernels {
     }
 
     /// matmul_lanes.comp with its fusions (arguments validated by `product`).
-    private func lanesProduct(_ batch: CommandBatch, weight: VulkanMatrix, typeDefine: String, rowsPerInvocation: Int,
+    private func lanesProduct(_ batch: CommandBatch, weight: VulkanMatrix, weightDefines: [String: String], rowsPerInvocation: Int,
                               x: DeviceBuffer, xOffset: Int, xs: Int, xSpan: Int, y: DeviceBuffer, yOffset: Int, ys: Int,
                               rows: Int, norm: ProductNorm?, output: ProductOutput,
                               what: () -> String, label: String, group: String) throws {
@@ -489,7 +507,7 @@ public final class VulkanKernels {
         }
         let normView = normSource.flatMap { xView == nil ? nil : $0.floatTexelView }
         if normSource != nil, xView != nil, (normView?.texelCount ?? 0) * 4 < normSpan { xView = nil }
-        var defines = [typeDefine: "1"]
+        var defines = weightDefines
         if view != nil { defines["WEIGHTS_TEXEL"] = "1" }
         if xView != nil { defines["X_TEXEL"] = "1" }
         var kinds: [DescriptorKind] = [view != nil ? .uniformTexelBuffer : .storageBuffer, xView != nil ? .uniformTexelBuffer : .storageBuffer, .storageBuffer]
@@ -750,7 +768,7 @@ public final class VulkanKernels {
         try requireFloats(what, "tokens", tokens, offset: tokenOffset, span: rows)  // uint32: same size as floats
         try requireFloats(what, "out", out, offset: outOffset, span: (rows - 1) * os + cols)
         let wg = tuning.elementwiseWorkgroup
-        let p = try pipeline("embedding.comp", defines: [try Self.typeDefine(table.type): "1"],
+        let p = try pipeline("embedding.comp", defines: try Self.weightDefines(table),
                              specialization: [Self.u(wg)], bindings: 3, pushWords: 6)
         let perRow = table.type.isQuantized ? cols / 32 : cols  // invocations per row: a block each, or an element each
         let (_, maxY, maxZ) = device.info.maxWorkgroupCount

@@ -4,7 +4,8 @@ import VulkanCompute
 
 /// A weight matrix on the GPU in its stored GGUF format (F32, F16, Q8_0, Q4_0, Q4_1), dequantized
 /// inside the shaders. F32/F16 rows are uploaded unchanged; quantized blocks keep their bytes but
-/// are split into parts (`splitBlocks`: all quants, then all scales) so shader reads are aligned.
+/// are split into parts (`splitBlocks`: all quants, then all scales) so shader reads are aligned,
+/// and stored in tiles of `tileRows` rows (see Shaders/quant.glsl).
 /// BF16 has no GPU path and is widened to F32 on upload (so `type` is then `.f32`).
 ///
 /// A matrix must fit one storage-buffer binding (`maxStorageBufferRange`); larger ones are
@@ -15,6 +16,8 @@ public final class VulkanMatrix {
     public let type: GGMLType
     public let rows: Int
     public let cols: Int
+    /// Quantized types: rows per tile of the block order (1 = row-major; see `splitBlocks`).
+    public let tileRows: Int
     /// Bytes of matrix data (the buffer itself is slightly larger, see `paddedByteCount`).
     public let byteCount: Int
     public let label: String
@@ -28,9 +31,12 @@ public final class VulkanMatrix {
     /// the last header word stays inside the buffer (and the view).
     static let tailPadding = 16
 
-    /// Uploads `bytes`, the raw GGUF data of a row-major [rows][cols] matrix of `type`.
-    public convenience init(device: VulkanDevice, type: GGMLType, rows: Int, cols: Int, bytes: UnsafeRawBufferPointer, label: String) throws {
-        try self.init(device: device, type: type, rows: rows, cols: cols, source: .raw(bytes), label: label)
+    /// Uploads `bytes`, the raw GGUF data of a row-major [rows][cols] matrix of `type`. Quantized
+    /// blocks are stored in tiles of `tileRows` rows (a power of two; the kernels' tuning says
+    /// which order reads fastest: `VulkanKernels.Tuning.weightTileRows`).
+    public convenience init(device: VulkanDevice, type: GGMLType, rows: Int, cols: Int, bytes: UnsafeRawBufferPointer,
+                            tileRows: Int = 1, label: String) throws {
+        try self.init(device: device, type: type, rows: rows, cols: cols, source: .raw(bytes), tileRows: tileRows, label: label)
     }
 
     /// An F32 matrix from host floats (row-major [rows][cols]).
@@ -38,7 +44,7 @@ public final class VulkanMatrix {
         guard values.count == rows * cols else {
             throw VulkanError.invalidArgument("matrix '\(label)': \(values.count) values for shape [\(rows)×\(cols)]")
         }
-        try self.init(device: device, type: .f32, rows: rows, cols: cols, source: .floats(values), label: label)
+        try self.init(device: device, type: .f32, rows: rows, cols: cols, source: .floats(values), tileRows: 1, label: label)
     }
 
     /// An F32 vector (e.g. a norm weight) as a 1×n matrix; use `buffer` where a kernel wants a vector.
@@ -51,9 +57,12 @@ public final class VulkanMatrix {
         case floats([Float])
     }
 
-    private init(device: VulkanDevice, type: GGMLType, rows: Int, cols: Int, source: Source, label: String) throws {
+    private init(device: VulkanDevice, type: GGMLType, rows: Int, cols: Int, source: Source, tileRows: Int, label: String) throws {
         guard rows > 0, cols > 0 else {
             throw VulkanError.invalidArgument("matrix '\(label)': shape [\(rows)×\(cols)] must be positive")
+        }
+        guard tileRows > 0, tileRows & (tileRows - 1) == 0 else {
+            throw VulkanError.invalidArgument("matrix '\(label)': tile of \(tileRows) rows is not a power of two")
         }
         guard let rowBytes = type.rowBytes(cols) else {
             throw VulkanError.invalidArgument("matrix '\(label)': \(type) rows need a multiple of \(type.blockSize) columns, got \(cols)")
@@ -79,6 +88,7 @@ public final class VulkanMatrix {
         self.type = storedType
         self.rows = rows
         self.cols = cols
+        self.tileRows = storedType.isQuantized ? tileRows : 1
         self.byteCount = storedBytes
         self.label = label
         let buffer = try DeviceBuffer(device: device, byteCount: padded, label: label)
@@ -103,7 +113,7 @@ public final class VulkanMatrix {
                 row += n
             }
         case let .raw(bytes) where type.isQuantized:
-            try Self.splitBlocks(type, bytes).withUnsafeBytes { try buffer.upload($0) }
+            try Self.splitBlocks(type, bytes, rows: rows, tileRows: self.tileRows).withUnsafeBytes { try buffer.upload($0) }
         case let .raw(bytes):
             try buffer.upload(bytes)
         }
@@ -120,19 +130,31 @@ public final class VulkanMatrix {
     /// The device layout of quantized blocks (Shaders/quant.glsl): GGUF's blocks of header + quants
     /// (18, 20 or 34 bytes) straddle 4- and 16-byte boundaries; here the quant bytes of all blocks
     /// come first (16 or 32 per block, so each block is whole texels), then the headers (Q4_1's
-    /// 4-byte d,m; Q4_0's and Q8_0's 2-byte d), in block order. Same bytes, same size.
-    static func splitBlocks(_ type: GGMLType, _ raw: UnsafeRawBufferPointer) -> [UInt8] {
+    /// 4-byte d,m; Q4_0's and Q8_0's 2-byte d), both in the stored block order. Same bytes, same size.
+    ///
+    /// Stored block order: the rows are cut into tiles of `tileRows` (the last may be shorter) and
+    /// each tile is stored block column by block column — block b of all its rows, then block b+1.
+    /// `tileRows` = 1 is GGUF's row-major order.
+    static func splitBlocks(_ type: GGMLType, _ raw: UnsafeRawBufferPointer, rows: Int, tileRows: Int) -> [UInt8] {
         let blockBytes = type.bytesPerBlock
         let headerBytes = type == .q4_1 ? 4 : 2
         let quantBytes = blockBytes - headerBytes
         let blocks = raw.count / blockBytes
+        let perRow = blocks / rows
         var out = [UInt8](repeating: 0, count: blocks * blockBytes)
         out.withUnsafeMutableBytes { dst in
             let headers = blocks * quantBytes
-            for b in 0..<blocks {
-                let block = raw.baseAddress! + b * blockBytes
-                (dst.baseAddress! + headers + b * headerBytes).copyMemory(from: block, byteCount: headerBytes)
-                (dst.baseAddress! + b * quantBytes).copyMemory(from: block + headerBytes, byteCount: quantBytes)
+            var stored = 0
+            for t0 in stride(from: 0, to: rows, by: tileRows) {
+                let tileEnd = min(t0 + tileRows, rows)
+                for b in 0..<perRow {
+                    for row in t0..<tileEnd {
+                        let block = raw.baseAddress! + (row * perRow + b) * blockBytes
+                        (dst.baseAddress! + headers + stored * headerBytes).copyMemory(from: block, byteCount: headerBytes)
+                        (dst.baseAddress! + stored * quantBytes).copyMemory(from: block + headerBytes, byteCount: quantBytes)
+                        stored += 1
+                    }
+                }
             }
         }
         return out
