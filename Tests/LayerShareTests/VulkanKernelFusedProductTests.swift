@@ -53,7 +53,7 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
         let what = "\(type) \(output) O=\(outRows) K=\(cols) R=\(rows) norm=\(withNorm) xOffset=\(xOffset)"
         let bytes = random.matrixBytes(type, rows: outRows, cols: cols)
         let w = referenceRows(type, bytes, rows: outRows, cols: cols)
-        let weight = try bytes.withUnsafeBytes { try VulkanMatrix(device: device, type: type, rows: outRows, cols: cols, bytes: $0, label: "W") }
+        let weight = try bytes.withUnsafeBytes { try VulkanMatrix(device: device, type: type, rows: outRows, cols: cols, bytes: $0, tileRows: kernels.tuning.weightTileRows, label: "W") }
         let x = random.floats(xOffset + rows * cols, -2, 2)
         let xb = try buffer(x, label: "x")
         let normWeights = withNorm ? random.floats(cols, 0.5, 1.5) : nil
@@ -249,7 +249,7 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
             let what = "\(type) hidden \(hidden) inner \(inner) out \(outRows)"
             let b1 = random.matrixBytes(type, rows: hidden, cols: inner)
             let w1 = referenceRows(type, b1, rows: hidden, cols: inner)
-            let m1 = try b1.withUnsafeBytes { try VulkanMatrix(device: device, type: type, rows: hidden, cols: inner, bytes: $0, label: "W1") }
+            let m1 = try b1.withUnsafeBytes { try VulkanMatrix(device: device, type: type, rows: hidden, cols: inner, bytes: $0, tileRows: kernels.tuning.weightTileRows, label: "W1") }
             let a = random.floats(xOffset + inner)
             let residual = random.floats(hidden, -2, 2)
             let n = random.floats(hidden, 0.5, 1.5)
@@ -262,7 +262,7 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
             if outRows > 0 {
                 let b2 = random.matrixBytes(type, rows: outRows, cols: hidden)
                 w2 = referenceRows(type, b2, rows: outRows, cols: hidden)
-                m2 = try b2.withUnsafeBytes { try VulkanMatrix(device: device, type: type, rows: outRows, cols: hidden, bytes: $0, label: "W2") }
+                m2 = try b2.withUnsafeBytes { try VulkanMatrix(device: device, type: type, rows: outRows, cols: hidden, bytes: $0, tileRows: kernels.tuning.weightTileRows, label: "W2") }
                 out = try poisoned(outRows)
             }
             try run { batch in
@@ -302,7 +302,7 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
         t.prefillLanes = false
         kernels = try VulkanKernels(library: library, tuning: t)
         let bytes = random.matrixBytes(.q4_1, rows: 4, cols: 32)
-        let weight = try bytes.withUnsafeBytes { try VulkanMatrix(device: device, type: .q4_1, rows: 4, cols: 32, bytes: $0, label: "W") }
+        let weight = try bytes.withUnsafeBytes { try VulkanMatrix(device: device, type: .q4_1, rows: 4, cols: 32, bytes: $0, tileRows: kernels.tuning.weightTileRows, label: "W") }
         for rows in [1, 3] {
             XCTAssertFalse(kernels.canFuse(weight: weight, rows: rows, output: .accumulate()))
         }

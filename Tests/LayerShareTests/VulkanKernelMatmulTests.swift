@@ -17,6 +17,10 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         (33, 7, 7), (577, 33, 2), (7, 1537, 33), (1, 577, 7),
     ]
 
+    /// Rows per tile of the quantized weights' stored order (VulkanMatrix.tileRows) in checkMatmul;
+    /// nil: the tuning's choice, as the backend makes them.
+    var weightTile: Int?
+
     /// Error metric: max over outputs of |y − ref| / Σ_i |x_i·w_i| (ref and the magnitude sum in float64).
     /// Any float32 summation order of K products has error ≤ γ_K·Σ|x_i·w_i| with γ_K ≈ K·2⁻²⁴, so
     /// the threshold is 2·K·2⁻²⁴ (the factor 2 covers the Q4 kernels' d·Σq·x + m·Σx regrouping);
@@ -26,7 +30,8 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         let bytes = random.matrixBytes(type, rows: outRows, cols: cols)
         let w = referenceRows(type, bytes, rows: outRows, cols: cols)
         let weight = try bytes.withUnsafeBytes {
-            try VulkanMatrix(device: device, type: type, rows: outRows, cols: cols, bytes: $0, label: "W \(type)")
+            try VulkanMatrix(device: device, type: type, rows: outRows, cols: cols, bytes: $0,
+                             tileRows: weightTile ?? kernels.tuning.weightTileRows, label: "W \(type)")
         }
         let xs = xStride ?? cols, ys = yStride ?? outRows
         let xCount = xOffset + (rows - 1) * xs + cols
@@ -72,9 +77,9 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         try checkBothWeightPaths { try checkBothPrefillKernels { try quantizedCases() } }
     }
 
-    /// Q4 decode runs in matmul_lanes.comp on CPU-type devices; matvec.comp (the GPUs' decode
-    /// kernel) is checked here whatever the device's default.
-    func testMatvecKernelForQ4Decode() throws {
+    /// Decode runs in matmul_lanes.comp on CPU-type devices; matvec.comp (the GPUs' decode kernel)
+    /// is checked here whatever the device's default.
+    func testMatvecKernelForDecode() throws {
         var t = kernels.tuning
         t.decodeLanesRows = 0
         kernels = try VulkanKernels(library: library, tuning: t)
@@ -110,6 +115,23 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
     }
 
     /// Runs `body` with the device's default tuning, then with the other prefill kernel.
+    /// Every quantized kernel (decode lanes and matvec.comp, both prefill kernels) on weights stored
+    /// row-major and in tiles of 4 rows (the shapes' 7, 33, 65 and 577 rows end in a partial tile);
+    /// the other tests use the tuning's tiles (32 rows on CPU drivers, row-major on GPUs).
+    func testTiledWeightLayouts() throws {
+        let base = kernels.tuning
+        for tile in [1, 4] {
+            weightTile = tile
+            print("… weights in tiles of \(tile) rows:")
+            kernels = try VulkanKernels(library: library, tuning: base)
+            try checkBothPrefillKernels { try quantizedCases() }
+            var t = base
+            t.decodeLanesRows = 0
+            kernels = try VulkanKernels(library: library, tuning: t)
+            try quantizedCases(decodeOnly: true)
+        }
+    }
+
     func checkBothPrefillKernels(_ body: () throws -> Void) throws {
         try body()
         var t = kernels.tuning
@@ -216,14 +238,15 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
     /// The embedding kernel is the GPU dequantization path: its rows must equal Dequantize.row bit
     /// for bit, for random blocks with scales over the whole f16 range (both signs, subnormal, zero,
     /// large) and random quants — and rows starting on both even and odd blocks (3 blocks per row).
+    /// Tables in tiles of 1, 4 and 32 rows (41 rows: the last tile is partial).
     func testDequantizationIsBitExact() throws {
-        for type in Self.types {
+        for tile in [1, 4, 32] { for type in Self.types {
             let cols = type.isQuantized ? 96 : 35
             let vocab = 41
             let bytes = random.matrixBytes(type, rows: vocab, cols: cols, wide: true)
             let expected = referenceRows(type, bytes, rows: vocab, cols: cols)
             let table = try bytes.withUnsafeBytes {
-                try VulkanMatrix(device: device, type: type, rows: vocab, cols: cols, bytes: $0, label: "table \(type)")
+                try VulkanMatrix(device: device, type: type, rows: vocab, cols: cols, bytes: $0, tileRows: tile, label: "table \(type)")
             }
             let ids = (0..<vocab).map { UInt32($0) } + (0..<9).map { _ in UInt32(random.int(0...(vocab - 1))) }
             let tokens = try buffer(ids, label: "tokens")
@@ -234,14 +257,14 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
             for (r, id) in ids.enumerated() {
                 for c in 0..<cols where got[r * cols + c].bitPattern != expected[Int(id) * cols + c].bitPattern {
                     if mismatches == 0 {
-                        XCTFail("\(type): row \(id) element \(c): GPU \(got[r * cols + c]) (0x\(String(got[r * cols + c].bitPattern, radix: 16))) "
+                        XCTFail("\(type), tiles of \(tile): row \(id) element \(c): GPU \(got[r * cols + c]) (0x\(String(got[r * cols + c].bitPattern, radix: 16))) "
                                 + "vs Dequantize.row \(expected[Int(id) * cols + c])")
                     }
                     mismatches += 1
                 }
             }
-            XCTAssertEqual(mismatches, 0, "\(type): \(mismatches) elements differ")
-        }
+            XCTAssertEqual(mismatches, 0, "\(type), tiles of \(tile): \(mismatches) elements differ")
+        } }
     }
 
     func testEmbeddingOffsetsAndStride() throws {

@@ -42,11 +42,11 @@ public final class VulkanKernels {
         public var prefillLanes: Bool = true
         public var prefillWeightRows: Int
         public var prefillActivationRows: Int
-        /// Decode (rows == 1) products of Q4_0/Q4_1 weights through matmul_lanes.comp with this many
+        /// Decode (rows == 1) products of quantized weights through matmul_lanes.comp with this many
         /// weight rows per invocation instead of matvec.comp; 0 = off. Only matmul_lanes.comp has the
         /// fused forms (`product(norm:output:)`), which save dispatches: on lavapipe each costs ~50 µs.
-        /// Q8_0 stays on matvec.comp: its wider blocks ran slower in lanes (LM head +12% with 1 row per
-        /// invocation, +40% with 4, single-threaded).
+        /// (Q8_0 ran slower in lanes than in matvec.comp while weights were row-major; with tiled
+        /// weights the Q8_0 LM head is faster in lanes: decode 25.5–26.9 → 28.6–29.9 tok/s.)
         public var decodeLanesRows: Int = 0
         /// Rows per tile of the quantized weights' stored block order (VulkanMatrix.tileRows):
         /// 1 = row-major (GPUs: neighbouring invocations read neighbouring blocks of a row); on CPU
@@ -318,7 +318,7 @@ public final class VulkanKernels {
     /// matmul_lanes.comp; nil when another kernel does the product.
     private func lanesRows(_ type: GGMLType, rows: Int) -> Int? {
         guard type.isQuantized else { return nil }
-        if rows == 1 { return tuning.decodeLanesRows > 0 && (type == .q4_0 || type == .q4_1) ? tuning.decodeLanesRows : nil }
+        if rows == 1 { return tuning.decodeLanesRows > 0 ? tuning.decodeLanesRows : nil }
         return tuning.prefillRegisterBlocked && tuning.prefillLanes ? tuning.prefillWeightRows : nil
     }
 
