@@ -109,10 +109,12 @@ public final class VulkanKernels {
                 // took 1.03 ms per layer in lanes with 4 rows per invocation against 1.28 ms in
                 // matvec.comp (2, 6 and 8 rows: within 5% of 4).
                 t.decodeLanesRows = 4
-                // Weight rows in tiles of a decode workgroup's 32 rows: the hardware prefetcher then
-                // follows one sequential stream per workgroup instead of 32 row streams. Single-
-                // threaded decode of the default model: 15.3 → ~20 tok/s (row-major → tiles of 32).
-                t.weightTileRows = t.decodeLanesRows * pow2(subgroup)
+                // Weight rows in tiles, so the hardware prefetcher follows a few sequential streams
+                // per workgroup instead of 32 row streams. A decode workgroup's rows are two whole
+                // tiles of 16 for every output form (plain: 32 consecutive rows; SwiGLU: 16 gate and
+                // 16 up rows; RoPE pairs: 32 consecutive rows). Decode of the default model, two
+                // threads: 21–22 tok/s row-major; tiles of 8: 27, of 16: 28–30, of 32: 21–26.
+                t.weightTileRows = max(1, t.decodeLanesRows / 2) * pow2(subgroup)
             } else {
                 // GPUs: enough invocations per row that short rows (576 = 18 blocks) still fill
                 // a few subgroups; a quarter block per invocation.
