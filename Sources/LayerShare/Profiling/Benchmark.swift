@@ -25,6 +25,8 @@ public struct BenchResult: Codable, Sendable {
 
 /// Measures prefill and decode speed of a runner at a given context length: prefill `context` tokens
 /// of text, then `runs` times decode `steps` tokens starting right after the prefill (rewinding between runs).
+/// A short untimed prefill and decode step come first, so that one-time work (drivers that compile
+/// pipelines on first use, like lavapipe) is not counted as prefill time.
 public struct Benchmark {
     public var steps: Int
     public var runs: Int
@@ -42,6 +44,9 @@ public struct Benchmark {
         guard context + steps <= runner.capacity else {
             throw ModelLoadError("context \(context) + \(steps) steps exceeds the runner's capacity \(runner.capacity)")
         }
+        runner.reset()
+        let warmUp = try runner.forward(Array(tokens.prefix(min(context, 16))), logits: .last)
+        _ = try runner.forward([warmUp.withUnsafeBufferPointer { Sampler.argmax($0) }], logits: .last)
         runner.reset()
         let t0 = DispatchTime.now().uptimeNanoseconds
         let logits = try runner.forward(Array(tokens.prefix(context)), logits: .last)
