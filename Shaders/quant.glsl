@@ -16,8 +16,8 @@
 // Block order: rows are grouped in tiles of WEIGHT_TILE (a power of two; the last tile may be
 // shorter) and a tile is stored block column by block column. WEIGHT_TILE = 1 is plain row-major
 // order (for GPUs, whose neighbouring invocations read neighbouring blocks of one row); on CPU
-// drivers, where an invocation owns rows and walks their blocks, tiles matching the rows of a
-// workgroup turn its reads into one sequential stream the hardware prefetcher follows.
+// drivers, where an invocation owns rows and walks their blocks, tiles made of whole groups of a
+// workgroup's rows turn its reads into a few sequential streams the hardware prefetcher follows.
 // Values: Q8_0 x = d·q, Q4_0 x = d·(q − 8), Q4_1 x = d·q + m — the GGUF formulas, bit for bit.
 // Lavapipe gathers 16-byte texels with vector code while every storage-buffer load is a scalar
 // per-invocation loop, so with WEIGHTS_TEXEL a Q4 block's quants are one fetch and a Q8_0 block's

@@ -50,7 +50,7 @@ public final class VulkanKernels {
         public var decodeLanesRows: Int = 0
         /// Rows per tile of the quantized weights' stored block order (VulkanMatrix.tileRows):
         /// 1 = row-major (GPUs: neighbouring invocations read neighbouring blocks of a row); on CPU
-        /// drivers the rows of one lanes workgroup, so each workgroup streams through memory in order.
+        /// drivers half a lanes workgroup's rows, so each workgroup streams through memory in order.
         public var weightTileRows: Int = 1
         /// matmul.comp tile: BM weight rows × BN activation rows per workgroup, TM × TN per
         /// invocation; the workgroup has (BM/TM)·(BN/TN) invocations.
