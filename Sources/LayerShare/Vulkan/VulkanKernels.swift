@@ -153,7 +153,8 @@ public final class VulkanKernels {
 
         public var description: String {
             "matvec wg \(matvecWorkgroup) rows \(matvecRows) parts \(matvecParts)\(matvecTexelWeights ? " texel" : "")"
-                + (decodeLanesRows > 0 ? " (Q4 in lanes, \(decodeLanesRows) rows)" : "") + "; prefill "
+                + (decodeLanesRows > 0 ? " (decode in lanes, \(decodeLanesRows) rows)" : "")
+                + (weightTileRows > 1 ? "; weights in tiles of \(weightTileRows) rows" : "") + "; prefill "
                 + (prefillRegisterBlocked ? "register-blocked\(prefillLanes ? " lanes" : "") \(prefillWeightRows)x\(prefillActivationRows)\(texelActivations ? " texel-x" : "")" : "tiled") + "; gemm \(gemmBM)x\(gemmBN) tile \(gemmTM)x\(gemmTN); "
                 + "reduce wg \(reduceWorkgroup); elementwise wg \(elementwiseWorkgroup)"
         }
