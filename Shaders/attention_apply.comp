@@ -7,9 +7,18 @@
 // ... (coalesced V reads, accumulators in registers), the NSUB subgroups take interleaved keys and
 // their partial sums are added once at the end through shared memory.
 //
+// With LANES_OWN_KEYS (CPU drivers, needs KV_TEXEL and NSUB = 1) lane l instead owns keys l,
+// l + SUBGROUP, ... and whole V rows, as attention_decode_lanes.comp: a lane loads its keys' GROUP
+// probabilities itself (on lavapipe a load every lane makes from the same address is still a scalar
+// loop over the lanes, once per key in the other form) and the lanes' sums are added once at the end.
+//
 // Defines: HEAD_DIM, GROUP, SUBGROUP (= the device's subgroup size), NSUB, WG_SIZE (= SUBGROUP · NSUB),
 // optional KV_TEXEL (V bound as an R32G32B32A32_SFLOAT uniform texel buffer; lanes own whole texels).
 #extension GL_KHR_shader_subgroup_basic : require
+#extension GL_EXT_control_flow_attributes : enable
+#ifdef LANES_OWN_KEYS
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 #include "attention_common.glsl"
 
 layout(local_size_x = WG_SIZE) in;
@@ -43,6 +52,36 @@ const uint D = HEAD_DIM;
 const uint U = HEAD_DIM / VEC;                    // KVT units per head row
 const uint UPL = (U + SUBGROUP - 1) / SUBGROUP;  // KVT units per lane
 
+#ifdef LANES_OWN_KEYS
+#if !defined(KV_TEXEL) || NSUB != 1
+#error LANES_OWN_KEYS needs KV_TEXEL and one subgroup per workgroup
+#endif
+void main() {
+    const uint lane = gl_SubgroupInvocationID;
+    const uint kvh = gl_WorkGroupID.x;
+    vec4 acc[GROUP * U];
+    [[unroll]] for (uint i = 0u; i < GROUP * U; i++) acc[i] = vec4(0.0);
+    for (uint t0 = 0u; t0 < pc.total; t0 += SUBGROUP) {
+        // Lanes past the end re-read the last key (V past it may be NaN) with p = 0.
+        const uint t = min(t0 + lane, pc.total - 1u);
+        const bool valid = t0 + lane < pc.total;
+        float p[GROUP];
+        [[unroll]] for (uint g = 0u; g < GROUP; g++) p[g] = valid ? probs[(kvh * GROUP + g) * pc.total + t] : 0.0;
+        const uint vb = (t * pc.kvHeads + kvh) * U;
+        [[unroll]] for (uint u = 0u; u < U; u++) {
+            const vec4 x = loadV(vb + u);
+            [[unroll]] for (uint g = 0u; g < GROUP; g++) acc[g * U + u] += p[g] * x;
+        }
+    }
+    [[unroll]] for (uint g = 0u; g < GROUP; g++) {
+        [[unroll]] for (uint u = 0u; u < U; u++) {
+            const vec4 a = subgroupAdd(acc[g * U + u]);
+            if (u % SUBGROUP != lane) continue;
+            [[unroll]] for (uint c = 0u; c < 4u; c++) o[(kvh * GROUP + g) * D + 4u * u + c] = a[c];
+        }
+    }
+}
+#else
 shared float sPartial[NSUB * GROUP * D];
 
 void main() {
@@ -77,3 +116,4 @@ void main() {
         o[kvh * GROUP * D + i] = sum;  // i = g·D + d, head kvh·GROUP + g
     }
 }
+#endif

@@ -162,8 +162,14 @@ final class VulkanAttentionTests: AttentionTestCase {
         try check(Case(heads: 4, kvHeads: 4, headDim: 64, rows: 300, start: 250), &rng)
     }
 
+    /// Every apply form: lanes owning keys (CPU drivers), lanes owning dimensions through texel views
+    /// and through storage buffers, whichever the device defaults to.
     func testEmittedProbabilitiesAndApply() throws {
         var rng = TestRandom(#function)
+        let ballot = device.info.supportsSubgroupBallot
+        for (lanes, texel) in [(true, true), (false, true), (false, false)] where ballot || !lanes {
+        attention.lanesDecode = lanes
+        attention.texelCaches = texel
         for (heads, kvHeads, d, t) in [(9, 3, 64, 1), (9, 3, 64, 300), (9, 3, 64, 1500), (4, 4, 128, 513)] {
             let c = Case(heads: heads, kvHeads: kvHeads, headDim: d, rows: 1, start: t - 1, emit: true)
             let outcome = try check(c, &rng)
@@ -188,8 +194,9 @@ final class VulkanAttentionTests: AttentionTestCase {
             let own = maxAbsError(gpu, referenceApply(outcome.gpuProbabilities, v: vOther, context: t, heads: heads, kvHeads: kvHeads, headDim: d)) / scaleV
             let exact = maxAbsError(gpu, referenceApply(outcome.referenceProbabilities, v: vOther, context: t, heads: heads, kvHeads: kvHeads, headDim: d)) / scaleV
             print("  apply T=\(t): error vs own P \(String(format: "%.2e", own)), vs exact P \(String(format: "%.2e", exact))")
-            XCTAssertLessThanOrEqual(own, Self.tolerance, "\(c): apply vs GPU P")
-            XCTAssertLessThanOrEqual(exact, Self.tolerance, "\(c): apply vs exact P")
+            XCTAssertLessThanOrEqual(own, Self.tolerance, "\(c) lanes \(lanes) texel \(texel): apply vs GPU P")
+            XCTAssertLessThanOrEqual(exact, Self.tolerance, "\(c) lanes \(lanes) texel \(texel): apply vs exact P")
+        }
         }
     }
 

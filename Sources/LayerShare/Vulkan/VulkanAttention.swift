@@ -260,11 +260,15 @@ public final class VulkanAttention {
                     + "in attention_apply, the device offers \(info.maxSharedMemory)")
         }
         let vView = texelViews([v], bytes: cacheBytes, headDim: d)?.first
+        // CPU drivers: lanes own keys (see the shader), one subgroup per workgroup.
+        let lanesOwnKeys = lanesDecode && vView != nil
+        if lanesOwnKeys { subgroups = 1 }
         var defines = [
             "HEAD_DIM": "\(d)", "GROUP": "\(groupSize)", "SUBGROUP": "\(subgroup)", "NSUB": "\(subgroups)",
             "WG_SIZE": "\(subgroup * subgroups)",
         ]
         if vView != nil { defines["KV_TEXEL"] = "1" }
+        if lanesOwnKeys { defines["LANES_OWN_KEYS"] = "1" }
         let pipeline = try library.pipeline("attention_apply.comp", defines: defines,
                                             bindingKinds: [.storageBuffer, vView != nil ? .uniformTexelBuffer : .storageBuffer, .storageBuffer],
                                             pushConstantBytes: 8, subgroups: subgroupRequirement(workgroup: subgroup * subgroups))
