@@ -117,15 +117,24 @@ final class VulkanAttentionTests: AttentionTestCase {
         }
     }
 
+    /// Runs `body` for each decode attention form, whichever the device defaults to: lanes owning keys
+    /// (texel caches with subgroup ballot, CPU drivers), and lanes owning head dimensions through
+    /// texel views and through storage buffers.
+    func forEachDecodeForm(_ body: (_ lanes: Bool, _ texel: Bool) throws -> Void) throws {
+        let ballot = device.info.supportsSubgroupBallot
+        for (lanes, texel) in [(true, true), (false, true), (false, false)] where ballot || !lanes {
+            attention.lanesDecode = lanes
+            attention.texelCaches = texel
+            try body(lanes, texel)
+        }
+    }
+
     /// Both decode kernels, whichever the device defaults to: attention_decode_lanes.comp (texel
     /// caches with subgroup ballot, CPU drivers) and attention_decode.comp, through texel views and
     /// storage buffers; head dims whose texel count does not fill the subgroup evenly (80: 20 texels).
     func testBothDecodeKernels() throws {
         var rng = TestRandom(#function)
-        let ballot = device.info.supportsSubgroupBallot
-        for (lanes, texel) in [(true, true), (false, true), (false, false)] where ballot || !lanes {
-            attention.lanesDecode = lanes
-            attention.texelCaches = texel
+        try forEachDecodeForm { lanes, _ in
             let plan = try attention.plan(rows: 1, startPosition: 40, heads: 9, kvHeads: 3, headDim: 64)
             XCTAssertEqual(plan.kernel, lanes ? "attention_decode_lanes.comp" : "attention_decode.comp")
             for (heads, kvHeads, d, t) in [(9, 3, 64, 41), (8, 2, 80, 300), (4, 4, 128, 7), (6, 3, 16, 9)] {
@@ -166,37 +175,34 @@ final class VulkanAttentionTests: AttentionTestCase {
     /// and through storage buffers, whichever the device defaults to.
     func testEmittedProbabilitiesAndApply() throws {
         var rng = TestRandom(#function)
-        let ballot = device.info.supportsSubgroupBallot
-        for (lanes, texel) in [(true, true), (false, true), (false, false)] where ballot || !lanes {
-        attention.lanesDecode = lanes
-        attention.texelCaches = texel
-        for (heads, kvHeads, d, t) in [(9, 3, 64, 1), (9, 3, 64, 300), (9, 3, 64, 1500), (4, 4, 128, 513)] {
-            let c = Case(heads: heads, kvHeads: kvHeads, headDim: d, rows: 1, start: t - 1, emit: true)
-            let outcome = try check(c, &rng)
-            // Rows of P sum to 1.
-            for h in 0..<heads {
-                let sum = outcome.gpuProbabilities[h * t ..< (h + 1) * t].reduce(0.0) { $0 + Double($1) }
-                XCTAssertEqual(sum, 1, accuracy: 1e-5, "\(c): row \(h) of P")
+        try forEachDecodeForm { lanes, texel in
+            for (heads, kvHeads, d, t) in [(9, 3, 64, 1), (9, 3, 64, 300), (9, 3, 64, 1500), (4, 4, 128, 513)] {
+                let c = Case(heads: heads, kvHeads: kvHeads, headDim: d, rows: 1, start: t - 1, emit: true)
+                let outcome = try check(c, &rng)
+                // Rows of P sum to 1.
+                for h in 0..<heads {
+                    let sum = outcome.gpuProbabilities[h * t ..< (h + 1) * t].reduce(0.0) { $0 + Double($1) }
+                    XCTAssertEqual(sum, 1, accuracy: 1e-5, "\(c): row \(h) of P")
+                }
+                // Apply the emitted P to another layer's V cache (NaN past T, as in a real cache).
+                let vOther = rng.floats(t * kvHeads * d, -3, 3)
+                let pBuffer = try buffer(outcome.gpuProbabilities, label: "P")
+                let vBuffer = try buffer(vOther + [Float](repeating: .nan, count: 2 * kvHeads * d), label: "v other")
+                let out = try poisoned(heads * d, label: "applied")
+                let batch = try CommandBatch(device: device)
+                try batch.begin()
+                try attention.applyProbabilities(batch, probabilities: pBuffer, v: vBuffer, out: out, context: t,
+                                                 heads: heads, kvHeads: kvHeads, headDim: d, label: "apply")
+                try batch.run()
+                let gpu = try out.download(Float.self, count: heads * d)
+                let scaleV = maxMagnitude(vOther)
+                // Against the GPU's own P (the apply kernel alone) and the exact P (end to end).
+                let own = maxAbsError(gpu, referenceApply(outcome.gpuProbabilities, v: vOther, context: t, heads: heads, kvHeads: kvHeads, headDim: d)) / scaleV
+                let exact = maxAbsError(gpu, referenceApply(outcome.referenceProbabilities, v: vOther, context: t, heads: heads, kvHeads: kvHeads, headDim: d)) / scaleV
+                print("  apply T=\(t): error vs own P \(String(format: "%.2e", own)), vs exact P \(String(format: "%.2e", exact))")
+                XCTAssertLessThanOrEqual(own, Self.tolerance, "\(c) lanes \(lanes) texel \(texel): apply vs GPU P")
+                XCTAssertLessThanOrEqual(exact, Self.tolerance, "\(c) lanes \(lanes) texel \(texel): apply vs exact P")
             }
-            // Apply the emitted P to another layer's V cache (NaN past T, as in a real cache).
-            let vOther = rng.floats(t * kvHeads * d, -3, 3)
-            let pBuffer = try buffer(outcome.gpuProbabilities, label: "P")
-            let vBuffer = try buffer(vOther + [Float](repeating: .nan, count: 2 * kvHeads * d), label: "v other")
-            let out = try poisoned(heads * d, label: "applied")
-            let batch = try CommandBatch(device: device)
-            try batch.begin()
-            try attention.applyProbabilities(batch, probabilities: pBuffer, v: vBuffer, out: out, context: t,
-                                             heads: heads, kvHeads: kvHeads, headDim: d, label: "apply")
-            try batch.run()
-            let gpu = try out.download(Float.self, count: heads * d)
-            let scaleV = maxMagnitude(vOther)
-            // Against the GPU's own P (the apply kernel alone) and the exact P (end to end).
-            let own = maxAbsError(gpu, referenceApply(outcome.gpuProbabilities, v: vOther, context: t, heads: heads, kvHeads: kvHeads, headDim: d)) / scaleV
-            let exact = maxAbsError(gpu, referenceApply(outcome.referenceProbabilities, v: vOther, context: t, heads: heads, kvHeads: kvHeads, headDim: d)) / scaleV
-            print("  apply T=\(t): error vs own P \(String(format: "%.2e", own)), vs exact P \(String(format: "%.2e", exact))")
-            XCTAssertLessThanOrEqual(own, Self.tolerance, "\(c) lanes \(lanes) texel \(texel): apply vs GPU P")
-            XCTAssertLessThanOrEqual(exact, Self.tolerance, "\(c) lanes \(lanes) texel \(texel): apply vs exact P")
-        }
         }
     }
 

@@ -83,9 +83,11 @@ public final class VulkanAttention {
     /// is a K/V stream. GPUs keep storage buffers. LAYERSHARE_ATTENTION_TEXEL=0/1 overrides (A/B runs).
     public var texelCaches: Bool
     /// Decode through texel views uses attention_decode_lanes.comp (lanes own keys: no cross-lane
-    /// reduction per score) instead of attention_decode.comp's texel path. On by default where
-    /// texel caches are and the device has subgroup ballot: on lavapipe a decode layer at ~170 keys
-    /// took 137 µs instead of 225 µs single-threaded. LAYERSHARE_ATTENTION_LANES=0/1 overrides.
+    /// operation in the key loop) instead of attention_decode.comp's texel path, and
+    /// `applyProbabilities` attention_apply.comp's LANES_OWN_KEYS form. On by default where texel
+    /// caches are and the device has subgroup ballot: on lavapipe a decode layer at ~170 keys took
+    /// 137 µs instead of 225 µs single-threaded (more at long contexts; BENCHMARKS.md).
+    /// LAYERSHARE_ATTENTION_LANES=0/1 overrides.
     public var lanesDecode: Bool
 
     public init(library: PipelineLibrary) {

@@ -433,7 +433,8 @@ public final class VulkanKernels {
             try requireFloats(what(), "next norm weight", next.weight, offset: 0, span: outRows)
             try requireFloats(what(), "normed output", next.normed, offset: 0, span: outRows)
             try requireFloats(what(), "norm partial sums (whole texels)", next.partials, offset: 0, span: (count + 3) / 4 * 4)
-            guard Set([ObjectIdentifier(next.normed), ObjectIdentifier(next.partials), ObjectIdentifier(y), ObjectIdentifier(x)]).count == 4 else {
+            let buffers = [next.normed, next.partials, y, x]  // pairwise distinct (no Set: this runs per dispatch)
+            guard !(0..<4).contains(where: { i in (i + 1..<4).contains { buffers[i] === buffers[$0] } }) else {
                 throw fail(what(), "x, y, the normed output and the partial sums must be distinct buffers")
             }
         }
@@ -517,8 +518,8 @@ public final class VulkanKernels {
         var bindings: [BufferBinding] = [view.map { .texels($0) } ?? .read(weight.buffer), xView.map { .texels($0) } ?? .read(x)]
         var push: [ShaderScalar] = [Self.u(weight.cols), Self.u(weight.rows), Self.u(xOffset), Self.u(yOffset), Self.u(rows), Self.u(xs), Self.u(ys)]
         let wg = tuning.matvecWorkgroup
-        var specialization = [Self.u(wg), Self.u(rowsPerInvocation), Self.u(rows == 1 ? 1 : t.prefillActivationRows)]
         let xRows = rows == 1 ? 1 : t.prefillActivationRows
+        var specialization = [Self.u(wg), Self.u(rowsPerInvocation), Self.u(xRows)]
         switch output {
         case .store: bindings.append(.write(y))
         case .accumulate: defines["OUT_ADD"] = "1"; bindings.append(.readWrite(y))
