@@ -42,6 +42,6 @@ let package = Package(
         ),
         .testTarget(name: "VulkanComputeTests", dependencies: ["VulkanCompute"]),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"], exclude: ["Fixtures"]),
-        .testTarget(name: "LayerShareTests", dependencies: ["LayerShare"]),
+        .testTarget(name: "LayerShareTests", dependencies: ["LayerShare"], exclude: ["Fixtures"]),
     ]
 )
