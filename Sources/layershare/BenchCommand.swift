@@ -42,14 +42,14 @@ struct BenchCommand: ParsableCommand {
         var tokens = model.tokenizer.encode(text, parseSpecial: false)
         while tokens.count < maxContext { tokens += tokens }  // repeat short texts
         let bench = try Benchmark(steps: steps, runs: runs)
-        var configurations: [(name: String, modes: [LayerMode]?)] = [("baseline", nil)]
+        var configurations: [(name: String, specs: [LayerSpec]?)] = [("baseline", nil)]
         for path in plans {
-            configurations.append(((path as NSString).lastPathComponent, try loadPlanModes(path: path, model: model)))
+            configurations.append(((path as NSString).lastPathComponent, try loadPlanSpecs(path: path, model: model)))
         }
         var results: [BenchResult] = []
         for config in configurations {
             var runnerOptions = try options.runnerOptions(model: model)
-            runnerOptions.modes = config.modes
+            runnerOptions.specs = config.specs
             runnerOptions.context = maxContext + steps
             let runner: ModelRunner
             var backendForMemory: VulkanBackend?

@@ -46,7 +46,7 @@ struct ModelOptions: ParsableArguments {
         o.context = ctx
         o.maxChunk = chunk
         if let plan {
-            o.modes = try SharingPlan.load(path: plan, model: model).layerModes(for: model.hyper)
+            o.specs = try SharingPlan.load(path: plan, model: model).layerSpecs(for: model.hyper)
         }
         return o
     }

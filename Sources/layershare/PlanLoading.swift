@@ -1,7 +1,7 @@
 import Foundation
 import LayerShare
 
-/// Layer modes of a sharing-plan file, validated against the model.
-func loadPlanModes(path: String, model: LoadedModel) throws -> [LayerMode] {
-    try SharingPlan.load(path: path, model: model).layerModes(for: model.hyper)
+/// Layer specs of a sharing-plan file, validated against the model.
+func loadPlanSpecs(path: String, model: LoadedModel) throws -> [LayerSpec] {
+    try SharingPlan.load(path: path, model: model).layerSpecs(for: model.hyper)
 }

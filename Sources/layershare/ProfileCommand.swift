@@ -35,7 +35,7 @@ struct ProfileCommand: ParsableCommand {
         guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
         var runnerOptions = try options.runnerOptions(model: model)
         runnerOptions.profiling = true
-        if let plan { runnerOptions.modes = try loadPlanModes(path: plan, model: model) }
+        if let plan { runnerOptions.specs = try loadPlanSpecs(path: plan, model: model) }
         if runnerOptions.context == nil { runnerOptions.context = ids.count + tokens + 1 }
         let session = try RunnerFactory.makeVulkan(model: model, options: runnerOptions, log: note)
         let profile = try ProfileRun.run(runner: session.runner, backend: session.backend, prompt: ids, steps: tokens)

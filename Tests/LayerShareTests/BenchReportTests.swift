@@ -18,13 +18,14 @@ final class BenchReportTests: XCTestCase {
         var tokens = model.tokenizer.encode("The history of computing is a story of abstraction layered upon abstraction.")
         while tokens.count < contexts.max()! { tokens += tokens }
         let bench = try Benchmark(steps: steps, runs: 2)
-        var shared = Array(repeating: LayerMode.standard, count: model.hyper.layers)
-        shared[2] = .sharedAttention(source: 1)
+        var sources = Array(repeating: LayerSpec.ScoreSource.own, count: model.hyper.layers)
+        sources[2] = .shared(from: 1)
+        let shared = try LayerSpec.resolve(sources, kvHeads: model.hyper.kvHeads)
         var results: [BenchResult] = []
-        for (plan, modes) in [("baseline", nil), ("sa-2from1", shared)] as [(String, [LayerMode]?)] {
+        for (plan, specs) in [("baseline", nil), ("sa-2from1", shared)] as [(String, [LayerSpec]?)] {
             var options = RunnerOptions()
             options.context = contexts.max()! + steps
-            options.modes = modes
+            options.specs = specs
             let device = try VulkanDevice()
             let session = try RunnerFactory.makeVulkan(model: model, options: options, device: device)
             results += try bench.results(plan: plan, runner: session.runner, backend: session.backend, tokens: tokens, contexts: contexts)

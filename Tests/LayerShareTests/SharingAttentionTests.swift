@@ -10,7 +10,7 @@ final class SharingAttentionTests: XCTestCase {
     func testSharedLayerEqualsMaterialisedProbabilityReference() throws {
         let model = try SharedModel.model()
         let h = model.hyper
-        let modes = try SharingPlan.sharedAttention(spans: [27...28], model: model).layerModes(for: h)
+        let specs = try SharingPlan.sharedAttention(spans: [27...28], model: model).layerSpecs(for: h)
         let tokens = Array(model.tokenizer.encode(SharingTestSupport.prompt).prefix(12))
         let n = tokens.count
         let backend = CPUBackend()
@@ -19,7 +19,7 @@ final class SharingAttentionTests: XCTestCase {
             if layer == 26 { sourceProbabilities = Array(p) }
             XCTAssertEqual(heads * rows * keys, heads * n * n)
         }
-        let transformer = try Transformer(backend: backend, weights: model.weights, capacity: 32, modes: modes)
+        let transformer = try Transformer(backend: backend, weights: model.weights, capacity: 32, specs: specs)
         var hidden: [Int: [Float]] = [:]
         try transformer.forward(tokens, logits: .none, hidden: { hidden[$0] = $1 })
         XCTAssertEqual(sourceProbabilities.count, h.heads * n * n)
@@ -35,15 +35,15 @@ final class SharingAttentionTests: XCTestCase {
     func testDecodeAndPrefillPathsAgree() throws {
         let model = try SharedModel.model()
         let tokens = Array(model.tokenizer.encode(SharingTestSupport.prompt).prefix(16))
-        let modes = try SharingPlan.sharedAttention(spans: [20...23, 25...28], model: model).layerModes(for: model.hyper)
-        func paths(_ modes: [LayerMode]?) throws -> (prefill: [Float], decode: [Float]) {
-            let prefill = try SharingTestSupport.runner(model, .cpu, modes: modes).forward(tokens, logits: .all)
-            let runner = try SharingTestSupport.runner(model, .cpu, modes: modes)
+        let specs = try SharingPlan.sharedAttention(spans: [20...23, 25...28], model: model).layerSpecs(for: model.hyper)
+        func paths(_ specs: [LayerSpec]?) throws -> (prefill: [Float], decode: [Float]) {
+            let prefill = try SharingTestSupport.runner(model, .cpu, specs: specs).forward(tokens, logits: .all)
+            let runner = try SharingTestSupport.runner(model, .cpu, specs: specs)
             var decode: [Float] = []
             for t in tokens { decode += try runner.forward([t], logits: .last) }
             return (prefill, decode)
         }
-        let shared = try paths(modes)
+        let shared = try paths(specs)
         let base = try paths(nil)
         let sharedDiff = TensorDifference(name: "SA", test: shared.decode, reference: shared.prefill)
         let baseDiff = TensorDifference(name: "baseline", test: base.decode, reference: base.prefill)
@@ -56,10 +56,10 @@ final class SharingAttentionTests: XCTestCase {
     func testSharedAttentionVulkanMatchesCPU() throws {
         let model = try SharedModel.model()
         let tokens = Array(model.tokenizer.encode(SharingTestSupport.prompt).prefix(20))
-        let modes = try SharingPlan.sharedAttention(spans: [20...23, 25...28], model: model).layerModes(for: model.hyper)
+        let specs = try SharingPlan.sharedAttention(spans: [20...23, 25...28], model: model).layerSpecs(for: model.hyper)
         let device = try VulkanDevice()
-        let gpu = try SharingTestSupport.runner(model, .vulkan, modes: modes, maxChunk: 8, device: device)
-        let cpu = try SharingTestSupport.runner(model, .cpu, modes: modes, maxChunk: 8)
+        let gpu = try SharingTestSupport.runner(model, .vulkan, specs: specs, maxChunk: 8, device: device)
+        let cpu = try SharingTestSupport.runner(model, .cpu, specs: specs, maxChunk: 8)
         let report = try BackendComparison.run(test: gpu, reference: cpu, prompt: tokens, greedyTokens: 16)
         print("SA vulkan vs cpu: logits rel \(report.logits!.maxRelative), greedy \(report.greedyAgreements)/\(report.greedySteps)")
         XCTAssertLessThan(report.logits!.maxRelative, 1e-4)

@@ -45,10 +45,10 @@ final class SharingPlanLogitsFixtureTests: XCTestCase {
         XCTAssertEqual(tokens.count, Self.prefillTokens + Self.decodeTokens)
         var runs: [Run] = []
         for plan in ["none"] + plans {
-            let modes = plan == "none" ? nil
-                : try SharingPlan.load(path: Self.plansDirectory + "/" + plan, model: model).layerModes(for: model.hyper)
+            let specs = plan == "none" ? nil
+                : try SharingPlan.load(path: Self.plansDirectory + "/" + plan, model: model).layerSpecs(for: model.hyper)
             for backend in [BackendKind.cpu, .vulkan] {
-                let runner = try SharingTestSupport.runner(model, backend, modes: modes, context: 32, maxChunk: Self.chunk,
+                let runner = try SharingTestSupport.runner(model, backend, specs: specs, context: 32, maxChunk: Self.chunk,
                                                            device: backend == .vulkan ? device : nil)
                 var logits = try runner.forward(Array(tokens.prefix(Self.prefillTokens)), logits: .all)
                 for t in tokens.dropFirst(Self.prefillTokens) { logits += try runner.forward([t], logits: .last) }

@@ -12,11 +12,12 @@ final class SharingPlanTests: XCTestCase {
         try plan.write(to: path)
         let loaded = try SharingPlan.load(path: path, model: model)
         XCTAssertEqual(loaded, plan)
-        let modes = try loaded.layerModes(for: model.hyper)
-        XCTAssertEqual(modes.count, 30)
+        let specs = try loaded.layerSpecs(for: model.hyper)
+        XCTAssertEqual(specs.count, 30)
         for l in 0..<30 {
-            let expected: LayerMode = (23...26).contains(l) ? .sharedAttention(source: 22) : l == 28 ? .sharedAttention(source: 27) : .standard
-            XCTAssertEqual(modes[l], expected, "layer \(l)")
+            let expected: LayerSpec.ScoreSource = (23...26).contains(l) ? .shared(from: 22) : l == 28 ? .shared(from: 27) : .own
+            XCTAssertEqual(specs[l].scores, expected, "layer \(l)")
+            XCTAssertEqual(specs[l].emits, l == 22 || l == 27 ? .probabilities : .nothing, "layer \(l)")
         }
         XCTAssertEqual(loaded.kvBytesSavedPerToken(), 5 * 3 * 64 * 4)
         XCTAssertTrue(loaded.model.weightsHash!.hasPrefix("fnv1a64:"))
@@ -47,12 +48,12 @@ final class SharingPlanTests: XCTestCase {
         let path = SharingTestSupport.temporaryPath("empty.json")
         defer { try? FileManager.default.removeItem(atPath: path) }
         try json.write(toFile: path, atomically: true, encoding: .utf8)
-        let modes = try SharingPlan.load(path: path, model: model).layerModes(for: model.hyper)
-        XCTAssertEqual(modes, Array(repeating: .standard, count: model.hyper.layers))
+        let specs = try SharingPlan.load(path: path, model: model).layerSpecs(for: model.hyper)
+        XCTAssertEqual(specs, LayerSpec.standard(layers: model.hyper.layers, kvHeads: model.hyper.kvHeads))
         let tokens = model.tokenizer.encode(SharingTestSupport.prompt)
         let device = backend == .vulkan ? try VulkanDevice() : nil
-        let plain = try SharingTestSupport.runner(model, backend, modes: nil, device: device)
-        let planned = try SharingTestSupport.runner(model, backend, modes: modes, device: device)
+        let plain = try SharingTestSupport.runner(model, backend, specs: nil, device: device)
+        let planned = try SharingTestSupport.runner(model, backend, specs: specs, device: device)
         let a = try plain.forward(tokens, logits: .all)
         let b = try planned.forward(tokens, logits: .all)
         XCTAssertEqual(a.count, b.count)

@@ -2,19 +2,19 @@ import Foundation
 import LayerShare
 import XCTest
 
-/// Helpers for the sharing tests: temporary files and runners with a plan's modes.
+/// Helpers for the sharing tests: temporary files and runners with a plan's layer specs.
 enum SharingTestSupport {
     static func temporaryPath(_ name: String) -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("sharing-\(UUID().uuidString)-\(name)").path
     }
 
-    static func runner(_ model: LoadedModel, _ backend: BackendKind, modes: [LayerMode]?, context: Int = 64,
+    static func runner(_ model: LoadedModel, _ backend: BackendKind, specs: [LayerSpec]?, context: Int = 64,
                        maxChunk: Int = 128, device: VulkanDevice? = nil) throws -> ModelRunner {
         var options = RunnerOptions()
         options.backend = backend
         options.context = context
         options.maxChunk = maxChunk
-        options.modes = modes
+        options.specs = specs
         return try RunnerFactory.make(model: model, options: options, device: device)
     }
 

@@ -36,18 +36,7 @@ public final class CPUBackend: InferenceBackend {
         }
     }
 
-    public final class Cache {
-        let keys: Tensor?
-        let values: Tensor
-        let rowSize: Int
-        let capacity: Int
-        init(capacity: Int, rowSize: Int, storesKeys: Bool) {
-            self.capacity = capacity
-            self.rowSize = rowSize
-            keys = storesKeys ? Tensor(capacity * rowSize) : nil
-            values = Tensor(capacity * rowSize)
-        }
-    }
+    public typealias Cache = KVCache<Tensor>
 
     public let name = "cpu"
     private let scratch = ProductScratch<CPUBackend>()
@@ -64,8 +53,10 @@ public final class CPUBackend: InferenceBackend {
     public func loadStacked(_ weights: [WeightTensor], label: String) throws -> Weight {
         Weight(stacking: weights.map(Weight.init), label: label)
     }
-    public func makeCache(capacity: Int, rowSize: Int, storesKeys: Bool, label: String) throws -> Cache {
-        Cache(capacity: capacity, rowSize: rowSize, storesKeys: storesKeys)
+    public func makeCache(_ spec: CacheSpec, capacity: Int, label: String) throws -> Cache {
+        let sizes = spec.streams.map { capacity.multipliedReportingOverflow(by: $0.rowSize * 4) }
+        guard !sizes.contains(where: \.overflow) else { throw ModelLoadError("\(label) cache: \(capacity) positions overflow") }
+        return Cache(spec, capacity: capacity) { Tensor(capacity * $1) }
     }
     public func setGroup(_ group: String) {
         currentLayer = group.hasPrefix("layer ") ? Int(group.dropFirst(6)) ?? -1 : -1
@@ -100,28 +91,26 @@ public final class CPUBackend: InferenceBackend {
 
     public func ropeIntoCache(_ qkv: Tensor, rows: Int, heads: Int, kvHeads: Int, headDim: Int, startPosition: Int,
                               theta: Float, layout: RopeLayout, cache: Cache) throws {
-        guard let keys = cache.keys else { throw ModelLoadError("ropeIntoCache: the cache stores no keys") }
-        let qSize = heads * headDim, kvSize = kvHeads * headDim, rowSize = qSize + 2 * kvSize
-        precondition(kvSize == cache.rowSize && startPosition + rows <= cache.capacity && rows * rowSize <= qkv.count)
+        let (keys, kvSize) = try cache.stream(.keys, "ropeIntoCache")
+        let (values, _) = try cache.stream(.values, "ropeIntoCache")
+        let qSize = heads * headDim, rowSize = qSize + 2 * kvSize
+        precondition(kvSize == kvHeads * headDim && startPosition + rows <= cache.capacity && rows * rowSize <= qkv.count)
         // Same kernels as rope + store: K and V rows are copied into the cache, then K is rotated there.
         let offset = startPosition * kvSize
         for r in 0..<rows {
             let row = qkv.storage + r * rowSize
             CPUKernels.rope(row, rows: 1, heads: heads, headDim: headDim, startPosition: startPosition + r, theta: theta, layout: layout)
             (keys.storage + offset + r * kvSize).update(from: row + qSize, count: kvSize)
-            (cache.values.storage + offset + r * kvSize).update(from: row + qSize + kvSize, count: kvSize)
+            (values.storage + offset + r * kvSize).update(from: row + qSize + kvSize, count: kvSize)
         }
         CPUKernels.rope(keys.storage + offset, rows: rows, heads: kvHeads, headDim: headDim, startPosition: startPosition,
                         theta: theta, layout: layout)
     }
 
-    public func store(keys: Tensor?, keyOffset: Int, values: Tensor, valueOffset: Int, cache: Cache, rows: Int, startPosition: Int) throws {
-        precondition(startPosition + rows <= cache.capacity)
-        let offset = startPosition * cache.rowSize
-        if let keys, let cacheKeys = cache.keys {
-            (cacheKeys.storage + offset).update(from: keys.storage + keyOffset, count: rows * cache.rowSize)
-        }
-        (cache.values.storage + offset).update(from: values.storage + valueOffset, count: rows * cache.rowSize)
+    public func store(_ source: Tensor, offset: Int, into stream: CacheSpec.Stream, of cache: Cache, rows: Int, startPosition: Int) throws {
+        let (target, rowSize) = try cache.stream(stream, "store")
+        precondition(startPosition + rows <= cache.capacity && offset + rows * rowSize <= source.count)
+        (target.storage + startPosition * rowSize).update(from: source.storage + offset, count: rows * rowSize)
     }
 
     public func splitColumns(_ x: Tensor, rows: Int, rowSize: Int, into parts: [(offset: Int, size: Int, tensor: Tensor)]) throws {
@@ -133,26 +122,34 @@ public final class CPUBackend: InferenceBackend {
         }
     }
 
-    public func attention(queries: Tensor, keys: Cache, values: Cache, into out: Tensor, rows: Int, startPosition: Int,
-                          heads: Int, kvHeads: Int, headDim: Int, probabilities: Tensor?) throws {
-        guard let k = keys.keys else { throw ModelLoadError("attention reads keys from a cache that stores none") }
-        let total = startPosition + rows
-        // The observer needs the whole matrix; the same kernel writes it (results are identical either way).
-        let observed: UnsafeMutablePointer<Float>? = attentionObserver == nil ? nil
-            : probabilities?.storage ?? .allocate(capacity: heads * rows * total)
-        defer { if let observed, observed != probabilities?.storage { observed.deallocate() } }
-        CPUKernels.attention(q: queries.storage, k: k.storage, v: values.values.storage, out: out.storage,
-                             queryCount: rows, keyCount: total, heads: heads, kvHeads: kvHeads, headDim: headDim,
-                             queryStart: startPosition, probabilitiesOut: observed ?? probabilities?.storage)
-        if let observed, let attentionObserver {
-            attentionObserver(currentLayer, UnsafeBufferPointer(start: observed, count: heads * rows * total), heads, rows, total)
+    public func attention(_ op: AttentionOp<Tensor, Cache>) throws {
+        try op.check("attention")
+        let s = op.shape, total = op.context
+        let (v, _) = try op.values.stream(.values, "attention values")
+        precondition(total <= op.values.capacity && op.rows * s.queryRow <= op.out.count)
+        switch op.scores {
+        case let .queries(queries, keyCache):
+            let (k, _) = try keyCache.stream(.keys, "attention keys")
+            precondition(total <= keyCache.capacity && op.rows * s.queryRow <= queries.count)
+            let emitted = op.emittedProbabilities
+            // The observer needs the whole matrix; the same kernel writes it (results are identical either way).
+            let observed: UnsafeMutablePointer<Float>? = attentionObserver == nil ? nil
+                : emitted?.storage ?? .allocate(capacity: s.heads * op.rows * total)
+            defer { if let observed, observed != emitted?.storage { observed.deallocate() } }
+            CPUKernels.attention(q: queries.storage, k: k.storage, v: v.storage, out: op.out.storage,
+                                 queryCount: op.rows, keyCount: total, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
+                                 queryStart: op.startPosition, probabilitiesOut: observed ?? emitted?.storage)
+            if let observed, let attentionObserver {
+                attentionObserver(currentLayer, UnsafeBufferPointer(start: observed, count: s.heads * op.rows * total), s.heads, op.rows, total)
+            }
+        case let .probabilities(p):
+            guard case .nothing = op.emit else {
+                throw ModelLoadError("attention: a layer applying given probabilities cannot emit them again (emit from the source)")
+            }
+            precondition(s.heads * total <= p.count)
+            CPUKernels.applyProbabilities(p.storage, v: v.storage, out: op.out.storage, queryCount: 1,
+                                          keyCount: total, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim)
         }
-    }
-
-    public func applyProbabilities(_ probabilities: Tensor, cache: Cache, into out: Tensor, context: Int,
-                                   heads: Int, kvHeads: Int, headDim: Int) throws {
-        CPUKernels.applyProbabilities(probabilities.storage, v: cache.values.storage, out: out.storage, queryCount: 1,
-                                      keyCount: context, heads: heads, kvHeads: kvHeads, headDim: headDim)
     }
 
     public func copyRow(_ x: Tensor, row: Int, rowSize: Int, into out: Tensor) throws {

@@ -12,16 +12,7 @@ public final class VulkanBackend: InferenceBackend {
         init(buffer: DeviceBuffer, count: Int) { self.buffer = buffer; self.count = count }
     }
 
-    public final class Cache {
-        let keys: DeviceBuffer?
-        let values: DeviceBuffer
-        let rowSize: Int
-        let capacity: Int
-        init(keys: DeviceBuffer?, values: DeviceBuffer, rowSize: Int, capacity: Int) {
-            self.keys = keys; self.values = values; self.rowSize = rowSize; self.capacity = capacity
-        }
-    }
-
+    public typealias Cache = KVCache<DeviceBuffer>
     public typealias Weight = VulkanMatrix
 
     public let device: VulkanDevice
@@ -99,11 +90,12 @@ public final class VulkanBackend: InferenceBackend {
         return m
     }
 
-    public func makeCache(capacity: Int, rowSize: Int, storesKeys: Bool, label: String) throws -> Cache {
-        let bytes = capacity * rowSize * 4
-        let keys = storesKeys ? try DeviceBuffer(device: device, byteCount: bytes, label: "\(label) K cache") : nil
-        let values = try DeviceBuffer(device: device, byteCount: bytes, label: "\(label) V cache")
-        return Cache(keys: keys, values: values, rowSize: rowSize, capacity: capacity)
+    public func makeCache(_ spec: CacheSpec, capacity: Int, label: String) throws -> Cache {
+        try Cache(spec, capacity: capacity) { stream, row in
+            let (bytes, overflow) = capacity.multipliedReportingOverflow(by: row * 4)
+            guard !overflow else { throw ModelLoadError("\(label) \(stream.rawValue) cache: \(capacity) positions × \(row) floats overflow") }
+            return try DeviceBuffer(device: device, byteCount: bytes, label: "\(label) \(stream.rawValue) cache")
+        }
     }
 
     public func setGroup(_ group: String) { self.group = group }
@@ -158,14 +150,15 @@ public final class VulkanBackend: InferenceBackend {
             }
         case let .swiglu(t): (y, kernelOutput, what) = (t, .swiglu, "swiglu")
         case let .ropeIntoCache(queries, r):
-            guard let keys = r.cache.keys else { throw ModelLoadError("\(label): the cache stores no keys") }
-            guard r.startPosition + rows <= r.cache.capacity, r.kvHeads * r.headDim == r.cache.rowSize else {
+            let (keys, kvRow) = try r.cache.stream(.keys, label)
+            let (values, _) = try r.cache.stream(.values, label)
+            guard r.startPosition + rows <= r.cache.capacity, r.kvHeads * r.headDim == kvRow else {
                 throw ModelLoadError("\(label): rows \(r.startPosition)..<\(r.startPosition + rows) × \(r.kvHeads * r.headDim) do not fit the cache")
             }
             y = queries
             kernelOutput = .ropeIntoCache(VulkanKernels.RopeCacheTarget(
                 heads: r.heads, kvHeads: r.kvHeads, headDim: r.headDim, startPosition: r.startPosition, theta: r.theta,
-                layout: r.layout, keyCache: keys, valueCache: r.cache.values))
+                layout: r.layout, keyCache: keys, valueCache: values))
             what = "rope_kv"
         }
         guard kernels.canFuse(weight: weight, rows: rows, output: kernelOutput) else {
@@ -213,28 +206,29 @@ public final class VulkanBackend: InferenceBackend {
 
     public func ropeIntoCache(_ qkv: Tensor, rows: Int, heads: Int, kvHeads: Int, headDim: Int, startPosition: Int,
                               theta: Float, layout: RopeLayout, cache: Cache) throws {
-        guard let keys = cache.keys else { throw ModelLoadError("ropeIntoCache: the cache stores no keys") }
-        guard startPosition + rows <= cache.capacity, kvHeads * headDim == cache.rowSize else {
+        let (keys, kvRow) = try cache.stream(.keys, "ropeIntoCache")
+        let (values, _) = try cache.stream(.values, "ropeIntoCache")
+        guard startPosition + rows <= cache.capacity, kvHeads * headDim == kvRow else {
             throw ModelLoadError("ropeIntoCache: rows \(startPosition)..<\(startPosition + rows) × \(kvHeads * headDim) do not fit the cache")
         }
         try ensureRecording()
         let rowSize = (heads + 2 * kvHeads) * headDim
         batch.setCost(bytes: Double(rows * (rowSize + (heads + 2 * kvHeads) * headDim) * 4), flops: Double(3 * rows * (heads + kvHeads) * headDim))
         try kernels.ropeIntoCache(batch, x: qkv.buffer, rows: rows, heads: heads, kvHeads: kvHeads, headDim: headDim,
-                                  startPosition: startPosition, theta: theta, layout: layout, keyCache: keys, valueCache: cache.values,
+                                  startPosition: startPosition, theta: theta, layout: layout, keyCache: keys, valueCache: values,
                                   label: "rope_kv_store", group: group)
     }
 
-    public func store(keys: Tensor?, keyOffset: Int, values: Tensor, valueOffset: Int, cache: Cache, rows: Int, startPosition: Int) throws {
-        try ensureRecording()
-        let bytes = rows * cache.rowSize * 4
-        let offset = startPosition * cache.rowSize * 4
-        if let keys, let cacheKeys = cache.keys {
-            batch.setCost(bytes: Double(2 * bytes), flops: 0)
-            try batch.copy(from: keys.buffer, srcOffset: keyOffset * 4, to: cacheKeys, dstOffset: offset, bytes: bytes, label: "kv_store", group: group)
+    public func store(_ source: Tensor, offset: Int, into stream: CacheSpec.Stream, of cache: Cache, rows: Int, startPosition: Int) throws {
+        let (target, rowSize) = try cache.stream(stream, "store")
+        guard startPosition >= 0, startPosition + rows <= cache.capacity else {
+            throw ModelLoadError("store: rows \(startPosition)..<\(startPosition + rows) do not fit the cache of \(cache.capacity) positions")
         }
+        try ensureRecording()
+        let bytes = rows * rowSize * 4
         batch.setCost(bytes: Double(2 * bytes), flops: 0)
-        try batch.copy(from: values.buffer, srcOffset: valueOffset * 4, to: cache.values, dstOffset: offset, bytes: bytes, label: "kv_store", group: group)
+        try batch.copy(from: source.buffer, srcOffset: offset * 4, to: target, dstOffset: startPosition * rowSize * 4, bytes: bytes,
+                       label: "kv_store", group: group)
     }
 
     public func splitColumns(_ x: Tensor, rows: Int, rowSize: Int, into parts: [(offset: Int, size: Int, tensor: Tensor)]) throws {
@@ -255,30 +249,36 @@ public final class VulkanBackend: InferenceBackend {
         return attentionScratch!
     }
 
-    public func attention(queries: Tensor, keys: Cache, values: Cache, into out: Tensor, rows: Int, startPosition: Int,
-                          heads: Int, kvHeads: Int, headDim: Int, probabilities: Tensor?) throws {
-        guard let k = keys.keys else { throw ModelLoadError("attention reads keys from a cache that stores none") }
-        let scratch = try scratch(heads: heads, headDim: headDim, context: keys.capacity)
-        try ensureRecording()
-        let context = Double(startPosition + rows)
-        // Causal: query row i sees startPosition+i+1 keys; K and V rows are read once per KV group.
-        let visiblePairs = Double(rows) * Double(startPosition) + Double(rows * (rows + 1) / 2)
-        batch.setCost(bytes: (2 * context * Double(kvHeads * headDim) + 2 * Double(rows * heads * headDim)) * 4,
-                      flops: 4 * visiblePairs * Double(heads * headDim))
-        try attentionKernels.attention(batch, q: queries.buffer, k: k, v: values.values, out: out.buffer, scratch: scratch,
-                                       rows: rows, startPosition: startPosition, heads: heads, kvHeads: kvHeads, headDim: headDim,
-                                       scale: 1 / Float(headDim).squareRoot(), probabilities: probabilities?.buffer,
-                                       label: rows == 1 ? "attention decode" : "attention prefill", group: group)
-    }
-
-    public func applyProbabilities(_ probabilities: Tensor, cache: Cache, into out: Tensor, context: Int,
-                                   heads: Int, kvHeads: Int, headDim: Int) throws {
-        try ensureRecording()
-        batch.setCost(bytes: Double(heads * context + context * kvHeads * headDim + heads * headDim) * 4,
-                      flops: 2 * Double(heads * context * headDim))
-        try attentionKernels.applyProbabilities(batch, probabilities: probabilities.buffer, v: cache.values, out: out.buffer,
-                                                context: context, heads: heads, kvHeads: kvHeads, headDim: headDim,
-                                                label: "shared_attention", group: group)
+    public func attention(_ op: AttentionOp<Tensor, Cache>) throws {
+        try op.check("attention")
+        let s = op.shape, rows = op.rows, start = op.startPosition
+        let (v, _) = try op.values.stream(.values, "attention values")
+        switch op.scores {
+        case let .queries(queries, keyCache):
+            let (k, _) = try keyCache.stream(.keys, "attention keys")
+            let scratch = try scratch(heads: s.heads, headDim: s.headDim, context: keyCache.capacity)
+            try ensureRecording()
+            let context = Double(op.context)
+            // Causal: query row i sees startPosition+i+1 keys; K and V rows are read once per KV group.
+            let visiblePairs = Double(rows) * Double(start) + Double(rows * (rows + 1) / 2)
+            batch.setCost(bytes: (2 * context * Double(s.kvHeads * s.headDim) + 2 * Double(rows * s.queryRow)) * 4,
+                          flops: 4 * visiblePairs * Double(s.queryRow))
+            try attentionKernels.attention(batch, q: queries.buffer, k: k, v: v, out: op.out.buffer, scratch: scratch,
+                                           rows: rows, startPosition: start, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
+                                           scale: 1 / Float(s.headDim).squareRoot(), probabilities: op.emittedProbabilities?.buffer,
+                                           label: rows == 1 ? "attention decode" : "attention prefill", group: group)
+        case let .probabilities(p):
+            guard case .nothing = op.emit else {
+                throw ModelLoadError("attention: a layer applying given probabilities cannot emit them again (emit from the source)")
+            }
+            try ensureRecording()
+            let context = op.context
+            batch.setCost(bytes: Double(s.heads * context + context * s.kvHeads * s.headDim + s.queryRow) * 4,
+                          flops: 2 * Double(s.heads * context * s.headDim))
+            try attentionKernels.applyProbabilities(batch, probabilities: p.buffer, v: v, out: op.out.buffer,
+                                                    context: context, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
+                                                    label: "attention apply", group: group)
+        }
     }
 
     public func copyRow(_ x: Tensor, row: Int, rowSize: Int, into out: Tensor) throws {

@@ -17,8 +17,8 @@ public protocol InferenceBackend: AnyObject {
     /// The rows of several weights (same type and row length) stacked into one matrix, so one product
     /// computes all of them (e.g. Q, K and V): fewer dispatches per token.
     func loadStacked(_ weights: [WeightTensor], label: String) throws -> Weight
-    /// One layer's cache: K rows (omitted when `storesKeys` is false) and V rows, `capacity` positions of `rowSize` floats.
-    func makeCache(capacity: Int, rowSize: Int, storesKeys: Bool, label: String) throws -> Cache
+    /// One layer's cache: the streams of `spec`, `capacity` positions each.
+    func makeCache(_ spec: CacheSpec, capacity: Int, label: String) throws -> Cache
 
     /// Profiling bucket for the ops that follow (e.g. "layer 3").
     func setGroup(_ group: String)
@@ -39,20 +39,15 @@ public protocol InferenceBackend: AnyObject {
     /// V columns of `qkv` are unspecified afterwards.
     func ropeIntoCache(_ qkv: Tensor, rows: Int, heads: Int, kvHeads: Int, headDim: Int, startPosition: Int,
                        theta: Float, layout: RopeLayout, cache: Cache) throws
-    /// Writes `rows` new K (if given) and V rows at `startPosition` of the cache, read from the tensors
-    /// starting at the given element offsets (rows contiguous).
-    func store(keys: Tensor?, keyOffset: Int, values: Tensor, valueOffset: Int, cache: Cache, rows: Int, startPosition: Int) throws
+    /// Writes `rows` rows of `stream` (the stream's row size each, contiguous from element `offset` of
+    /// `source`) into the cache at `startPosition`.
+    func store(_ source: Tensor, offset: Int, into stream: CacheSpec.Stream, of cache: Cache, rows: Int, startPosition: Int) throws
     /// Copies column blocks of a row-major [rows, rowSize] tensor into separate tensors
     /// (part i receives columns offset..<offset+size of every row, densely).
     func splitColumns(_ x: Tensor, rows: Int, rowSize: Int, into parts: [(offset: Int, size: Int, tensor: Tensor)]) throws
-    /// Causal GQA attention of `rows` queries at `startPosition` over cache positions 0..<startPosition+rows,
-    /// keys from `keys`' cache and values from `values`' cache (the same cache except under Shared Attention).
-    /// When `probabilities` is given (decode only, rows == 1) the softmax rows [heads, T] are written there.
-    func attention(queries: Tensor, keys: Cache, values: Cache, into out: Tensor, rows: Int, startPosition: Int,
-                   heads: Int, kvHeads: Int, headDim: Int, probabilities: Tensor?) throws
-    /// out = P · V for decode (rows == 1), P [heads, T] emitted by another layer, V from `cache`.
-    func applyProbabilities(_ probabilities: Tensor, cache: Cache, into out: Tensor, context: Int,
-                            heads: Int, kvHeads: Int, headDim: Int) throws
+    /// One attention call (see `AttentionOp`). A backend throws a clear error for a score source or
+    /// emission it does not support.
+    func attention(_ op: AttentionOp<Tensor, Cache>) throws
     /// out[0..<rowSize] = x[row·rowSize ..< (row+1)·rowSize]
     func copyRow(_ x: Tensor, row: Int, rowSize: Int, into out: Tensor) throws
     /// out[i] = silu(gate[gateOffset + i]) · up[upOffset + i]

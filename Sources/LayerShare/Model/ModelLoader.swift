@@ -51,7 +51,8 @@ public struct RunnerOptions {
     /// Context length; nil = the model's, capped so the KV cache fits the device.
     public var context: Int? = nil
     public var maxChunk: Int = 128
-    public var modes: [LayerMode]? = nil
+    /// How each layer computes attention (from a sharing plan); nil = the unmodified model.
+    public var specs: [LayerSpec]? = nil
     public var profiling = false
     public var validation: Bool? = nil
     /// Vulkan kernel launch shapes; nil = the device's defaults (tests force other paths with it).
@@ -64,12 +65,13 @@ public enum RunnerFactory {
     public static func make(model: LoadedModel, options: RunnerOptions, device: VulkanDevice? = nil,
                             log: (String) -> Void = { _ in }) throws -> ModelRunner {
         let h = model.hyper
-        let kvPerPosition = h.layers * h.kvSize * 4 * 2
+        let specs = options.specs ?? LayerSpec.standard(layers: h.layers, kvHeads: h.kvHeads)
+        let kvPerPosition = max(1, specs.reduce(0) { $0 + $1.cache(for: h).bytesPerToken })
         switch options.backend {
         case .cpu:
             let context = try resolveContext(options.context, model: h, budget: nil, kvPerPosition: kvPerPosition, log: log)
             return try Transformer(backend: CPUBackend(), weights: model.weights, capacity: context,
-                                   maxChunk: options.maxChunk, modes: options.modes)
+                                   maxChunk: options.maxChunk, specs: options.specs)
         case .vulkan:
             let device = try device ?? VulkanDevice(selector: options.device, validation: options.validation)
             let heap = device.info.heaps.filter(\.deviceLocal).map(\.size).max() ?? device.info.heaps.map(\.size).max() ?? 0
@@ -80,7 +82,7 @@ public enum RunnerFactory {
             let context = try resolveContext(options.context, model: h, budget: budget, kvPerPosition: kvPerPosition, log: log)
             let backend = try VulkanBackend(device: device, profiling: options.profiling, tuning: options.kernelTuning)
             return try Transformer(backend: backend, weights: model.weights, capacity: context,
-                                   maxChunk: options.maxChunk, modes: options.modes)
+                                   maxChunk: options.maxChunk, specs: options.specs)
         }
     }
 
@@ -101,8 +103,12 @@ public enum RunnerFactory {
             if asked > h.contextLength {
                 log("note: --ctx \(asked) exceeds the model's trained context \(h.contextLength); quality may degrade past it")
             }
-            if let budget, asked * kvPerPosition > budget {
-                throw ModelLoadError("--ctx \(asked) needs \(formatBytes(asked * kvPerPosition)) of KV cache; the device has room for about \(max(0, budget / kvPerPosition)) positions")
+            let (bytes, overflow) = asked.multipliedReportingOverflow(by: kvPerPosition)
+            if overflow {
+                throw ModelLoadError("--ctx \(asked) is too large: its KV cache would exceed \(Int.max) bytes")
+            }
+            if let budget, bytes > budget {
+                throw ModelLoadError("--ctx \(asked) needs \(formatBytes(bytes)) of KV cache; the device has room for about \(max(0, budget / kvPerPosition)) positions")
             }
             return asked
         }

@@ -6,7 +6,7 @@ public protocol ModelRunner: AnyObject {
     var position: Int { get }
     var capacity: Int { get }
     var maxChunk: Int { get }
-    var modes: [LayerMode] { get }
+    var specs: [LayerSpec] { get }
     var kvCacheBytes: Int { get }
     var backendName: String { get }
     func reset()

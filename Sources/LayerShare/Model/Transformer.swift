@@ -15,20 +15,29 @@ public final class Transformer<Backend: InferenceBackend> {
     public let hyper: LlamaHyperParameters
     public let capacity: Int
     public let maxChunk: Int
-    public let modes: [LayerMode]
+    /// How each layer computes attention (from the sharing plan; all `.own` without one).
+    public let specs: [LayerSpec]
     /// Tokens already in the KV cache.
     public private(set) var position = 0
 
-    /// One layer's weights. Q, K and V rows are stacked into one matrix (V alone for SA layers), and so are
-    /// the FFN gate and up rows: one product each instead of three and two.
+    /// One layer's weights. The attention input projection is Q, K and V stacked into one matrix, or
+    /// V alone where the scores come from elsewhere (`LayerSpec.projections`); the FFN gate and up
+    /// rows are stacked too: one product each instead of three and two.
     struct LayerWeights {
         let attnNorm: Backend.Weight
-        let qkv: Backend.Weight?
-        let v: Backend.Weight?
+        let attnInput: Backend.Weight
         let o: Backend.Weight
         let ffnNorm: Backend.Weight
         let gateUp: Backend.Weight
         let down: Backend.Weight
+    }
+
+    /// What a layer hands to the layers that read its attention (`LayerSpec.emits`): its rotated
+    /// queries, so a reader's prefill recomputes softmax(Q·Kᵀ) with this layer's K cache against its
+    /// own V (no T×T matrix), and at decode its probability rows [heads, capacity].
+    struct EmittedAttention {
+        let queries: Backend.Tensor
+        let probabilities: Backend.Tensor
     }
 
     let embedding: Backend.Weight
@@ -36,32 +45,29 @@ public final class Transformer<Backend: InferenceBackend> {
     let lmHead: Backend.Weight
     let layers: [LayerWeights]
     let caches: [Backend.Cache]
+    /// Per layer: what it emits for later layers, nil where nothing reads it.
+    let emitted: [EmittedAttention?]
 
     // Activations, sized for `maxChunk` rows. `x` is the residual stream; the norms, RoPE, the
     // residual adds and SwiGLU happen inside `backend.product` (fused where the backend can).
     let x: Backend.Tensor
     let q: Backend.Tensor, v: Backend.Tensor, attn: Backend.Tensor, lastRow: Backend.Tensor
     let gate: Backend.Tensor, logits: Backend.Tensor
-    /// Decode-time probability rows [heads, capacity] per SA source layer, and saved Q for prefill.
-    let probabilities: [Int: Backend.Tensor]
-    let sourceQueries: [Int: Backend.Tensor]
 
     /// Bytes of KV cache held on the backend.
     public let kvCacheBytes: Int
 
     public init(backend: Backend, weights source: WeightSource, capacity: Int, maxChunk: Int = 128,
-                modes: [LayerMode]? = nil, progress: ((Int, Int) -> Void)? = nil) throws {
+                specs: [LayerSpec]? = nil, progress: ((Int, Int) -> Void)? = nil) throws {
         let h = source.hyper
         try h.validate()
         self.backend = backend
         self.hyper = h
         self.capacity = capacity
         self.maxChunk = max(1, min(maxChunk, capacity))
-        let modes = modes ?? Array(repeating: .standard, count: h.layers)
-        guard modes.count == h.layers else {
-            throw ModelLoadError("plan has \(modes.count) layer modes, model has \(h.layers) layers")
-        }
-        self.modes = modes
+        let specs = specs ?? LayerSpec.standard(layers: h.layers, kvHeads: h.kvHeads)
+        try Self.check(specs, hyper: h)
+        self.specs = specs
         guard capacity > 0 else { throw ModelLoadError("context length must be positive") }
 
         typealias N = LlamaTensorName
@@ -75,21 +81,26 @@ public final class Transformer<Backend: InferenceBackend> {
         var layers: [LayerWeights] = []
         var caches: [Backend.Cache] = []
         var kvBytes = 0
-        for l in 0..<h.layers {
+        for (l, spec) in specs.enumerated() {
             progress?(l, h.layers)
-            let shared = !modes[l].storesKeys
-            let qkv = shared ? nil : try backend.loadStacked([source.weight(N.attnQ(l)), source.weight(N.attnK(l)), source.weight(N.attnV(l))],
-                                                             label: "blk.\(l).attn_qkv")
+            let attnInput: Backend.Weight
+            switch spec.projections {
+            case .queryKeyValue:
+                attnInput = try backend.loadStacked([source.weight(N.attnQ(l)), source.weight(N.attnK(l)), source.weight(N.attnV(l))],
+                                                    label: "blk.\(l).attn_qkv")
+            case .value:
+                attnInput = try backend.loadWeight(source.weight(N.attnV(l)))
+            }
             layers.append(LayerWeights(
                 attnNorm: try backend.loadWeight(source.weight(N.attnNorm(l))),
-                qkv: qkv,
-                v: shared ? try backend.loadWeight(source.weight(N.attnV(l))) : nil,
+                attnInput: attnInput,
                 o: try backend.loadWeight(source.weight(N.attnOutput(l))),
                 ffnNorm: try backend.loadWeight(source.weight(N.ffnNorm(l))),
                 gateUp: try backend.loadStacked([source.weight(N.ffnGate(l)), source.weight(N.ffnUp(l))], label: "blk.\(l).ffn_gate_up"),
                 down: try backend.loadWeight(source.weight(N.ffnDown(l)))))
-            caches.append(try backend.makeCache(capacity: capacity, rowSize: h.kvSize, storesKeys: !shared, label: "layer \(l)"))
-            kvBytes += capacity * h.kvSize * 4 * (shared ? 1 : 2)
+            let cache = spec.cache(for: h)
+            caches.append(try backend.makeCache(cache, capacity: capacity, label: "layer \(l)"))
+            kvBytes += capacity * cache.bytesPerToken
         }
         progress?(h.layers, h.layers)
         self.layers = layers
@@ -104,14 +115,25 @@ public final class Transformer<Backend: InferenceBackend> {
         lastRow = try backend.makeTensor(h.hiddenSize, label: "last row")
         gate = try backend.makeTensor(rows * h.ffnSize, label: "gate")
         logits = try backend.makeTensor(rows * h.vocabSize, label: "logits")
-        var probabilities: [Int: Backend.Tensor] = [:]
-        var sourceQueries: [Int: Backend.Tensor] = [:]
-        for case let .sharedAttention(src) in modes where probabilities[src] == nil {
-            probabilities[src] = try backend.makeTensor(h.heads * capacity, label: "probabilities of layer \(src)")
-            sourceQueries[src] = try backend.makeTensor(rows * h.qSize, label: "queries of layer \(src)")
+        emitted = try specs.enumerated().map { l, spec in
+            guard spec.emits == .probabilities else { return nil }
+            return EmittedAttention(queries: try backend.makeTensor(rows * h.qSize, label: "queries of layer \(l)"),
+                                    probabilities: try backend.makeTensor(h.heads * capacity, label: "probabilities of layer \(l)"))
         }
-        self.probabilities = probabilities
-        self.sourceQueries = sourceQueries
+    }
+
+    /// Specs the forward can run: one per layer, emissions matching their readers, head layouts it knows.
+    static func check(_ specs: [LayerSpec], hyper h: LlamaHyperParameters) throws {
+        guard specs.count == h.layers else {
+            throw ModelLoadError("plan has \(specs.count) layer specs, model has \(h.layers) layers")
+        }
+        let resolved = try LayerSpec.resolve(specs.map(\.scores), heads: specs.map(\.heads), kvHeads: h.kvHeads)
+        for (l, (spec, expected)) in zip(specs, resolved).enumerated() where spec.emits != expected.emits {
+            throw ModelLoadError("layer \(l) emits \(spec.emits) but its readers need \(expected.emits) (build specs with LayerSpec.resolve)")
+        }
+        if let l = specs.firstIndex(where: { !$0.heads.isIdentity }) {
+            throw ModelLoadError("layer \(l): head layout \(specs[l].heads.slices) shares weight slices between KV groups, which this build cannot run yet")
+        }
     }
 
     /// Forgets the cached context.
@@ -162,33 +184,30 @@ public final class Transformer<Backend: InferenceBackend> {
         let start = position
         backend.setGroup("embedding")
         try backend.embed(embedding, tokens: tokens, into: x)
-        for l in 0..<h.layers {
+        let shape = AttentionShape(heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim)
+        for (l, spec) in specs.enumerated() {
             backend.setGroup("layer \(l)")
-            let w = layers[l]
+            let w = layers[l], cache = caches[l]
             let attnNorm = FusedInput.rmsNorm(w.attnNorm, eps: h.rmsEps)
-            switch modes[l] {
-            case .standard:
-                let isSource = probabilities[l] != nil
-                // Shared-attention sources keep their queries for the layers that reuse them (prefill).
-                let queries = isSource ? sourceQueries[l]! : q
+            let emits = emitted[l]
+            // The projections the score source needs, written into this layer's cache.
+            let scores: AttentionScores<Backend.Tensor, Backend.Cache>
+            switch spec.scores {
+            case .own:
+                let queries = emits?.queries ?? q
                 let rope = RopeIntoCache(heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim, startPosition: start,
-                                         theta: h.ropeTheta, layout: h.ropeLayout, cache: caches[l])
-                try backend.product(w.qkv!, x, rows: n, input: attnNorm, output: .ropeIntoCache(queries: queries, rope), label: "attn_qkv")
-                try backend.attention(queries: queries, keys: caches[l], values: caches[l], into: attn, rows: n, startPosition: start,
-                                      heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim,
-                                      probabilities: isSource && n == 1 ? probabilities[l] : nil)
-            case let .sharedAttention(src):
-                try backend.product(w.v!, x, rows: n, input: attnNorm, output: .store(v), label: "attn_v")
-                try backend.store(keys: nil, keyOffset: 0, values: v, valueOffset: 0, cache: caches[l], rows: n, startPosition: start)
-                if n == 1 {
-                    try backend.applyProbabilities(probabilities[src]!, cache: caches[l], into: attn, context: start + 1,
-                                                   heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim)
-                } else {
-                    // Prefill: softmax(Q_src K_srcᵀ) V_own without materialising the T×T matrix.
-                    try backend.attention(queries: sourceQueries[src]!, keys: caches[src], values: caches[l], into: attn, rows: n,
-                                          startPosition: start, heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim, probabilities: nil)
-                }
+                                         theta: h.ropeTheta, layout: h.ropeLayout, cache: cache)
+                try backend.product(w.attnInput, x, rows: n, input: attnNorm, output: .ropeIntoCache(queries: queries, rope), label: "attn_qkv")
+                scores = .queries(queries, keys: cache)
+            case let .shared(src):
+                try backend.product(w.attnInput, x, rows: n, input: attnNorm, output: .store(v), label: "attn_v")
+                try backend.store(v, offset: 0, into: .values, of: cache, rows: n, startPosition: start)
+                let source = emitted[src]!
+                scores = n == 1 ? .probabilities(source.probabilities) : .queries(source.queries, keys: caches[src])
             }
+            let emit: AttentionEmission<Backend.Tensor> = n == 1 ? emits.map { .probabilities($0.probabilities) } ?? .nothing : .nothing
+            try backend.attention(AttentionOp(scores: scores, values: cache, out: attn, rows: n, startPosition: start,
+                                              shape: shape, emit: emit))
             try backend.product(w.o, attn, rows: n, input: .plain, output: .accumulate(x, nextNorm: w.ffnNorm), label: "attn_output")
             try backend.product(w.gateUp, x, rows: n, input: .rmsNorm(w.ffnNorm, eps: h.rmsEps), output: .swiglu(gate), label: "ffn_gate_up")
             let nextNorm = l + 1 < h.layers ? layers[l + 1].attnNorm : outputNorm

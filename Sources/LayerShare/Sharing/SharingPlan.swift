@@ -72,16 +72,17 @@ public struct SharingPlan: Codable, Equatable, Sendable {
         return plan
     }
 
-    /// Per-layer modes for a model of this shape (shape and structure checked; weights hash is checked by `load`).
-    public func layerModes(for hyper: LlamaHyperParameters) throws -> [LayerMode] {
+    /// The layer specs of this plan for a model of this shape (shape and structure checked; the
+    /// weights hash is checked by `load`). The one place a plan's JSON becomes `[LayerSpec]`.
+    public func layerSpecs(for hyper: LlamaHyperParameters) throws -> [LayerSpec] {
         let actual = ModelIdentity(hyper: hyper, weightsHash: nil, file: nil)
         let problems = model.mismatches(against: actual).map { PlanProblem(layer: nil, $0) } + structuralProblems(layerCount: hyper.layers)
         guard problems.isEmpty else { throw SharingPlanError(source: "plan", problems: problems) }
-        var modes = [LayerMode](repeating: .standard, count: hyper.layers)
+        var sources = [LayerSpec.ScoreSource](repeating: .own, count: hyper.layers)
         for e in layers ?? derivedLayerEntries(layerCount: hyper.layers) where e.mode == LayerModeName.sharedAttention {
-            modes[e.layer] = .sharedAttention(source: e.source!)
+            sources[e.layer] = .shared(from: e.source!)
         }
-        return modes
+        return try LayerSpec.resolve(sources, kvHeads: hyper.kvHeads)
     }
 
     /// Reads and validates a plan for `model`; throws one `SharingPlanError` listing every problem.

@@ -39,7 +39,7 @@ public enum SpanProposal {
         func perplexity(_ spans: [ClosedRange<Int>]) throws -> Double {
             var o = options
             o.context = window
-            o.modes = try SharingPlan.sharedAttention(spans: spans, model: model).layerModes(for: model.hyper)
+            o.specs = try SharingPlan.sharedAttention(spans: spans, model: model).layerSpecs(for: model.hyper)
             let runner = try RunnerFactory.make(model: model, options: o, log: log)
             return try evaluation.run(runner, tokens: tokens).value
         }

@@ -1,0 +1,66 @@
+/// Heads of one attention call: query head h reads KV head h / (heads / kvHeads).
+public struct AttentionShape: Equatable, Sendable {
+    public var heads: Int, kvHeads: Int, headDim: Int
+    public init(heads: Int, kvHeads: Int, headDim: Int) {
+        self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
+    }
+    /// Floats of one query (or output) row.
+    public var queryRow: Int { heads * headDim }
+}
+
+/// Where an attention call's probabilities come from.
+public enum AttentionScores<Tensor, Cache> {
+    /// softmax(Q·Kᵀ/√d + causal mask): rotated Q rows [rows, heads·headDim] against the K stream of
+    /// `keys` (the layer's own cache, or under Shared Attention prefill its source's).
+    case queries(Tensor, keys: Cache)
+    /// Probability rows [heads, startPosition + 1] computed by another layer in this step (one query row).
+    case probabilities(Tensor)
+}
+
+/// What an attention call writes besides its output, for later layers.
+public enum AttentionEmission<Tensor> {
+    case nothing
+    /// The softmax rows [heads, startPosition + 1] (one query row).
+    case probabilities(Tensor)
+}
+
+/// One causal attention call: `rows` query rows at positions startPosition ..< startPosition + rows
+/// over cache positions 0 ..< startPosition + rows; out [rows, heads·headDim] = P · V with V from
+/// the V stream of `values`.
+public struct AttentionOp<Tensor, Cache> {
+    public var scores: AttentionScores<Tensor, Cache>
+    public var values: Cache
+    public var out: Tensor
+    public var rows: Int
+    public var startPosition: Int
+    public var shape: AttentionShape
+    public var emit: AttentionEmission<Tensor>
+
+    public init(scores: AttentionScores<Tensor, Cache>, values: Cache, out: Tensor, rows: Int, startPosition: Int,
+                shape: AttentionShape, emit: AttentionEmission<Tensor> = .nothing) {
+        self.scores = scores; self.values = values; self.out = out
+        self.rows = rows; self.startPosition = startPosition; self.shape = shape; self.emit = emit
+    }
+
+    /// Keys every row can see at most: the context after this call.
+    public var context: Int { startPosition + rows }
+
+    /// The emitted probability tensor, if any.
+    public var emittedProbabilities: Tensor? {
+        if case let .probabilities(p) = emit { return p }
+        return nil
+    }
+
+    /// Shape errors common to every backend, named after `label`.
+    public func check(_ label: String) throws {
+        guard rows >= 1, startPosition >= 0 else {
+            throw ModelLoadError("\(label): \(rows) query rows at position \(startPosition) (need at least one row, a position ≥ 0)")
+        }
+        if case .probabilities = scores, rows != 1 {
+            throw ModelLoadError("\(label): given probability rows are for one query row (decode), got \(rows) rows")
+        }
+        if case .probabilities = emit, rows != 1 {
+            throw ModelLoadError("\(label): probabilities can be emitted for one query row (decode) only, got \(rows) rows")
+        }
+    }
+}
