@@ -38,10 +38,20 @@ final class LayerSpecTests: XCTestCase {
         XCTAssertTrue(problems([.own, .shared(from: 1)]).contains("layer 1: shares the attention of layer 1"))
         XCTAssertTrue(problems([.own, .shared(from: 9)]).contains("layer 1: shares the attention of layer 9, which is out of range 0..<2"))
         XCTAssertTrue(problems([.own, .shared(from: 0), .shared(from: 1)]).contains("layer 2: shares the attention of layer 1, which borrows its own"))
-        XCTAssertTrue(problems([.own, .own], heads: [.identity(kvHeads: 2), HeadLayout(slices: [0, 2])])
-            .contains("layer 1: KV group 1 reads weight slice 2, out of range 0..<2"))
-        XCTAssertTrue(problems([.own], heads: [HeadLayout(slices: [0])]).contains("layer 0: head layout has 1 entries for 2 KV groups"))
-        XCTAssertEqual(problems([.own, .shared(from: 0)], heads: [HeadLayout(slices: [1, 1]), .identity(kvHeads: 2)]), "")
+        func unit(_ l: Int, _ g: Int) -> WeightUnit { WeightUnit(layer: l, group: g) }
+        let own = (0..<3).map { HeadLayout.identity(layer: $0, kvHeads: 2) }
+        XCTAssertTrue(problems([.own, .own, .own], heads: [own[0], HeadLayout(sources: [unit(1, 0), unit(0, 2)]), own[2]])
+            .contains("layer 1: group 1 reads the weights of layer 0 group 2, out of range (layers 0..<3, groups 0..<2)"))
+        XCTAssertTrue(problems([.own, .own, .own], heads: [own[0], HeadLayout(sources: [unit(1, 0), unit(2, 0)]), own[2]])
+            .contains("layer 1: group 1 reads the weights of layer 2 group 0, which is not in an earlier layer"))
+        XCTAssertTrue(problems([.own, .own, .own], heads: [own[0], HeadLayout(sources: [unit(1, 1), unit(1, 1)]), own[2]])
+            .contains("layer 1: group 0 reads the weights of layer 1 group 1, which is not in an earlier layer"))
+        // A chain: 2/0 → 1/0 → 0/1 must point at 0/1 directly.
+        XCTAssertTrue(problems([.own, .own, .own], heads: [own[0], HeadLayout(sources: [unit(0, 1), unit(1, 1)]),
+                                                         HeadLayout(sources: [unit(1, 0), unit(2, 1)])])
+            .contains("layer 2: group 0 reads the weights of layer 1 group 0, which itself reads layer 0 group 1"))
+        XCTAssertTrue(problems([.own], heads: [HeadLayout(sources: [unit(0, 0)])]).contains("layer 0: head layout has 1 entries for 2 KV groups"))
+        XCTAssertEqual(problems([.own, .shared(from: 0)], heads: [own[0], HeadLayout(sources: [unit(0, 1), unit(1, 1)])]), "")
     }
 
     /// The runner's KV cache follows the specs (no K rows for shared layers), and the forward refuses
@@ -63,11 +73,11 @@ final class LayerSpecTests: XCTestCase {
         XCTAssertThrowsError(try Transformer(backend: backend, weights: model.weights, capacity: 8, specs: unresolved)) { error in
             XCTAssertTrue("\(error)".contains("layer 4 emits nothing but its readers need probabilities"), "\(error)")
         }
-        var layouts = Array(repeating: HeadLayout.identity(kvHeads: h.kvHeads), count: h.layers)
-        layouts[7] = HeadLayout(slices: [0, 0, 2])
+        var layouts = (0..<h.layers).map { HeadLayout.identity(layer: $0, kvHeads: h.kvHeads) }
+        layouts[7] = HeadLayout(sources: [WeightUnit(layer: 7, group: 0), WeightUnit(layer: 3, group: 0), WeightUnit(layer: 7, group: 2)])
         let headShared = try LayerSpec.resolve(sources, heads: layouts, kvHeads: h.kvHeads)
         XCTAssertThrowsError(try Transformer(backend: backend, weights: model.weights, capacity: 8, specs: headShared)) { error in
-            XCTAssertTrue("\(error)".contains("layer 7: head layout [0, 0, 2]"), "\(error)")
+            XCTAssertTrue("\(error)".contains("layer 7: head layout"), "\(error)")
         }
         XCTAssertThrowsError(try Transformer(backend: backend, weights: model.weights, capacity: 8, specs: Array(specs.prefix(3)))) { error in
             XCTAssertTrue("\(error)".contains("plan has 3 layer specs, model has 30 layers"), "\(error)")

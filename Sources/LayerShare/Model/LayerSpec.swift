@@ -54,7 +54,6 @@ public struct LayerSpec: Equatable, Sendable {
         case let .shared(src): parts = ["shared from \(src)"]
         }
         if emits == .probabilities { parts.append("emits probabilities") }
-        if !heads.isIdentity { parts.append("head layout \(heads.slices)") }
         return parts.joined(separator: ", ")
     }
 
@@ -69,7 +68,7 @@ public struct LayerSpec: Equatable, Sendable {
     public static func resolve(_ sources: [ScoreSource], heads: [HeadLayout]? = nil, kvHeads: Int) throws -> [LayerSpec] {
         let n = sources.count
         var problems: [PlanProblem] = []
-        let layouts = heads ?? Array(repeating: HeadLayout.identity(kvHeads: kvHeads), count: n)
+        let layouts = heads ?? (0..<n).map { HeadLayout.identity(layer: $0, kvHeads: kvHeads) }
         if layouts.count != n { problems.append(PlanProblem(layer: nil, "\(layouts.count) head layouts for \(n) layers")) }
         var emits = [Emission](repeating: .nothing, count: n)
         for (l, source) in sources.enumerated() {
@@ -84,32 +83,67 @@ public struct LayerSpec: Equatable, Sendable {
                 emits[src] = .probabilities
             }
         }
-        for (l, layout) in layouts.enumerated() where l < n {
-            problems += layout.problems(kvHeads: kvHeads).map { PlanProblem(layer: l, $0) }
-        }
+        if layouts.count == n { problems += headLayoutProblems(layouts, kvHeads: kvHeads) }
         guard problems.isEmpty else { throw SharingPlanError(source: "layer specs", problems: problems) }
         return (0..<n).map { LayerSpec(scores: sources[$0], heads: layouts[$0], emits: emits[$0]) }
     }
+
+    /// A group reads its own unit or one of an earlier layer that keeps its own weights (so every
+    /// slice read is an original one, stored once).
+    static func headLayoutProblems(_ layouts: [HeadLayout], kvHeads: Int) -> [PlanProblem] {
+        var problems: [PlanProblem] = []
+        for (l, layout) in layouts.enumerated() {
+            guard layout.sources.count == kvHeads else {
+                problems.append(PlanProblem(layer: l, "head layout has \(layout.sources.count) entries for \(kvHeads) KV groups"))
+                continue
+            }
+            for (g, source) in layout.sources.enumerated() where source != WeightUnit(layer: l, group: g) {
+                let unit = "group \(g) reads the weights of \(source)"
+                if source.layer < 0 || source.layer >= layouts.count || source.group < 0 || source.group >= kvHeads {
+                    problems.append(PlanProblem(layer: l, "\(unit), out of range (layers 0..<\(layouts.count), groups 0..<\(kvHeads))"))
+                } else if source.layer >= l {
+                    problems.append(PlanProblem(layer: l, "\(unit), which is not in an earlier layer"))
+                } else if layouts[source.layer].sources.indices.contains(source.group),
+                          layouts[source.layer].sources[source.group] != source {
+                    problems.append(PlanProblem(layer: l, "\(unit), which itself reads \(layouts[source.layer].sources[source.group]); point it at a unit that keeps its own weights"))
+                }
+            }
+        }
+        return problems
+    }
 }
 
-/// Which weight slice each KV group of a layer reads (its query heads' Q rows, its K and V rows,
-/// its O columns). The identity is every group reading its own; head-wise sharing points a group
-/// at another group's slice so that slice is stored once.
+/// One KV group of one layer: the unit of head-wise sharing. Its weight slices are the Q rows of
+/// its query heads, its K and V rows and the matching columns of the output projection.
+public struct WeightUnit: Hashable, Comparable, Codable, Sendable, CustomStringConvertible {
+    public var layer: Int
+    public var group: Int
+    public init(layer: Int, group: Int) { self.layer = layer; self.group = group }
+    public static func < (a: WeightUnit, b: WeightUnit) -> Bool { (a.layer, a.group) < (b.layer, b.group) }
+    public var description: String { "layer \(layer) group \(group)" }
+}
+
+/// Which unit's weight slices each KV group of a layer reads. The identity is every group reading
+/// its own; head-wise sharing points a group at a unit of an earlier layer, whose slices are then
+/// stored once for both.
 public struct HeadLayout: Equatable, Sendable {
-    /// slices[g] = the KV group whose weights group g reads.
-    public let slices: [Int]
+    /// sources[g] = the unit whose weights group g of this layer reads.
+    public let sources: [WeightUnit]
 
-    public init(slices: [Int]) { self.slices = slices }
+    public init(sources: [WeightUnit]) { self.sources = sources }
 
-    public static func identity(kvHeads: Int) -> HeadLayout { HeadLayout(slices: Array(0..<kvHeads)) }
+    public static func identity(layer: Int, kvHeads: Int) -> HeadLayout {
+        HeadLayout(sources: (0..<kvHeads).map { WeightUnit(layer: layer, group: $0) })
+    }
 
-    public var isIdentity: Bool { slices.enumerated().allSatisfy { $0.offset == $0.element } }
+    /// Whether every group of layer `layer` reads its own slices.
+    public func isIdentity(layer: Int) -> Bool {
+        sources.enumerated().allSatisfy { $0.element == WeightUnit(layer: layer, group: $0.offset) }
+    }
 
-    func problems(kvHeads: Int) -> [String] {
-        guard slices.count == kvHeads else { return ["head layout has \(slices.count) entries for \(kvHeads) KV groups"] }
-        return slices.enumerated().compactMap { g, s in
-            (0..<kvHeads).contains(s) ? nil : "KV group \(g) reads weight slice \(s), out of range 0..<\(kvHeads)"
-        }
+    /// Groups of layer `layer` that read another unit's slices.
+    public func sharedGroups(layer: Int) -> [Int] {
+        sources.indices.filter { sources[$0] != WeightUnit(layer: layer, group: $0) }
     }
 }
 

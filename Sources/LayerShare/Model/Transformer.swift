@@ -131,8 +131,8 @@ public final class Transformer<Backend: InferenceBackend> {
         for (l, (spec, expected)) in zip(specs, resolved).enumerated() where spec.emits != expected.emits {
             throw ModelLoadError("layer \(l) emits \(spec.emits) but its readers need \(expected.emits) (build specs with LayerSpec.resolve)")
         }
-        if let l = specs.firstIndex(where: { !$0.heads.isIdentity }) {
-            throw ModelLoadError("layer \(l): head layout \(specs[l].heads.slices) shares weight slices between KV groups, which this build cannot run yet")
+        if let l = specs.indices.first(where: { !specs[$0].heads.isIdentity(layer: $0) }) {
+            throw ModelLoadError("layer \(l): head layout \(specs[l].heads.sources) shares weight slices between KV groups, which this build cannot run yet")
         }
     }
 
