@@ -12,12 +12,14 @@ public struct SharingPlan: Codable, Equatable, Sendable {
 
     public var format: String = SharingPlan.formatName
     public var version: Int = SharingPlan.currentVersion
-    /// "standard" (nothing shared) or "sharedAttention"; later methods add their names.
+    /// The methods the plan uses: "standard" (nothing shared), "sharedAttention", "headShare", or
+    /// several joined by "+" ("sharedAttention+headShare").
     public var method: String
     public var model: ModelIdentity
     /// One entry per layer, in order. Optional when reading: derived from the method sections if absent.
     public var layers: [LayerEntry]?
     public var sharedAttention: SharedAttentionSection?
+    public var headShare: HeadShareSection?
     /// Free text: how the plan was made (analysis file, perplexity budget, ...).
     public var notes: String?
 
@@ -52,12 +54,48 @@ public struct SharingPlan: Codable, Equatable, Sendable {
         public var description: String { "\(first)-\(last) (source \(source))" }
     }
 
-    public init(method: String, model: ModelIdentity, layers: [LayerEntry]?, sharedAttention: SharedAttentionSection?, notes: String? = nil) {
+    /// Head-wise sharing (DirectShare): KV groups that read an earlier group's weight slices.
+    public struct HeadShareSection: Codable, Equatable, Sendable {
+        /// Which weights the similarity compared ("qk", "q", "k", "v", "qkv").
+        public var strategy: String
+        /// Share rate asked for: shared units / all units of the model.
+        public var rate: Double
+        /// How chains were resolved: "original" (every target reads a unit that keeps its weights) or
+        /// "authors" (the reference implementation's behaviour: a target that is another's reference keeps its own).
+        public var chains: String
+        public var units: [SharedUnit]
+        public init(strategy: String, rate: Double, chains: String, units: [SharedUnit]) {
+            self.strategy = strategy; self.rate = rate; self.chains = chains; self.units = units
+        }
+    }
+
+    /// Group `group` of `layer` reads the weights of unit `reads`.
+    public struct SharedUnit: Codable, Equatable, Sendable {
+        public var layer: Int
+        public var group: Int
+        public var reads: WeightUnit
+        /// Cosine similarity of the two units' descriptors (informational).
+        public var similarity: Double?
+        public init(layer: Int, group: Int, reads: WeightUnit, similarity: Double? = nil) {
+            self.layer = layer; self.group = group; self.reads = reads; self.similarity = similarity
+        }
+        public var target: WeightUnit { WeightUnit(layer: layer, group: group) }
+    }
+
+    public init(method: String, model: ModelIdentity, layers: [LayerEntry]?, sharedAttention: SharedAttentionSection?,
+                headShare: HeadShareSection? = nil, notes: String? = nil) {
         self.method = method
         self.model = model
         self.layers = layers
         self.sharedAttention = sharedAttention
+        self.headShare = headShare
         self.notes = notes
+    }
+
+    /// The method name for the sections a plan has.
+    static func methodName(sharedAttention: Bool, headShare: Bool) -> String {
+        let names = [sharedAttention ? LayerModeName.sharedAttention : nil, headShare ? MethodName.headShare : nil].compactMap { $0 }
+        return names.isEmpty ? LayerModeName.standard : names.joined(separator: "+")
     }
 
     /// A Shared Attention plan: each range `a...b` is shared and reuses layer a − 1. Validated against the model.
@@ -82,8 +120,20 @@ public struct SharingPlan: Codable, Equatable, Sendable {
         for e in layers ?? derivedLayerEntries(layerCount: hyper.layers) where e.mode == LayerModeName.sharedAttention {
             sources[e.layer] = .shared(from: e.source!)
         }
-        return try LayerSpec.resolve(sources, kvHeads: hyper.kvHeads)
+        return try LayerSpec.resolve(sources, heads: headLayouts(layers: hyper.layers, kvHeads: hyper.kvHeads), kvHeads: hyper.kvHeads)
     }
+
+    /// Per-layer head layouts from the head-share section (identity where it names nothing).
+    func headLayouts(layers n: Int, kvHeads: Int) -> [HeadLayout] {
+        var sources = (0..<n).map { l in (0..<kvHeads).map { WeightUnit(layer: l, group: $0) } }
+        for u in headShare?.units ?? [] where (0..<n).contains(u.layer) && (0..<kvHeads).contains(u.group) {
+            sources[u.layer][u.group] = u.reads
+        }
+        return sources.map(HeadLayout.init(sources:))
+    }
+
+    /// Units that read another unit's weights (empty without a head-share section).
+    public var sharedUnits: [SharedUnit] { headShare?.units ?? [] }
 
     /// Reads and validates a plan for `model`; throws one `SharingPlanError` listing every problem.
     public static func load(path: String, model: LoadedModel) throws -> SharingPlan {
@@ -129,6 +179,10 @@ public struct SharingPlan: Codable, Equatable, Sendable {
 }
 
 /// Mode names used in the JSON.
+enum MethodName {
+    static let headShare = "headShare"
+}
+
 enum LayerModeName {
     static let standard = "standard"
     static let sharedAttention = "sharedAttention"

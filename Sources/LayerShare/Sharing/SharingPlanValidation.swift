@@ -29,9 +29,15 @@ extension SharingPlan {
 
         if format != SharingPlan.formatName { add(nil, "format is \"\(format)\", expected \"\(SharingPlan.formatName)\"") }
         if version != SharingPlan.currentVersion { add(nil, "version \(version) is not supported (this build reads version \(SharingPlan.currentVersion))") }
-        if ![LayerModeName.standard, LayerModeName.sharedAttention].contains(method) {
-            add(nil, "unknown method \"\(method)\" (this build knows \"standard\" and \"sharedAttention\")")
+        let expectedMethod = SharingPlan.methodName(sharedAttention: !spans.isEmpty, headShare: !sharedUnits.isEmpty)
+        let knownMethods = [LayerModeName.standard, LayerModeName.sharedAttention, MethodName.headShare,
+                            SharingPlan.methodName(sharedAttention: true, headShare: true)]
+        if !knownMethods.contains(method) {
+            add(nil, "unknown method \"\(method)\" (this build knows \(knownMethods.map { "\"\($0)\"" }.joined(separator: ", ")))")
+        } else if method != expectedMethod && !(method == LayerModeName.sharedAttention && spans.isEmpty && sharedUnits.isEmpty) {
+            add(nil, "method is \"\(method)\" but the plan's sections make it \"\(expectedMethod)\"")
         }
+        problems += headShareProblems(layerCount: n)
 
         // Spans: each layer shared by at most one span; record which span shares it.
         var sharedBy: [Int: Int] = [:]
@@ -57,9 +63,6 @@ extension SharingPlan {
             if let other = sharedBy[s.source] {
                 add(s.source, "source of span \(i) (\(s.first)-\(s.last)) is itself shared, inside span \(other) (\(spans[other].first)-\(spans[other].last)); a source must compute its own attention")
             }
-        }
-        if !sharedBy.isEmpty && method != LayerModeName.sharedAttention {
-            add(nil, "method is \"\(method)\" but the plan has Shared Attention spans")
         }
 
         // Per-layer entries, when given, must cover every layer once and agree with the spans.
@@ -91,6 +94,35 @@ extension SharingPlan {
             add(nil, "\"layers\" is empty (list every layer, or omit it)")
         }
         return problems
+    }
+
+    /// Head-share units: each target once, in range, reading an earlier unit that keeps its own weights.
+    func headShareProblems(layerCount n: Int) -> [PlanProblem] {
+        guard let section = headShare else { return [] }
+        var problems: [PlanProblem] = []
+        let groups = model.kvHeads
+        if !["qk", "q", "k", "v", "qkv"].contains(section.strategy) {
+            problems.append(PlanProblem(layer: nil, "headShare.strategy \"\(section.strategy)\" is not one of qk, q, k, v, qkv"))
+        }
+        if !["original", "authors"].contains(section.chains) {
+            problems.append(PlanProblem(layer: nil, "headShare.chains \"\(section.chains)\" is not \"original\" or \"authors\""))
+        }
+        if !(section.rate >= 0 && section.rate <= 1) {
+            problems.append(PlanProblem(layer: nil, "headShare.rate \(section.rate) is outside 0...1"))
+        }
+        var seen = Set<WeightUnit>()
+        for (i, u) in section.units.enumerated() {
+            let name = "headShare.units[\(i)] (\(u.target))"
+            if !(0..<n).contains(u.layer) || !(0..<groups).contains(u.group) {
+                problems.append(PlanProblem(layer: nil, "\(name) is out of range (layers 0..<\(n), groups 0..<\(groups))"))
+            } else if !seen.insert(u.target).inserted {
+                problems.append(PlanProblem(layer: u.layer, "\(name) is listed more than once"))
+            } else if u.reads == u.target {
+                problems.append(PlanProblem(layer: u.layer, "\(name) reads itself"))
+            }
+        }
+        guard problems.isEmpty else { return problems }
+        return LayerSpec.headLayoutProblems(headLayouts(layers: n, kvHeads: groups), kvHeads: groups)
     }
 
     /// Layer entries implied by the spans (every other layer standard).
