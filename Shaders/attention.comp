@@ -114,17 +114,13 @@ void main() {
         [[unroll]] for (uint m = 0u; m < M; m++) {
             float newMax = runMax[m];
             [[unroll]] for (uint kk = 0u; kk < CHUNK; kk++) newMax = max(newMax, s[m * CHUNK + kk]);
-            // runMax == ATTN_MASKED (nothing seen yet) gives alpha 0 or 1; acc and sum are 0 then.
-            const float alpha = exp(runMax[m] - newMax);
             float sum = 0.0;
             [[unroll]] for (uint kk = 0u; kk < CHUNK; kk++) {
-                const float sc = s[m * CHUNK + kk];
-                const float p = sc == ATTN_MASKED ? 0.0 : exp(sc - newMax);
+                const float p = attnScoreWeight(s[m * CHUNK + kk], newMax);
                 s[m * CHUNK + kk] = p;
                 sum += p;
             }
-            runSum[m] = runSum[m] * alpha + sum;
-            runMax[m] = newMax;
+            const float alpha = attnSoftmaxUpdate(runMax[m], runSum[m], newMax, sum);
             [[unroll]] for (uint j = 0u; j < SLOTS; j++) acc[m * SLOTS + j] *= alpha;
         }
         [[unroll]] for (uint kk = 0u; kk < CHUNK; kk++) {

@@ -1,5 +1,6 @@
 // Shared definitions for the attention kernels (attention.comp, attention_decode.comp,
-// attention_merge.comp, attention_apply.comp). Kept apart from common.glsl, which other kernels own.
+// attention_decode_lanes.comp, attention_merge.comp, attention_apply.comp). Kept apart from
+// common.glsl, which other kernels own.
 #ifndef ATTENTION_COMMON_GLSL
 #define ATTENTION_COMMON_GLSL
 
@@ -20,6 +21,39 @@ uint attnPartialSlot(uint split, uint row, uint head, uint rows, uint heads) {
 }
 uint attnStatsBase(uint splits, uint rows, uint heads, uint headDim) {
     return splits * rows * heads * headDim;
+}
+
+// Online softmax. A state (running max m, sum l = Σ e^(s − m), accumulators a = Σ e^(s − m)·v)
+// starts at (ATTN_MASKED, 0, 0). Each kernel keeps its own loops (chunks of keys or a key per lane;
+// states merged across subgroups, lanes or splits); the math is here so that all of them round alike.
+// Scalar functions only: the driver inlines them, where array arguments would be copied.
+
+// e^(x − m): the weight of score x once the max is m, or the factor that rescales a state kept
+// against max x to max m (log-sum-exp merging). m ≥ x, so it is ≤ 1 and cannot overflow. A state
+// that has seen nothing (x = ATTN_MASKED) gets 0, or 1 when m is ATTN_MASKED too; its l and a are 0.
+float attnWeight(float x, float m) {
+    return exp(x - m);
+}
+
+// attnWeight for a score that may be masked: exactly 0 then, even while m is ATTN_MASKED too.
+float attnScoreWeight(float s, float m) {
+    return s == ATTN_MASKED ? 0.0 : attnWeight(s, m);
+}
+
+// Moves a state's max to newMax (≥ runMax) and adds `sum`, the new keys' Σ e^(s − newMax).
+// Returns the factor the state's accumulators must be multiplied by.
+float attnSoftmaxUpdate(inout float runMax, inout float runSum, float newMax, float sum) {
+    const float alpha = attnWeight(runMax, newMax);
+    runSum = runSum * alpha + sum;
+    runMax = newMax;
+    return alpha;
+}
+
+// The update for one score s (nothing when !valid). p is its weight against the new max.
+float attnSoftmaxAddKey(inout float runMax, inout float runSum, float s, bool valid, out float p) {
+    const float newMax = valid ? max(runMax, s) : runMax;
+    p = valid ? attnWeight(s, newMax) : 0.0;
+    return attnSoftmaxUpdate(runMax, runSum, newMax, p);
 }
 
 #endif

@@ -126,16 +126,13 @@ void main() {
         for (uint m = 0u; m < M; m++) {
             float newMax = runMax[m];
             for (uint kk = 0u; kk < CHUNK; kk++) newMax = max(newMax, s[m * CHUNK + kk]);
-            const float alpha = exp(runMax[m] - newMax);
             float sum = 0.0;
             for (uint kk = 0u; kk < CHUNK; kk++) {
-                const float sc = s[m * CHUNK + kk];
-                const float p = sc == ATTN_MASKED ? 0.0 : exp(sc - newMax);
+                const float p = attnScoreWeight(s[m * CHUNK + kk], newMax);
                 s[m * CHUNK + kk] = p;
                 sum += p;
             }
-            runSum[m] = runSum[m] * alpha + sum;
-            runMax[m] = newMax;
+            const float alpha = attnSoftmaxUpdate(runMax[m], runSum[m], newMax, sum);
             for (uint j = 0u; j < UPL; j++) acc[m * UPL + j] *= alpha;
         }
         for (uint kk = 0u; kk < CHUNK; kk++) {
@@ -173,7 +170,7 @@ void main() {
         float a = 0.0;
         for (uint s = 0u; s < NSUB; s++) {
             // A subgroup that saw no key has max ATTN_MASKED, sum 0 and acc 0: weight 0 or harmless.
-            const float w = exp(sMax[s * M + m] - gmax);
+            const float w = attnWeight(sMax[s * M + m], gmax);
             l += w * sSum[s * M + m];
             a += w * sAcc[(s * M + m) * D + d];
         }

@@ -94,11 +94,7 @@ void main() {
         [[unroll]] for (uint m = 0u; m < M; m++) {
             // Raw scores for the probability row; attention_merge.comp normalises them.
             if (emit && valid) probs[(kvh * GROUP + m) * total + key] = s[m];
-            const float newMax = valid ? max(runMax[m], s[m]) : runMax[m];
-            alpha[m] = exp(runMax[m] - newMax);
-            p[m] = valid ? exp(s[m] - newMax) : 0.0;
-            runSum[m] = runSum[m] * alpha[m] + p[m];
-            runMax[m] = newMax;
+            alpha[m] = attnSoftmaxAddKey(runMax[m], runSum[m], s[m], valid, p[m]);
         }
         [[unroll]] for (uint u = 0u; u < U; u++) {
             const vec4 vx = texelFetch(vt, int(kb + u));
@@ -111,7 +107,7 @@ void main() {
         const uint h = kvh * GROUP + m;
         const uint slot = attnPartialSlot(split, 0u, h, 1u, heads);
         const float groupMax = subgroupMax(runMax[m]);
-        const float f = exp(runMax[m] - groupMax);  // 0 for lanes that saw no key
+        const float f = attnWeight(runMax[m], groupMax);  // 0 for lanes that saw no key
         const float sum = subgroupAdd(runSum[m] * f);
         [[unroll]] for (uint u = 0u; u < U; u++) {
             const vec4 a = subgroupAdd(acc[m * U + u] * f);

@@ -38,7 +38,7 @@ void main() {
     float total = 0.0;
     for (uint s = 0u; s < pc.splits; s++) {
         const uint sb = statsBase + 2u * attnPartialSlot(s, row, h, pc.rows, pc.heads);
-        total += exp(part[sb] - gmax) * part[sb + 1u];
+        total += attnWeight(part[sb], gmax) * part[sb + 1u];
     }
     const float inv = 1.0 / total;
 
@@ -46,7 +46,7 @@ void main() {
         float acc = 0.0;
         for (uint s = 0u; s < pc.splits; s++) {
             const uint slot = attnPartialSlot(s, row, h, pc.rows, pc.heads);
-            acc += exp(part[statsBase + 2u * slot] - gmax) * part[slot * D + d];
+            acc += attnWeight(part[statsBase + 2u * slot], gmax) * part[slot * D + d];
         }
         o[(row * pc.heads + h) * D + d] = acc * inv;
     }
@@ -54,7 +54,7 @@ void main() {
     if ((pc.flags & ATTN_FLAG_EMIT_SCORES) != 0u) {
         const uint base = h * pc.total;
         for (uint t = tid; t < pc.total; t += WG_SIZE) {
-            probs[base + t] = exp(probs[base + t] - gmax) * inv;
+            probs[base + t] = attnWeight(probs[base + t], gmax) * inv;
         }
     }
 }
