@@ -25,6 +25,9 @@ layout(push_constant) uniform Push {
     uint xStride;  // elements between activation rows
     uint yOffset;  // elements
     uint yStride;  // elements between output rows
+#ifdef ROW_TABLE
+    uint storedRows;  // rows of the shared matrix the row table points into (quant.glsl)
+#endif
 } pc;
 
 #if defined(TYPE_F32)
@@ -38,7 +41,11 @@ layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 
 #define CHUNK_UNITS 4u
+#ifdef ROW_TABLE
+#define WEIGHT_ROWS pc.storedRows
+#else
 #define WEIGHT_ROWS pc.outRows
+#endif
 #define WEIGHT_COL_BLOCKS (pc.cols / 32u)
 #include "quant.glsl"
 
@@ -95,9 +102,9 @@ void main() {
             float v = 0.0;
             if (o < pc.outRows && i < pc.cols) {
 #if defined(TYPE_F32)
-                v = wf[o * pc.cols + i];
+                v = wf[stored_row(o) * pc.cols + i];
 #else
-                v = unpackHalf2x16(uint(wh[o * pc.cols + i])).x;
+                v = unpackHalf2x16(uint(wh[stored_row(o) * pc.cols + i])).x;
 #endif
             }
             wTile[k * BM + m] = v;

@@ -67,6 +67,9 @@ layout(push_constant) uniform Push {  // the first seven as matvec.comp
     uint startPosition;
     uint cacheOffset;  // elements: K/V cache row startPosition
 #endif
+#ifdef ROW_TABLE
+    uint storedRows;  // rows of the shared matrix the row table points into (quant.glsl)
+#endif
 } pc;
 
 #if defined(TYPE_F32) || defined(TYPE_F16)
@@ -120,7 +123,11 @@ layout(std430, binding = V_CACHE_BINDING) writeonly buffer VC { float vCache[]; 
 #endif
 
 #define CHUNK_UNITS 4u
+#ifdef ROW_TABLE
+#define WEIGHT_ROWS pc.storedRows
+#else
 #define WEIGHT_ROWS pc.outRows
+#endif
 #define WEIGHT_COL_BLOCKS (pc.cols / 32u)
 #include "quant.glsl"
 

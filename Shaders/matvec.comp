@@ -30,6 +30,9 @@ layout(push_constant) uniform Push {
     uint rows;     // activation rows
     uint xStride;  // elements between activation rows
     uint yStride;  // elements between output rows
+#ifdef ROW_TABLE
+    uint storedRows;  // rows of the shared matrix the row table points into (quant.glsl)
+#endif
 } pc;
 
 #if defined(WEIGHTS_TEXEL)
@@ -59,7 +62,11 @@ layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 
 #define CHUNK_UNITS (4u / PARTS)
+#ifdef ROW_TABLE
+#define WEIGHT_ROWS pc.storedRows
+#else
 #define WEIGHT_ROWS pc.outRows
+#endif
 #define WEIGHT_COL_BLOCKS (pc.cols / 32u)
 #include "quant.glsl"
 
@@ -140,9 +147,9 @@ void main() {
         [[unroll]] for (uint r = 0u; r < NUM_ROWS; r++) {
             uint row = min(row0 + r, pc.outRows - 1u);
 #if defined(TYPE_F32)
-            float w = wf[row * pc.cols + i];
+            float w = wf[stored_row(row) * pc.cols + i];
 #else
-            float w = unpackHalf2x16(uint(wh[row * pc.cols + i])).x;
+            float w = unpackHalf2x16(uint(wh[stored_row(row) * pc.cols + i])).x;
 #endif
             [[unroll]] for (uint j = 0u; j < NUM_X; j++) acc[r * NUM_X + j] += xi[j] * w;
         }

@@ -23,6 +23,18 @@
 // per-invocation loop, so with WEIGHTS_TEXEL a Q4 block's quants are one fetch and a Q8_0 block's
 // two (GGUF's layout needed 2 and 3 plus word-shuffling selects).
 
+// Row tables (head-wise sharing): with ROW_TABLE the matrix's logical rows are read from stored
+// rows of a larger shared matrix, in blocks of ROW_BLOCK rows (a multiple of WEIGHT_TILE): logical
+// row r is stored row rowTable[r / ROW_BLOCK]·ROW_BLOCK + r % ROW_BLOCK. The including shader
+// defines ROW_BLOCK, ROW_TABLE_BINDING (where this file declares the table) and WEIGHT_ROWS as the
+// stored row count.
+#ifdef ROW_TABLE
+layout(std430, binding = ROW_TABLE_BINDING) readonly buffer RowTable { uint rowTable[]; };
+uint stored_row(uint row) { return rowTable[row / ROW_BLOCK] * ROW_BLOCK + row % ROW_BLOCK; }
+#else
+uint stored_row(uint row) { return row; }
+#endif
+
 #if defined(TYPE_Q8_0) || defined(TYPE_Q4_0) || defined(TYPE_Q4_1)
 #define QUANTIZED 1
 
@@ -44,8 +56,9 @@ const uint BLOCK_WORDS = 4u * WORDS_PER_UNIT;  // quant words per block
 #endif
 #define WEIGHT_BLOCKS ((WEIGHT_ROWS) * (WEIGHT_COL_BLOCKS))  // blocks in the matrix
 
-// Block b of weight row `row` is stored at index walk.x + b·walk.y, walk = block_walk(row).
-uvec2 block_walk(uint row) {
+// Block b of (logical) weight row `row` is stored at index walk.x + b·walk.y, walk = block_walk(row).
+uvec2 block_walk(uint logicalRow) {
+    uint row = stored_row(logicalRow);
     uint t0 = row & ~(WEIGHT_TILE - 1u);  // first row of the tile
     return uvec2(t0 * (WEIGHT_COL_BLOCKS) + (row - t0), min(WEIGHT_TILE, (WEIGHT_ROWS) - t0));
 }

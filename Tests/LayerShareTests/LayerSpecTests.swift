@@ -73,12 +73,6 @@ final class LayerSpecTests: XCTestCase {
         XCTAssertThrowsError(try Transformer(backend: backend, weights: model.weights, capacity: 8, specs: unresolved)) { error in
             XCTAssertTrue("\(error)".contains("layer 4 emits nothing but its readers need probabilities"), "\(error)")
         }
-        var layouts = (0..<h.layers).map { HeadLayout.identity(layer: $0, kvHeads: h.kvHeads) }
-        layouts[7] = HeadLayout(sources: [WeightUnit(layer: 7, group: 0), WeightUnit(layer: 3, group: 0), WeightUnit(layer: 7, group: 2)])
-        let headShared = try LayerSpec.resolve(sources, heads: layouts, kvHeads: h.kvHeads)
-        XCTAssertThrowsError(try Transformer(backend: backend, weights: model.weights, capacity: 8, specs: headShared)) { error in
-            XCTAssertTrue("\(error)".contains("layer 7: head layout"), "\(error)")
-        }
         XCTAssertThrowsError(try Transformer(backend: backend, weights: model.weights, capacity: 8, specs: Array(specs.prefix(3)))) { error in
             XCTAssertTrue("\(error)".contains("plan has 3 layer specs, model has 30 layers"), "\(error)")
         }

@@ -53,6 +53,10 @@ public final class CPUBackend: InferenceBackend {
     public func loadStacked(_ weights: [WeightTensor], label: String) throws -> Weight {
         Weight(stacking: weights.map(Weight.init), label: label)
     }
+    /// The reference materialises every composed matrix (no slice is stored once on the CPU).
+    public func loadComposed(_ weights: [ComposedWeight]) throws -> [Weight] {
+        weights.map { Weight($0.materialised()) }
+    }
     public func makeCache(_ spec: CacheSpec, capacity: Int, label: String) throws -> Cache {
         let sizes = spec.streams.map { capacity.multipliedReportingOverflow(by: $0.rowSize * 4) }
         guard !sizes.contains(where: \.overflow) else { throw ModelLoadError("\(label) cache: \(capacity) positions overflow") }

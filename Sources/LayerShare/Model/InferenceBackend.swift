@@ -17,6 +17,9 @@ public protocol InferenceBackend: AnyObject {
     /// The rows of several weights (same type and row length) stacked into one matrix, so one product
     /// computes all of them (e.g. Q, K and V): fewer dispatches per token.
     func loadStacked(_ weights: [WeightTensor], label: String) throws -> Weight
+    /// Matrices assembled from slices of tensors (head-wise sharing), loaded together: a backend
+    /// may store a slice several of them use once (`ComposedWeight`).
+    func loadComposed(_ weights: [ComposedWeight]) throws -> [Weight]
     /// One layer's cache: the streams of `spec`, `capacity` positions each.
     func makeCache(_ spec: CacheSpec, capacity: Int, label: String) throws -> Cache
 

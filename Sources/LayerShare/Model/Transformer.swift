@@ -81,20 +81,35 @@ public final class Transformer<Backend: InferenceBackend> {
         var layers: [LayerWeights] = []
         var caches: [Backend.Cache] = []
         var kvBytes = 0
+        // Head-wise sharing: the attention weights of the layers involved, composed of unit slices and
+        // loaded together so the backend can store each shared slice once.
+        let composed = HeadSharedWeights.composedLayers(specs).sorted()
+        var composedWeights: [Int: (input: Backend.Weight, output: Backend.Weight)] = [:]
+        if !composed.isEmpty {
+            let parts = try composed.map { try HeadSharedWeights.compositions(layer: $0, heads: specs[$0].heads,
+                                                                              projections: specs[$0].projections, source: source) }
+            let loaded = try backend.loadComposed(parts.flatMap { [$0.input, $0.output] })
+            for (i, l) in composed.enumerated() { composedWeights[l] = (loaded[2 * i], loaded[2 * i + 1]) }
+        }
         for (l, spec) in specs.enumerated() {
             progress?(l, h.layers)
-            let attnInput: Backend.Weight
-            switch spec.projections {
-            case .queryKeyValue:
-                attnInput = try backend.loadStacked([source.weight(N.attnQ(l)), source.weight(N.attnK(l)), source.weight(N.attnV(l))],
-                                                    label: "blk.\(l).attn_qkv")
-            case .value:
-                attnInput = try backend.loadWeight(source.weight(N.attnV(l)))
+            let attnInput: Backend.Weight, attnOutput: Backend.Weight
+            if let c = composedWeights[l] {
+                (attnInput, attnOutput) = c
+            } else {
+                switch spec.projections {
+                case .queryKeyValue:
+                    attnInput = try backend.loadStacked([source.weight(N.attnQ(l)), source.weight(N.attnK(l)), source.weight(N.attnV(l))],
+                                                        label: "blk.\(l).attn_qkv")
+                case .value:
+                    attnInput = try backend.loadWeight(source.weight(N.attnV(l)))
+                }
+                attnOutput = try backend.loadWeight(source.weight(N.attnOutput(l)))
             }
             layers.append(LayerWeights(
                 attnNorm: try backend.loadWeight(source.weight(N.attnNorm(l))),
                 attnInput: attnInput,
-                o: try backend.loadWeight(source.weight(N.attnOutput(l))),
+                o: attnOutput,
                 ffnNorm: try backend.loadWeight(source.weight(N.ffnNorm(l))),
                 gateUp: try backend.loadStacked([source.weight(N.ffnGate(l)), source.weight(N.ffnUp(l))], label: "blk.\(l).ffn_gate_up"),
                 down: try backend.loadWeight(source.weight(N.ffnDown(l)))))
@@ -130,9 +145,6 @@ public final class Transformer<Backend: InferenceBackend> {
         let resolved = try LayerSpec.resolve(specs.map(\.scores), heads: specs.map(\.heads), kvHeads: h.kvHeads)
         for (l, (spec, expected)) in zip(specs, resolved).enumerated() where spec.emits != expected.emits {
             throw ModelLoadError("layer \(l) emits \(spec.emits) but its readers need \(expected.emits) (build specs with LayerSpec.resolve)")
-        }
-        if let l = specs.indices.first(where: { !specs[$0].heads.isIdentity(layer: $0) }) {
-            throw ModelLoadError("layer \(l): head layout \(specs[l].heads.sources) shares weight slices between KV groups, which this build cannot run yet")
         }
     }
 
