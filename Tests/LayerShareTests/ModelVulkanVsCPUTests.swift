@@ -4,6 +4,19 @@ import XCTest
 
 final class ModelVulkanVsCPUTests: XCTestCase {
     func testVulkanMatchesCPUOn64TokenPromptAnd32GreedyTokens() throws {
+        try checkAgainstCPU(tuning: { _ in nil })
+    }
+
+    /// The discrete-GPU choices on this device (row-major storage-buffer weights, matvec.comp decode,
+    /// tiled matmul.comp prefill, no fused products, the non-lanes decode attention, staged reads):
+    /// the same numbers as the device's own path.
+    func testDiscreteGPUTuningMatchesCPU() throws {
+        try checkAgainstCPU(tuning: { KernelTuning.defaults(for: $0.info, as: .discreteGPU, environment: [:]) })
+    }
+
+    /// A 64-token prompt in two prefill chunks and 32 greedy tokens on Vulkan (with `tuning` of the
+    /// device; nil: its defaults) against the CPU backend.
+    func checkAgainstCPU(tuning: (VulkanDevice) -> KernelTuning?) throws {
         let model = try SharedModel.model()
         var tokens = model.tokenizer.encode("""
         The history of the printing press begins in the fifteenth century, when Johannes Gutenberg combined \
@@ -17,6 +30,7 @@ final class ModelVulkanVsCPUTests: XCTestCase {
         var options = RunnerOptions()
         options.context = 128
         options.maxChunk = 48  // two prefill chunks: exercises startPosition > 0 in prefill
+        options.kernelTuning = tuning(device)
         let gpu = try RunnerFactory.make(model: model, options: options, device: device)
         options.backend = .cpu
         let cpu = try RunnerFactory.make(model: model, options: options)

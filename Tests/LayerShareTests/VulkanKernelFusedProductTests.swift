@@ -73,30 +73,31 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
         if case .accumulate = output { for r in 0..<rows { for o in 0..<yCols { y0[yOffset + r * yStride + o] = random.floats(1)[0] } } }
         let yb = try buffer(y0, label: "y")
 
-        var kernelOutput = VulkanKernels.ProductOutput.store
+        var kernelOutput = VulkanKernels.ProductOutput.store(yb)
         var caches: (k: DeviceBuffer, v: DeviceBuffer, capacity: Int, kvRow: Int)?
         switch output {
         case .store: break
-        case .accumulate: kernelOutput = .accumulate()
-        case .swiglu: kernelOutput = .swiglu
+        case .accumulate: kernelOutput = .accumulate(yb)
+        case .swiglu: kernelOutput = .swiglu(yb)
         case let .rope(h, kv, d, start, layout):
             let capacity = start + rows + 2, kvRow = kv * d
             let kc = try poisoned(capacity * kvRow, label: "K cache"), vc = try poisoned(capacity * kvRow, label: "V cache")
             caches = (kc, vc, capacity, kvRow)
-            kernelOutput = .ropeIntoCache(.init(heads: h, kvHeads: kv, headDim: d, startPosition: start, theta: 10_000, layout: layout,
-                                                keyCache: kc, valueCache: vc))
+            kernelOutput = .ropeIntoCache(queries: yb, .init(heads: h, kvHeads: kv, headDim: d, startPosition: start, theta: 10_000,
+                                                             layout: layout, cache: .init(keys: kc, values: vc)))
         }
         var plain = false
         if case .store = output, !withNorm { plain = true }
+        let input: VulkanKernels.ProductInput = nb.map { .rmsNorm(.weight($0), eps: eps) } ?? .plain
         guard plain || kernels.canFuse(weight: weight, rows: rows, output: kernelOutput) else {
             // Not a lanes case for this tuning: the kernels must refuse with an error, not fall back silently.
-            XCTAssertThrowsError(try run { try self.kernels.product($0, weight: weight, x: xb, xOffset: xOffset, y: yb, yOffset: yOffset, rows: rows,
-                                                                   yStride: yStride, norm: nb.map { .inKernel(weight: $0, eps: eps) }, output: kernelOutput, label: "test") },
+            XCTAssertThrowsError(try run { try self.kernels.product($0, weight: weight, x: xb, xOffset: xOffset, rows: rows, input: input,
+                                                                   output: kernelOutput, yOffset: yOffset, yStride: yStride, label: "test") },
                                  "\(what): unfusable case accepted")
             return 0
         }
-        try run { try self.kernels.product($0, weight: weight, x: xb, xOffset: xOffset, y: yb, yOffset: yOffset, rows: rows,
-                                           yStride: yStride, norm: nb.map { .inKernel(weight: $0, eps: eps) }, output: kernelOutput, label: "test") }
+        try run { try self.kernels.product($0, weight: weight, x: xb, xOffset: xOffset, rows: rows, input: input,
+                                           output: kernelOutput, yOffset: yOffset, yStride: yStride, label: "test") }
         let y = try download(yb, count: yCount)
         let kc = try caches.map { try download($0.k, count: $0.capacity * $0.kvRow) }
         let vc = try caches.map { try download($0.v, count: $0.capacity * $0.kvRow) }
@@ -207,7 +208,7 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
 
     /// Tuning for these tests: lanes for decode and prefill, 2 activation rows per workgroup
     /// (the model uses 8; fewer keeps the driver's compile time down and still leaves a partial group).
-    func lanesTuning() -> VulkanKernels.Tuning {
+    func lanesTuning() -> KernelTuning {
         var t = kernels.tuning
         t.decodeLanesRows = 4
         t.prefillRegisterBlocked = true
@@ -266,11 +267,11 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
                 out = try poisoned(outRows)
             }
             try run { batch in
-                try self.kernels.product(batch, weight: m1, x: ab, xOffset: xOffset, y: xb, rows: 1,
-                                         output: .accumulate(.init(weight: nb, normed: normed, partials: partials)), label: "add+prepare")
+                try self.kernels.product(batch, weight: m1, x: ab, xOffset: xOffset, rows: 1,
+                                         output: .accumulate(xb, nextNorm: .init(weight: nb, normed: normed, partials: partials)), label: "add+prepare")
                 if let m2, let out {
-                    try self.kernels.product(batch, weight: m2, x: normed, y: out, rows: 1,
-                                             norm: .prepared(partials: partials, count: count, eps: eps), label: "prepared norm")
+                    try self.kernels.product(batch, weight: m2, x: normed, rows: 1,
+                                             input: .rmsNorm(.prepared(partials: partials, count: count), eps: eps), output: .store(out), label: "prepared norm")
                 }
             }
             let x = try download(xb, count: hidden), xn = try download(normed, count: hidden), ps = try download(partials, count: count + 1)
@@ -304,7 +305,7 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
         let bytes = random.matrixBytes(.q4_1, rows: 4, cols: 32)
         let weight = try bytes.withUnsafeBytes { try VulkanMatrix(device: device, type: .q4_1, rows: 4, cols: 32, bytes: $0, tileRows: kernels.tuning.weightTileRows, label: "W") }
         for rows in [1, 3] {
-            XCTAssertFalse(kernels.canFuse(weight: weight, rows: rows, output: .accumulate()))
+            XCTAssertFalse(kernels.canFuse(weight: weight, rows: rows, output: VulkanKernels.ProductOutput.accumulate(weight.buffer)))
         }
     }
 }

@@ -27,7 +27,8 @@ public final class VulkanBackend: InferenceBackend {
     /// Host-visible buffer results are copied into at the end of a batch, reused across steps, so reading
     /// logits on a device without unified memory needs neither a new staging buffer nor a second submit.
     private var readback: DeviceBuffer?
-    /// Read through `readback` even on unified memory (the path discrete GPUs take; set by tests).
+    /// Read through `readback` even on unified memory (the path discrete GPUs take); from
+    /// `KernelTuning.stagedReads`, set by tests.
     public var stagedReads: Bool
     /// Bytes of weights uploaded.
     public private(set) var weightBytes = 0
@@ -44,14 +45,17 @@ public final class VulkanBackend: InferenceBackend {
 
     public var name: String { "vulkan (\(device.info.name))" }
 
-    public init(device: VulkanDevice, profiling: Bool = false, compiler: ShaderCompiler? = nil, tuning: VulkanKernels.Tuning? = nil) throws {
+    /// `tuning` defaults to `KernelTuning.defaults(for:)` of the device; the kernels, the attention
+    /// kernels and the read path all take their choices from it.
+    public init(device: VulkanDevice, profiling: Bool = false, compiler: ShaderCompiler? = nil, tuning: KernelTuning? = nil) throws {
         self.device = device
         let compiler = try compiler ?? ShaderCompiler(sourceDirectory: ShaderDirectory.locate())
+        let tuning = tuning ?? KernelTuning.defaults(for: device.info)
         library = PipelineLibrary(device: device, compiler: compiler)
         kernels = try VulkanKernels(library: library, tuning: tuning)
-        attentionKernels = VulkanAttention(library: library)
+        attentionKernels = VulkanAttention(library: library, tuning: tuning)
         self.profiling = profiling
-        stagedReads = !device.info.unifiedMemory
+        stagedReads = tuning.stagedReads
         batch = try CommandBatch(device: device, maxTimestamps: profiling ? 16384 : 0)
     }
 
@@ -133,46 +137,25 @@ public final class VulkanBackend: InferenceBackend {
     public func product(_ weight: VulkanMatrix, _ x: Tensor, rows: Int, input: FusedInput<VulkanMatrix>,
                         output: FusedOutput<Tensor, VulkanMatrix, Cache>, label: String) throws {
         let prepared = preparedNorm
-        let y: Tensor, kernelOutput: VulkanKernels.ProductOutput, what: String?
         var prepares: (weight: VulkanMatrix, count: Int)?
-        switch output {
-        case let .store(t): (y, kernelOutput, what) = (t, .store, nil)
-        case let .accumulate(t, nextNorm):
-            y = t
-            what = "residual"
-            if let nextNorm, rows == 1, let count = kernels.nextNormPartials(weight: weight) {
-                let normed = try preparedBuffer(&normedInput, floats: weight.rows, label: "normed input")
-                let partials = try preparedBuffer(&normPartials, floats: (count + 3) / 4 * 4, label: "norm partial sums")
-                kernelOutput = .accumulate(.init(weight: nextNorm.buffer, normed: normed, partials: partials))
-                prepares = (nextNorm, count)
-            } else {
-                kernelOutput = .accumulate()
-            }
-        case let .swiglu(t): (y, kernelOutput, what) = (t, .swiglu, "swiglu")
-        case let .ropeIntoCache(queries, r):
-            let (keys, kvRow) = try r.cache.stream(.keys, label)
-            let (values, _) = try r.cache.stream(.values, label)
-            guard r.startPosition + rows <= r.cache.capacity, r.kvHeads * r.headDim == kvRow else {
-                throw ModelLoadError("\(label): rows \(r.startPosition)..<\(r.startPosition + rows) × \(r.kvHeads * r.headDim) do not fit the cache")
-            }
-            y = queries
-            kernelOutput = .ropeIntoCache(VulkanKernels.RopeCacheTarget(
-                heads: r.heads, kvHeads: r.kvHeads, headDim: r.headDim, startPosition: r.startPosition, theta: r.theta,
-                layout: r.layout, keyCache: keys, valueCache: values))
-            what = "rope_kv"
-        }
+        let kernelOutput = try output.map(tensor: \.buffer, nextNorm: { next -> VulkanKernels.NextNorm? in
+            guard rows == 1, let count = kernels.nextNormPartials(weight: weight) else { return nil }
+            prepares = (next, count)
+            return .init(weight: next.buffer, normed: try preparedBuffer(&normedInput, floats: weight.rows, label: "normed input"),
+                         partials: try preparedBuffer(&normPartials, floats: (count + 3) / 4 * 4, label: "norm partial sums"))
+        }, rope: { r in try r.with(cache: cacheBuffers(r, rows: rows, label: label)) })
         guard kernels.canFuse(weight: weight, rows: rows, output: kernelOutput) else {
             try unfusedProduct(weight, x, rows: rows, input: input, output: output, label: label, scratch: scratch)
             return
         }
-        var norm: VulkanKernels.ProductNorm?
+        var kernelInput = VulkanKernels.ProductInput.plain
         var source = x.buffer
         if case let .rmsNorm(w, eps) = input {
             if let prepared, prepared.x === x, prepared.weight === w, rows == 1, let normedInput, let normPartials {
-                norm = .prepared(partials: normPartials, count: prepared.count, eps: eps)
+                kernelInput = .rmsNorm(.prepared(partials: normPartials, count: prepared.count), eps: eps)
                 source = normedInput
             } else {
-                norm = .inKernel(weight: w.buffer, eps: eps)
+                kernelInput = .rmsNorm(.weight(w.buffer), eps: eps)
             }
         }
         try ensureRecording()
@@ -181,12 +164,22 @@ public final class VulkanBackend: InferenceBackend {
             batch.setCost(bytes: Double(weight.byteCount + rows * (weight.cols + weight.rows) * 4),
                           flops: 2 * Double(rows) * Double(weight.rows) * Double(weight.cols))
             // Profile label: the product and what is fused into it, e.g. "(ffn_gate_up + norm + swiglu)".
-            let fused = [norm == nil ? nil : "norm", what].compactMap { $0 }.map { " + \($0)" }.joined()
+            let fused = [kernelInput.isPlain ? nil : "norm", output.fusedOpName].compactMap { $0 }.map { " + \($0)" }.joined()
             name = "\(rows == 1 ? "matvec" : "matmul") \(weight.type) \(weight.cols)→\(weight.rows) (\(label)\(fused))"
         }
-        try kernels.product(batch, weight: weight, x: source, y: y.buffer, rows: rows, norm: norm, output: kernelOutput,
+        try kernels.product(batch, weight: weight, x: source, rows: rows, input: kernelInput, output: kernelOutput,
                             label: name, group: group)
-        preparedNorm = prepares.map { (y, $0.weight, $0.count) }
+        preparedNorm = prepares.map { (output.destination, $0.weight, $0.count) }
+    }
+
+    /// The K and V buffers of a RoPE output's cache, checked to hold its rows.
+    private func cacheBuffers(_ r: RopeIntoCache<Cache>, rows: Int, label: String) throws -> VulkanKernels.CacheBuffers {
+        let (keys, kvRow) = try r.cache.stream(.keys, label)
+        let (values, _) = try r.cache.stream(.values, label)
+        guard r.startPosition + rows <= r.cache.capacity, r.kvHeads * r.headDim == kvRow else {
+            throw ModelLoadError("\(label): rows \(r.startPosition)..<\(r.startPosition + rows) × \(r.kvHeads * r.headDim) do not fit the cache")
+        }
+        return .init(keys: keys, values: values)
     }
 
     /// A buffer of at least `floats` floats in `slot`, made (or replaced by a larger one) on demand;

@@ -1,11 +1,20 @@
 import ModelFormats
 
-/// What a weight multiplies in `InferenceBackend.product`.
-public enum FusedInput<Weight> {
+// The fused-op vocabulary, generic over what carries the data: backends pass their tensors,
+// weights and caches (`InferenceBackend.product`); VulkanKernels passes device buffers.
+
+/// What a weight multiplies in a fused product.
+public enum FusedInput<Norm> {
     /// x itself.
     case plain
-    /// rmsnorm(x) · weight, row by row (the norm before the attention and FFN blocks).
-    case rmsNorm(Weight, eps: Float)
+    /// rmsnorm(x) · weight, row by row (the norm before the attention and FFN blocks); `Norm` is the
+    /// norm's weight, or for the kernels where its parts come from.
+    case rmsNorm(Norm, eps: Float)
+
+    public var isPlain: Bool {
+        if case .plain = self { return true }
+        return false
+    }
 }
 
 /// RoPE and the KV-cache write that follow a stacked [q; k; v] projection.
@@ -21,19 +30,57 @@ public struct RopeIntoCache<Cache> {
     }
 }
 
-/// Where the results of `InferenceBackend.product` go.
-public enum FusedOutput<Tensor, Weight, Cache> {
+/// Where the results of a fused product go.
+public enum FusedOutput<Tensor, NextNorm, Cache> {
     /// y = W·x
     case store(Tensor)
     /// y += W·x: the residual add after the attention output and FFN down projections. `nextNorm`
-    /// says which norm the next product reads y through (`.rmsNorm(nextNorm, …)`), so a backend may
-    /// prepare that norm's input here; the results are the same either way.
-    case accumulate(Tensor, nextNorm: Weight? = nil)
+    /// says which norm the next product reads y through (`.rmsNorm(nextNorm, …)`; for the kernels,
+    /// where to prepare its input), so a backend may prepare that norm's input here; the results
+    /// are the same either way.
+    case accumulate(Tensor, nextNorm: NextNorm? = nil)
     /// W = [gate; up] (2F rows): y = silu(gate·x) ⊙ (up·x), rows of F.
     case swiglu(Tensor)
     /// W = [q; k; v]: rotated Q rows into `queries` (heads·headDim per row), rotated K and plain V into
     /// the cache at startPosition + row.
     case ropeIntoCache(queries: Tensor, RopeIntoCache<Cache>)
+
+    /// The tensor y: where the results go (Q for a RoPE output).
+    public var destination: Tensor {
+        switch self {
+        case let .store(t), let .accumulate(t, _), let .swiglu(t), let .ropeIntoCache(t, _): return t
+        }
+    }
+
+    /// The op fused after the product, for profile labels; nil for a plain store.
+    public var fusedOpName: String? {
+        switch self {
+        case .store: return nil
+        case .accumulate: return "residual"
+        case .swiglu: return "swiglu"
+        case .ropeIntoCache: return "rope_kv"
+        }
+    }
+
+    /// The same output in another carrier's terms. `nextNorm` may return nil: the next norm is then
+    /// not prepared.
+    public func map<T, N, C>(tensor: (Tensor) throws -> T, nextNorm: (NextNorm) throws -> N?,
+                             rope: (RopeIntoCache<Cache>) throws -> RopeIntoCache<C>) rethrows -> FusedOutput<T, N, C> {
+        switch self {
+        case let .store(t): return .store(try tensor(t))
+        case let .accumulate(t, next): return .accumulate(try tensor(t), nextNorm: try next.flatMap(nextNorm))
+        case let .swiglu(t): return .swiglu(try tensor(t))
+        case let .ropeIntoCache(t, r): return .ropeIntoCache(queries: try tensor(t), try rope(r))
+        }
+    }
+}
+
+extension RopeIntoCache {
+    /// The same rotation, writing into `cache`.
+    public func with<C>(cache: C) -> RopeIntoCache<C> {
+        RopeIntoCache<C>(heads: heads, kvHeads: kvHeads, headDim: headDim, startPosition: startPosition, theta: theta,
+                         layout: layout, cache: cache)
+    }
 }
 
 /// Scratch tensors for `unfusedProduct`, grown on demand and reused.

@@ -77,33 +77,20 @@ public final class VulkanAttention {
     private var configs: [String: KernelConfig] = [:]
 
     /// Decode (attention_decode.comp, attention_apply.comp) reads the K/V caches through their cached
-    /// RGBA32F texel views (DeviceBuffer.floatTexelView) when this is set and the views exist; else as
-    /// storage buffers. On by default for CPU devices: lavapipe loads storage buffers with a per-lane
-    /// scalar loop but gathers 16-byte texels with vector code (~0.5 vs ~7 GB/s), and decode attention
-    /// is a K/V stream. GPUs keep storage buffers. LAYERSHARE_ATTENTION_TEXEL=0/1 overrides (A/B runs).
+    /// RGBA32F texel views where the views exist; else as storage buffers. From
+    /// `KernelTuning.attentionTexelCaches` (why: see there).
     public var texelCaches: Bool
-    /// Decode through texel views uses attention_decode_lanes.comp (lanes own keys: no cross-lane
-    /// operation in the key loop) instead of attention_decode.comp's texel path, and
-    /// `applyProbabilities` attention_apply.comp's LANES_OWN_KEYS form. On by default where texel
-    /// caches are and the device has subgroup ballot: on lavapipe a decode layer at ~170 keys took
-    /// 137 µs instead of 225 µs single-threaded (more at long contexts; BENCHMARKS.md).
-    /// LAYERSHARE_ATTENTION_LANES=0/1 overrides.
+    /// Decode through texel views uses attention_decode_lanes.comp (lanes own keys) instead of
+    /// attention_decode.comp's texel path, and `applyProbabilities` attention_apply.comp's
+    /// LANES_OWN_KEYS form. From `KernelTuning.attentionLanesDecode` (why: see there).
     public var lanesDecode: Bool
 
-    public init(library: PipelineLibrary) {
+    /// `tuning` defaults to `KernelTuning.defaults(for:)` of the device.
+    public init(library: PipelineLibrary, tuning: KernelTuning? = nil) {
         self.library = library
-        let env = ProcessInfo.processInfo.environment
-        switch env["LAYERSHARE_ATTENTION_TEXEL"] {
-        case "0": texelCaches = false
-        case "1": texelCaches = true
-        default: texelCaches = library.device.info.kind == .cpu
-        }
-        let ballot = library.device.info.supportsSubgroupBallot
-        switch env["LAYERSHARE_ATTENTION_LANES"] {
-        case "0": lanesDecode = false
-        case "1": lanesDecode = ballot
-        default: lanesDecode = texelCaches && ballot
-        }
+        let t = tuning ?? KernelTuning.defaults(for: library.device.info)
+        texelCaches = t.attentionTexelCaches
+        lanesDecode = t.attentionLanesDecode
     }
 
     /// The float texel views of `buffers` if decode should read them as texels: every head row is

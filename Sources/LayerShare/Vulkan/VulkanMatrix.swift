@@ -33,7 +33,7 @@ public final class VulkanMatrix {
 
     /// Uploads `bytes`, the raw GGUF data of a row-major [rows][cols] matrix of `type`. Quantized
     /// blocks are stored in tiles of `tileRows` rows (a power of two; the kernels' tuning says
-    /// which order reads fastest: `VulkanKernels.Tuning.weightTileRows`).
+    /// which order reads fastest: `KernelTuning.weightTileRows`).
     public convenience init(device: VulkanDevice, type: GGMLType, rows: Int, cols: Int, bytes: UnsafeRawBufferPointer,
                             tileRows: Int = 1, label: String) throws {
         try self.init(device: device, type: type, rows: rows, cols: cols, source: .raw(bytes), tileRows: tileRows, label: label)

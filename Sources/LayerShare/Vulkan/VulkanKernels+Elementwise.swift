@@ -1,0 +1,63 @@
+import VulkanCompute
+
+/// Element-wise ops over `count` floats (Shaders/elementwise.comp).
+extension VulkanKernels {
+    private enum ElementwiseOp: String { case swiglu = "OP_SWIGLU", add = "OP_ADD", mul = "OP_MUL", scale = "OP_SCALE" }
+
+    private func elementwise(_ batch: CommandBatch, _ op: ElementwiseOp, a: DeviceBuffer, aOffset: Int, b: DeviceBuffer?, bOffset: Int,
+                             out: DeviceBuffer, outOffset: Int, count: Int, scalar: Float, label: String, group: String) throws {
+        let what = "\(op.rawValue.dropFirst(3).lowercased()) '\(label)'"
+        try requirePositive(what, ["count": count])
+        try requireFloats(what, "a", a, offset: aOffset, span: count)
+        if let b { try requireFloats(what, "b", b, offset: bOffset, span: count) }
+        try requireFloats(what, "out", out, offset: outOffset, span: count)
+        let inPlace = out === a
+        if inPlace, outOffset != aOffset {
+            throw fail(what, "out shares buffer '\(a.label)' with a at a different offset (only exact in-place is supported)")
+        }
+        if let b, out === b, !(b === a) {
+            if outOffset < bOffset + count, bOffset < outOffset + count {
+                throw fail(what, "out overlaps b in buffer '\(b.label)'; pass the aliased operand as a (out may equal a)")
+            }
+        }
+        var defines = [op.rawValue: "1"]
+        if inPlace { defines["IN_PLACE"] = "1" }
+        let bindingCount = 1 + (b == nil ? 0 : 1) + (inPlace ? 0 : 1)
+        let wg = tuning.elementwiseWorkgroup
+        let p = try pipeline("elementwise.comp", defines: defines, specialization: [Self.u(wg)], bindings: bindingCount, pushWords: 5)
+        var bindings: [BufferBinding] = [inPlace ? .readWrite(a) : .read(a)]
+        if let b { bindings.append(.read(b)) }
+        if !inPlace { bindings.append(.write(out)) }
+        try batch.dispatch(p, bindings,
+                           push: [Self.u(count), Self.u(aOffset), Self.u(bOffset), Self.u(outOffset), .float(scalar)],
+                           groups: try folded((count + wg - 1) / wg, what), label: label, group: group)
+    }
+
+    /// out = silu(gate) · up over `count` floats. out may be gate itself (bound once, in place).
+    public func swiglu(_ batch: CommandBatch, gate: DeviceBuffer, gateOffset: Int = 0, up: DeviceBuffer, upOffset: Int = 0,
+                       out: DeviceBuffer, outOffset: Int = 0, count: Int, label: String = "swiglu", group: String = "") throws {
+        try elementwise(batch, .swiglu, a: gate, aOffset: gateOffset, b: up, bOffset: upOffset, out: out, outOffset: outOffset,
+                        count: count, scalar: 0, label: label, group: group)
+    }
+
+    /// out = a + b over `count` floats. out may be a itself (the residual stream: bound once, in place).
+    public func add(_ batch: CommandBatch, a: DeviceBuffer, aOffset: Int = 0, b: DeviceBuffer, bOffset: Int = 0,
+                    out: DeviceBuffer, outOffset: Int = 0, count: Int, label: String = "add", group: String = "") throws {
+        try elementwise(batch, .add, a: a, aOffset: aOffset, b: b, bOffset: bOffset, out: out, outOffset: outOffset,
+                        count: count, scalar: 0, label: label, group: group)
+    }
+
+    /// out = a · b (element-wise) over `count` floats. out may be a itself.
+    public func mul(_ batch: CommandBatch, a: DeviceBuffer, aOffset: Int = 0, b: DeviceBuffer, bOffset: Int = 0,
+                    out: DeviceBuffer, outOffset: Int = 0, count: Int, label: String = "mul", group: String = "") throws {
+        try elementwise(batch, .mul, a: a, aOffset: aOffset, b: b, bOffset: bOffset, out: out, outOffset: outOffset,
+                        count: count, scalar: 0, label: label, group: group)
+    }
+
+    /// out = x · factor over `count` floats (factor 1 copies). out may be x itself.
+    public func scale(_ batch: CommandBatch, x: DeviceBuffer, xOffset: Int = 0, factor: Float,
+                      out: DeviceBuffer, outOffset: Int = 0, count: Int, label: String = "scale", group: String = "") throws {
+        try elementwise(batch, .scale, a: x, aOffset: xOffset, b: nil, bOffset: 0, out: out, outOffset: outOffset,
+                        count: count, scalar: factor, label: label, group: group)
+    }
+}
