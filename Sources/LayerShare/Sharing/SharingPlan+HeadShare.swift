@@ -68,11 +68,11 @@ extension SharingPlan {
 }
 
 extension HeadShareSavings {
-    /// "1234 bytes (1.2 KiB; Q …, K …, V …, O …), 3.4% of the attention weights, 0.9% of the model".
+    /// "1234 bytes (1.2 KiB; Q …, K …, V …, O …), 3.4% of the attention weights, 0.9% of all weights".
     public var summary: String {
         func percent(_ of: Int) -> Double { of > 0 ? 100 * Double(total) / Double(of) : 0 }
         let parts = UnitProjection.allCases.map { "\($0.rawValue) \(saved[$0] ?? 0)" }.joined(separator: ", ")
         return "\(total) bytes (\(formatBytes(total)); \(parts)), "
-            + String(format: "%.1f%% of the attention weights, %.1f%% of the model's", percent(attentionBytes), percent(modelBytes))
+            + String(format: "%.1f%% of the attention weights, %.1f%% of all weights", percent(attentionBytes), percent(modelBytes))
     }
 }
