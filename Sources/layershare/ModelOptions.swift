@@ -33,7 +33,7 @@ struct ModelOptions: ParsableArguments {
         if let plan {
             // Validate early so a bad plan fails before any weights are uploaded.
             let loaded = try SharingPlan.load(path: plan, model: model)
-            note("plan \(plan): " + loaded.summary().replacingOccurrences(of: "\n", with: "; "))
+            note("plan \(plan): " + loaded.summary(weights: model.weights).replacingOccurrences(of: "\n", with: "; "))
         }
         return model
     }

@@ -6,7 +6,7 @@ struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Write an attention-sharing plan (JSON) for --plan on generate, compare, logits and ppl.",
-        subcommands: [PlanSharedAttentionCommand.self]
+        subcommands: [PlanSharedAttentionCommand.self, PlanHeadShareCommand.self]
     )
 }
 

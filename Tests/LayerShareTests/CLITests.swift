@@ -86,6 +86,34 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(last.hasPrefix("perplexity: ") && last.contains("tokens scored"), r.stdout)
     }
 
+    func testPlanHeadShareWritesAPlanAndPrintsItsSummary() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)-hs.json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let r = try run(["plan", "headshare", "--rate", "0.1", "--output", file.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for fragment in ["best-match cosine: min", "selected 9 units (int(0.1 × 90) = 9); threshold", "layer  shared",
+                         "9 of 90 units (KV groups)", "units shared per layer", "weight bytes saved: ", "wrote \(file.path)"] {
+            XCTAssertTrue(r.stdout.contains(fragment), "missing \"\(fragment)\":\n\(r.stdout)")
+        }
+        let plan = try SharingPlan.load(path: file.path, model: SharedModel.model())
+        XCTAssertEqual(plan.sharedUnits.count, 9)
+        XCTAssertEqual(plan.headShare?.chains, "original")
+
+        let help = try run(["plan", "headshare", "--help"])
+        XCTAssertEqual(help.status, 0)
+        for option in ["--rate", "--strategy", "--chains", "--spans", "authors"] {
+            XCTAssertTrue(help.stdout.contains(option), "--help does not explain \(option):\n\(help.stdout)")
+        }
+    }
+
+    func testPlanHeadShareRejectsARateOutsideZeroToOne() throws {
+        for rate in ["2", "-0.5", "nan"] {
+            let r = try run(["plan", "headshare", "--rate=\(rate)", "--output", "/nonexistent/never-written.json"])
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.stderr.contains("--rate must be between 0 and 1"), r.stderr)
+        }
+    }
+
     func testBadInputEndsWithAClearError() throws {
         let missing = try run(["generate", "--model", "/nonexistent/model.gguf", "--prompt", "x"])
         XCTAssertNotEqual(missing.status, 0)

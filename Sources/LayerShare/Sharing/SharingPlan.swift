@@ -101,13 +101,18 @@ public struct SharingPlan: Codable, Equatable, Sendable {
     /// A Shared Attention plan: each range `a...b` is shared and reuses layer a − 1. Validated against the model.
     public static func sharedAttention(spans: [ClosedRange<Int>], model: LoadedModel, notes: String? = nil) throws -> SharingPlan {
         let identity = try ModelIdentity.of(model)
-        let list = spans.sorted { $0.lowerBound < $1.lowerBound }.map { Span(first: $0.lowerBound, last: $0.upperBound, source: $0.lowerBound - 1) }
+        let list = spanList(spans)
         var plan = SharingPlan(method: list.isEmpty ? "standard" : "sharedAttention", model: identity, layers: nil,
                                sharedAttention: SharedAttentionSection(spans: list), notes: notes)
         let problems = plan.structuralProblems(layerCount: identity.layers)
         guard problems.isEmpty else { throw SharingPlanError(source: "spans", problems: problems) }
         plan.layers = plan.derivedLayerEntries(layerCount: identity.layers)
         return plan
+    }
+
+    /// Spans for ranges `a...b`, each reusing layer a − 1, in layer order.
+    static func spanList(_ spans: [ClosedRange<Int>]) -> [Span] {
+        spans.sorted { $0.lowerBound < $1.lowerBound }.map { Span(first: $0.lowerBound, last: $0.upperBound, source: $0.lowerBound - 1) }
     }
 
     /// The layer specs of this plan for a model of this shape (shape and structure checked; the
@@ -167,14 +172,17 @@ public struct SharingPlan: Codable, Equatable, Sendable {
         spans.reduce(0) { $0 + ($1.last - $1.first + 1) } * model.kvHeads * model.headDim * 4
     }
 
-    /// One line per span plus the saving, for the CLI.
-    public func summary() -> String {
-        guard !spans.isEmpty else { return "no shared layers (every layer standard)" }
+    /// One line per span plus the saving, then head sharing, for the CLI. With `weights` (the model the
+    /// plan was loaded for) head sharing's weight bytes saved are included.
+    public func summary(weights: WeightSource? = nil) -> String {
+        guard !spans.isEmpty || !sharedUnits.isEmpty else { return "no shared layers (every layer standard)" }
         var lines = spans.map { "layers \($0.first)-\($0.last) reuse the attention probabilities of layer \($0.source)" }
-        let shared = spans.reduce(0) { $0 + ($1.last - $1.first + 1) }
-        lines.append("\(shared) of \(model.layers) layers shared; K cache saved: \(kvBytesSavedPerToken()) bytes per token "
-                     + "(\(shared) × \(model.kvHeads) kv heads × \(model.headDim) × 4 bytes)")
-        return lines.joined(separator: "\n")
+        if !spans.isEmpty {
+            let shared = spans.reduce(0) { $0 + ($1.last - $1.first + 1) }
+            lines.append("\(shared) of \(model.layers) layers shared; K cache saved: \(kvBytesSavedPerToken()) bytes per token "
+                         + "(\(shared) × \(model.kvHeads) kv heads × \(model.headDim) × 4 bytes)")
+        }
+        return (lines + headShareSummaryLines(weights: weights)).joined(separator: "\n")
     }
 }
 
