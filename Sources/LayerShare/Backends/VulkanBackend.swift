@@ -21,7 +21,7 @@ public final class VulkanBackend: InferenceBackend {
     let attentionKernels: VulkanAttention
     let batch: CommandBatch
     private var recording = false
-    private var group = ""
+    var group = ""
     private var tokenBuffer: DeviceBuffer?
     private var attentionScratch: DeviceBuffer?
     /// Host-visible buffer results are copied into at the end of a batch, reused across steps, so reading
@@ -31,11 +31,11 @@ public final class VulkanBackend: InferenceBackend {
     /// `KernelTuning.stagedReads`, set by tests.
     public var stagedReads: Bool
     /// Bytes of weights uploaded.
-    public private(set) var weightBytes = 0
+    public internal(set) var weightBytes = 0
     /// GPU timings of every batch since the last `takeTimings()` (profiling only).
     private var collectedTimings: [[DispatchTiming]] = []
     public let profiling: Bool
-    private let scratch = ProductScratch<VulkanBackend>()
+    let scratch = ProductScratch<VulkanBackend>()
     /// Set by a decode product that added into `x` and prepared the next norm's input (x·weight into
     /// `normedInput`, Σx² partials into `normPartials`); valid only for the op right after it (every
     /// op's ensureRecording clears it), which uses it when it reads rmsnorm(x)·weight.
@@ -59,7 +59,7 @@ public final class VulkanBackend: InferenceBackend {
         batch = try CommandBatch(device: device, maxTimestamps: profiling ? 16384 : 0)
     }
 
-    private func ensureRecording() throws {
+    func ensureRecording() throws {
         preparedNorm = nil
         if !recording {
             try batch.begin()
@@ -136,6 +136,17 @@ public final class VulkanBackend: InferenceBackend {
     /// CPU-type devices), else the separate ops.
     public func product(_ weight: VulkanMatrix, _ x: Tensor, rows: Int, input: FusedInput<VulkanMatrix>,
                         output: FusedOutput<Tensor, VulkanMatrix, Cache>, label: String) throws {
+        if !weight.columnParts.isEmpty {
+            try columnPartsProduct(weight, x, rows: rows, input: input, output: output, label: label)
+        } else {
+            try product(weight, x, xColumns: nil, rows: rows, input: input, output: output, label: label)
+        }
+    }
+
+    /// `product` reading, with `xColumns`, columns offset ..< offset + weight.cols of x's rows,
+    /// `stride` floats apart (a column part of a composed weight), else x's packed rows.
+    func product(_ weight: VulkanMatrix, _ x: Tensor, xColumns: (offset: Int, stride: Int)?, rows: Int, input: FusedInput<VulkanMatrix>,
+                 output: FusedOutput<Tensor, VulkanMatrix, Cache>, label: String) throws {
         let prepared = preparedNorm
         var prepares: (weight: VulkanMatrix, count: Int)?
         let kernelOutput = try output.map(tensor: \.buffer, nextNorm: { next -> VulkanKernels.NextNorm? in
@@ -145,7 +156,11 @@ public final class VulkanBackend: InferenceBackend {
                          partials: try preparedBuffer(&normPartials, floats: (count + 3) / 4 * 4, label: "norm partial sums"))
         }, rope: { r in try r.with(cache: cacheBuffers(r, rows: rows, label: label)) })
         guard kernels.canFuse(weight: weight, rows: rows, output: kernelOutput) else {
-            try unfusedProduct(weight, x, rows: rows, input: input, output: output, label: label, scratch: scratch)
+            if let xColumns {
+                try separateColumnPartProduct(weight, x, xColumns: xColumns, rows: rows, output: output, label: label)
+            } else {
+                try unfusedProduct(weight, x, rows: rows, input: input, output: output, label: label, scratch: scratch)
+            }
             return
         }
         var kernelInput = VulkanKernels.ProductInput.plain
@@ -167,8 +182,8 @@ public final class VulkanBackend: InferenceBackend {
             let fused = [kernelInput.isPlain ? nil : "norm", output.fusedOpName].compactMap { $0 }.map { " + \($0)" }.joined()
             name = "\(rows == 1 ? "matvec" : "matmul") \(weight.type) \(weight.cols)→\(weight.rows) (\(label)\(fused))"
         }
-        try kernels.product(batch, weight: weight, x: source, rows: rows, input: kernelInput, output: kernelOutput,
-                            label: name, group: group)
+        try kernels.product(batch, weight: weight, x: source, xOffset: xColumns?.offset ?? 0, rows: rows, xStride: xColumns?.stride,
+                            input: kernelInput, output: kernelOutput, label: name, group: group)
         preparedNorm = prepares.map { (output.destination, $0.weight, $0.count) }
     }
 

@@ -218,17 +218,18 @@ extension VulkanKernels {
         defines["PARTS"] = "\(t.matvecParts)u"
         if view != nil { defines["WEIGHTS_TEXEL"] = "1" }
         if xView != nil { defines["X_TEXEL"] = "1" }
+        var kinds: [DescriptorKind] = [view != nil ? .uniformTexelBuffer : .storageBuffer, xView != nil ? .uniformTexelBuffer : .storageBuffer, .storageBuffer]
+        var bindings: [BufferBinding] = [view.map { .texels($0) } ?? .read(weight.buffer), xView.map { .texels($0) } ?? .read(x.buffer), .write(y.buffer)]
+        var push: [ShaderScalar] = [Self.u(weight.cols), Self.u(weight.rows), Self.u(x.offset), Self.u(y.offset), Self.u(rows),
+                                    Self.u(x.stride), Self.u(y.stride)]
+        bindRowTable(weight, defines: &defines, kinds: &kinds, bindings: &bindings, push: &push)
         let p = try pipeline("matvec.comp", defines: defines,
                              specialization: [Self.u(t.matvecWorkgroup), Self.u(wRows), Self.u(xRows)],
-                             bindings: [view != nil ? .uniformTexelBuffer : .storageBuffer, xView != nil ? .uniformTexelBuffer : .storageBuffer, .storageBuffer],
-                             pushWords: 7)
+                             bindings: kinds, pushWords: push.count)
         var groups = try folded((weight.rows + wRows - 1) / wRows, what())
         groups.2 = (rows + xRows - 1) / xRows
         guard groups.2 <= device.info.maxWorkgroupCount.2 else { throw fail(what(), "\(rows) rows exceed the device's grid limits") }
-        try batch.dispatch(p, [view.map { .texels($0) } ?? .read(weight.buffer), xView.map { .texels($0) } ?? .read(x.buffer), .write(y.buffer)],
-                           push: [Self.u(weight.cols), Self.u(weight.rows), Self.u(x.offset), Self.u(y.offset), Self.u(rows),
-                                  Self.u(x.stride), Self.u(y.stride)],
-                           groups: groups, label: label, group: group)
+        try batch.dispatch(p, bindings, push: push, groups: groups, label: label, group: group)
     }
 
     /// matmul.comp: shared-memory tiles of `gemmBM` weight rows × `gemmBN` activation rows.
@@ -237,17 +238,31 @@ extension VulkanKernels {
                               what: () -> String, label: String, group: String) throws {
         let t = tuning
         let invocations = (t.gemmBM / t.gemmTM) * (t.gemmBN / t.gemmTN)
-        let p = try pipeline("matmul.comp", defines: weightDefines,
+        var defines = weightDefines
+        var kinds: [DescriptorKind] = [.storageBuffer, .storageBuffer, .storageBuffer]
+        var bindings: [BufferBinding] = [.read(weight.buffer), .read(x.buffer), .write(y.buffer)]
+        var push: [ShaderScalar] = [Self.u(weight.cols), Self.u(weight.rows), Self.u(rows), Self.u(x.offset), Self.u(x.stride),
+                                    Self.u(y.offset), Self.u(y.stride)]
+        bindRowTable(weight, defines: &defines, kinds: &kinds, bindings: &bindings, push: &push)
+        let p = try pipeline("matmul.comp", defines: defines,
                              specialization: [Self.u(invocations), Self.u(t.gemmBM), Self.u(t.gemmBN), Self.u(t.gemmTM), Self.u(t.gemmTN)],
-                             bindings: 3, pushWords: 7)
+                             bindings: kinds, pushWords: push.count)
         let gx = (weight.rows + t.gemmBM - 1) / t.gemmBM, gy = (rows + t.gemmBN - 1) / t.gemmBN
         guard gx <= device.info.maxWorkgroupCount.0, gy <= device.info.maxWorkgroupCount.1 else {
             throw fail(what(), "\(gx)×\(gy) workgroups exceed the device's grid limits")
         }
-        try batch.dispatch(p, [.read(weight.buffer), .read(x.buffer), .write(y.buffer)],
-                           push: [Self.u(weight.cols), Self.u(weight.rows), Self.u(rows), Self.u(x.offset), Self.u(x.stride),
-                                  Self.u(y.offset), Self.u(y.stride)],
-                           groups: (gx, gy, 1), label: label, group: group)
+        try batch.dispatch(p, bindings, push: push, groups: (gx, gy, 1), label: label, group: group)
+    }
+
+    /// A row-table view's table, bound after the kernel's other bindings, and its stored row count
+    /// as the last push constant (quant.glsl `ROW_TABLE`).
+    private func bindRowTable(_ weight: VulkanMatrix, defines: inout [String: String], kinds: inout [DescriptorKind],
+                              bindings: inout [BufferBinding], push: inout [ShaderScalar]) {
+        guard let table = weight.rowTable else { return }
+        defines["ROW_TABLE_BINDING"] = "\(bindings.count)"
+        kinds.append(.storageBuffer)
+        bindings.append(.read(table.buffer))
+        push.append(Self.u(table.storedRows))
     }
 
     /// matmul_lanes.comp with its fusions (arguments validated by `product`).
@@ -319,6 +334,7 @@ extension VulkanKernels {
                      Self.u(r.startPosition * r.kvHeads * r.headDim)]
             specialization.append(Self.layoutConstant(r.layout))
         }
+        bindRowTable(weight, defines: &defines, kinds: &kinds, bindings: &bindings, push: &push)
         let p = try pipeline("matmul_lanes.comp", defines: defines, specialization: specialization, bindings: kinds,
                              pushWords: push.count, subgroups: subgroups)
         let rowsPerGroup = rowsPerInvocation * wg

@@ -55,6 +55,10 @@ public final class VulkanKernels {
     static func weightDefines(_ weight: VulkanMatrix) throws -> [String: String] {
         var defines = [try typeDefine(weight.type): "1"]
         if weight.tileRows > 1 { defines["WEIGHT_TILE"] = "\(weight.tileRows)u" }
+        if let table = weight.rowTable {
+            defines["ROW_TABLE"] = "1"
+            defines["ROW_BLOCK"] = "\(table.block)u"
+        }
         return defines
     }
 

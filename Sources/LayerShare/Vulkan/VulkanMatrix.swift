@@ -27,6 +27,29 @@ public final class VulkanMatrix {
     /// nil otherwise (the kernels then read `buffer` as a storage buffer).
     public let texelView: TexelBufferView?
 
+    /// Set on a view whose rows are read from another matrix's buffer through a table (head-wise
+    /// sharing; Shaders/quant.glsl `ROW_TABLE`).
+    public let rowTable: RowTable?
+
+    /// Logical row r of a view is stored row `blocks[r / block]·block + r % block` of a shared matrix
+    /// of `storedRows` rows; `buffer` holds the table as 32-bit words.
+    public struct RowTable {
+        public let buffer: DeviceBuffer
+        public let block: Int
+        public let storedRows: Int
+    }
+
+    /// Set on a product weight whose columns are stored apart (head-wise sharing's output
+    /// projection): W·x = Σ parts[i].matrix · (columns firstColumn ..< firstColumn + matrix.cols of x).
+    /// Empty for every stored matrix.
+    public let columnParts: [ColumnPart]
+
+    public struct ColumnPart {
+        public let matrix: VulkanMatrix
+        public let firstColumn: Int
+        public init(matrix: VulkanMatrix, firstColumn: Int) { self.matrix = matrix; self.firstColumn = firstColumn }
+    }
+
     /// Zeroed bytes after the data; with the rounding to whole 16-byte texels every texel fetch of
     /// the last header word stays inside the buffer (and the view).
     static let tailPadding = 16
@@ -50,6 +73,57 @@ public final class VulkanMatrix {
     /// An F32 vector (e.g. a norm weight) as a 1×n matrix; use `buffer` where a kernel wants a vector.
     public convenience init(device: VulkanDevice, vector: [Float], label: String) throws {
         try self.init(device: device, values: vector, rows: 1, cols: vector.count, label: label)
+    }
+
+    /// A matrix of `blocks.count · block` rows read from `stored`'s buffer: logical row block i is
+    /// stored block `blocks[i]` of `block` rows. Allocates only the table. `block` must be a multiple
+    /// of the stored matrix's tile, so whole tiles are addressed.
+    public init(rowsOf stored: VulkanMatrix, blocks: [Int], block: Int, label: String) throws {
+        guard stored.rowTable == nil, stored.columnParts.isEmpty else {
+            throw VulkanError.invalidArgument("matrix '\(label)': a row-table view must read a stored matrix, not another view")
+        }
+        guard block > 0, block % stored.tileRows == 0, stored.rows % block == 0, !blocks.isEmpty,
+              blocks.allSatisfy({ $0 >= 0 && $0 < stored.rows / block }) else {
+            throw VulkanError.invalidArgument("matrix '\(label)': row blocks \(blocks) of \(block) rows do not fit '\(stored.label)' "
+                                              + "(\(stored.rows) rows in tiles of \(stored.tileRows))")
+        }
+        let table = try DeviceBuffer(device: stored.buffer.device, byteCount: blocks.count * 4, label: "\(label) row table")
+        try table.upload(blocks.map { UInt32($0) })
+        buffer = stored.buffer
+        type = stored.type
+        rows = blocks.count * block
+        cols = stored.cols
+        tileRows = stored.tileRows
+        byteCount = 0
+        self.label = label
+        texelView = stored.texelView
+        rowTable = RowTable(buffer: table, block: block, storedRows: stored.rows)
+        columnParts = []
+    }
+
+    /// A product weight made of column parts stored apart, side by side in order (no allocation).
+    public init(columns parts: [ColumnPart], label: String) throws {
+        guard let first = parts.first?.matrix,
+              parts.allSatisfy({ $0.matrix.rows == first.rows && $0.matrix.type == first.type && $0.matrix.columnParts.isEmpty }) else {
+            throw VulkanError.invalidArgument("matrix '\(label)': column parts must be plain matrices of one type and row count")
+        }
+        var next = 0
+        for part in parts {
+            guard part.firstColumn == next else {
+                throw VulkanError.invalidArgument("matrix '\(label)': column parts must follow each other (part at \(part.firstColumn), expected \(next))")
+            }
+            next += part.matrix.cols
+        }
+        buffer = first.buffer
+        type = first.type
+        rows = first.rows
+        cols = next
+        tileRows = first.tileRows
+        byteCount = 0
+        self.label = label
+        texelView = nil
+        rowTable = nil
+        columnParts = parts
     }
 
     private enum Source {
@@ -91,6 +165,8 @@ public final class VulkanMatrix {
         self.tileRows = storedType.isQuantized ? tileRows : 1
         self.byteCount = storedBytes
         self.label = label
+        rowTable = nil
+        columnParts = []
         let buffer = try DeviceBuffer(device: device, byteCount: padded, label: label)
         self.buffer = buffer
 
