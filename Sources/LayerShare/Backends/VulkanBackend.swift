@@ -149,7 +149,7 @@ public final class VulkanBackend: InferenceBackend {
                  output: FusedOutput<Tensor, VulkanMatrix, Cache>, label: String) throws {
         let prepared = preparedNorm
         var prepares: (weight: VulkanMatrix, count: Int)?
-        let kernelOutput = try output.map(tensor: \.buffer, nextNorm: { next -> VulkanKernels.NextNorm? in
+        let kernelOutput = try output.map(tensor: { $0.buffer }, nextNorm: { next -> VulkanKernels.NextNorm? in
             guard rows == 1, let count = kernels.nextNormPartials(weight: weight) else { return nil }
             prepares = (next, count)
             return .init(weight: next.buffer, normed: try preparedBuffer(&normedInput, floats: weight.rows, label: "normed input"),
