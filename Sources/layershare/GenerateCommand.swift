@@ -40,7 +40,7 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         let model = try options.loadModel()
         let runner = try RunnerFactory.make(model: model, options: try options.runnerOptions(model: model), log: note)
-        note("[\(runner.backendName), context \(runner.capacity)]")
+        note("[\(runner.backendName), context \(runner.capacity), weights \(formatBytes(runner.weightBytes)), KV cache \(formatBytes(runner.kvCacheBytes))]")
         let seed = self.seed ?? UInt64(Date().timeIntervalSince1970 * 1000)
         var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
         let generator = Generator(runner: runner, tokenizer: model.tokenizer)

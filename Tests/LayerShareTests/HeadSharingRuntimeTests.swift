@@ -66,6 +66,22 @@ final class HeadSharingRuntimeTests: XCTestCase {
         }
     }
 
+    /// A rate-0 plan from the matcher shares nothing: logits bit-identical to the plain model's.
+    func testRateZeroIsBitIdenticalToTheBaseline() throws {
+        let model = try SharedModel.model()
+        let selection = try HeadShareSelection(matches: HeadShareMatcher.match(weights: model.weights), rate: 0, chains: .original)
+        XCTAssertTrue(selection.units.isEmpty)
+        let plan = try SharingPlan.headShare(units: selection.units, strategy: .qk, rate: 0, chains: .original, model: model)
+        let specs = try plan.layerSpecs(for: model.hyper)
+        let tokens = Array(model.tokenizer.encode(SharingTestSupport.prompt).prefix(9))
+        let device = try VulkanDevice()
+        for backend in [BackendKind.vulkan, .cpu] {
+            let plain = try SharingTestSupport.runner(model, backend, specs: nil, context: 16, device: device).forward(tokens, logits: .all)
+            let planned = try SharingTestSupport.runner(model, backend, specs: specs, context: 16, device: device).forward(tokens, logits: .all)
+            XCTAssertTrue(plain.map(\.bitPattern) == planned.map(\.bitPattern), "rate 0 changed the logits on \(backend)")
+        }
+    }
+
     /// The device memory the weights take drops by the bytes of the target units' slices: Q rows of
     /// its query heads, K and V rows, O columns — measured from the device's allocation counter.
     func testSharedSlicesAreStoredOnceOnTheDevice() throws {

@@ -39,6 +39,7 @@ public final class CPUBackend: InferenceBackend {
     public typealias Cache = KVCache<Tensor>
 
     public let name = "cpu"
+    public private(set) var weightBytes = 0
     private let scratch = ProductScratch<CPUBackend>()
     public init() {}
 
@@ -49,14 +50,19 @@ public final class CPUBackend: InferenceBackend {
     private var currentLayer = -1
 
     public func makeTensor(_ count: Int, label: String) throws -> Tensor { Tensor(count) }
-    public func loadWeight(_ weight: WeightTensor) throws -> Weight { Weight(weight) }
+    public func loadWeight(_ weight: WeightTensor) throws -> Weight { counted(Weight(weight)) }
     public func loadStacked(_ weights: [WeightTensor], label: String) throws -> Weight {
-        Weight(stacking: weights.map(Weight.init), label: label)
+        counted(Weight(stacking: weights.map(Weight.init), label: label))
     }
     /// The reference materialises every composed matrix (no slice is stored once on the CPU).
     public func loadComposed(_ weights: [ComposedWeight]) throws -> [Weight] {
-        weights.map { Weight($0.materialised()) }
+        weights.map { counted(Weight($0.materialised())) }
     }
+    private func counted(_ w: Weight) -> Weight {
+        weightBytes += w.values.count * 4
+        return w
+    }
+
     public func makeCache(_ spec: CacheSpec, capacity: Int, label: String) throws -> Cache {
         let sizes = spec.streams.map { capacity.multipliedReportingOverflow(by: $0.rowSize * 4) }
         guard !sizes.contains(where: \.overflow) else { throw ModelLoadError("\(label) cache: \(capacity) positions overflow") }

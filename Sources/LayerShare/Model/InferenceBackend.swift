@@ -11,6 +11,8 @@ public protocol InferenceBackend: AnyObject {
     associatedtype Cache: AnyObject
 
     var name: String { get }
+    /// Bytes the loaded weights take on this backend (as stored: quantized on Vulkan, float32 on the CPU).
+    var weightBytes: Int { get }
 
     func makeTensor(_ count: Int, label: String) throws -> Tensor
     func loadWeight(_ weight: WeightTensor) throws -> Weight

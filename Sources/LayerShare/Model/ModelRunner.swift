@@ -8,6 +8,8 @@ public protocol ModelRunner: AnyObject {
     var maxChunk: Int { get }
     var specs: [LayerSpec] { get }
     var kvCacheBytes: Int { get }
+    /// Bytes the weights take on the backend.
+    var weightBytes: Int { get }
     var backendName: String { get }
     func reset()
     func rewind(to position: Int) throws
@@ -25,4 +27,5 @@ extension ModelRunner {
 
 extension Transformer: ModelRunner {
     public var backendName: String { backend.name }
+    public var weightBytes: Int { backend.weightBytes }
 }
