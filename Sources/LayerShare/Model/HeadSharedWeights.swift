@@ -42,3 +42,34 @@ enum HeadSharedWeights {
                 try ComposedWeight(label: "blk.\(l).attn_output (head-shared)", axis: .columns, parts: output))
     }
 }
+
+extension Transformer {
+    /// Each layer's attention input projection (Q|K|V stacked, or V alone, as its spec projects) and
+    /// output projection: the layers head-wise sharing involves composed of unit slices, loaded
+    /// together so the backend can store each shared slice once; the others as their tensors are.
+    static func attentionWeights(specs: [LayerSpec], source: WeightSource,
+                                 backend: Backend) throws -> [(input: Backend.Weight, output: Backend.Weight)] {
+        typealias N = LlamaTensorName
+        let composed = HeadSharedWeights.composedLayers(specs).sorted()
+        var composedWeights: [Int: (input: Backend.Weight, output: Backend.Weight)] = [:]
+        if !composed.isEmpty {
+            let parts = try composed.map {
+                try HeadSharedWeights.compositions(layer: $0, heads: specs[$0].heads, projections: specs[$0].projections, source: source)
+            }
+            let loaded = try backend.loadComposed(parts.flatMap { [$0.input, $0.output] })
+            for (i, l) in composed.enumerated() { composedWeights[l] = (loaded[2 * i], loaded[2 * i + 1]) }
+        }
+        return try specs.enumerated().map { l, spec in
+            if let c = composedWeights[l] { return c }
+            let input: Backend.Weight
+            switch spec.projections {
+            case .queryKeyValue:
+                input = try backend.loadStacked([source.weight(N.attnQ(l)), source.weight(N.attnK(l)), source.weight(N.attnV(l))],
+                                                label: "blk.\(l).attn_qkv")
+            case .value:
+                input = try backend.loadWeight(source.weight(N.attnV(l)))
+            }
+            return (input, try backend.loadWeight(source.weight(N.attnOutput(l))))
+        }
+    }
+}

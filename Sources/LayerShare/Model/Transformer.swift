@@ -81,35 +81,13 @@ public final class Transformer<Backend: InferenceBackend> {
         var layers: [LayerWeights] = []
         var caches: [Backend.Cache] = []
         var kvBytes = 0
-        // Head-wise sharing: the attention weights of the layers involved, composed of unit slices and
-        // loaded together so the backend can store each shared slice once.
-        let composed = HeadSharedWeights.composedLayers(specs).sorted()
-        var composedWeights: [Int: (input: Backend.Weight, output: Backend.Weight)] = [:]
-        if !composed.isEmpty {
-            let parts = try composed.map { try HeadSharedWeights.compositions(layer: $0, heads: specs[$0].heads,
-                                                                              projections: specs[$0].projections, source: source) }
-            let loaded = try backend.loadComposed(parts.flatMap { [$0.input, $0.output] })
-            for (i, l) in composed.enumerated() { composedWeights[l] = (loaded[2 * i], loaded[2 * i + 1]) }
-        }
+        let attention = try Self.attentionWeights(specs: specs, source: source, backend: backend)
         for (l, spec) in specs.enumerated() {
             progress?(l, h.layers)
-            let attnInput: Backend.Weight, attnOutput: Backend.Weight
-            if let c = composedWeights[l] {
-                (attnInput, attnOutput) = c
-            } else {
-                switch spec.projections {
-                case .queryKeyValue:
-                    attnInput = try backend.loadStacked([source.weight(N.attnQ(l)), source.weight(N.attnK(l)), source.weight(N.attnV(l))],
-                                                        label: "blk.\(l).attn_qkv")
-                case .value:
-                    attnInput = try backend.loadWeight(source.weight(N.attnV(l)))
-                }
-                attnOutput = try backend.loadWeight(source.weight(N.attnOutput(l)))
-            }
             layers.append(LayerWeights(
                 attnNorm: try backend.loadWeight(source.weight(N.attnNorm(l))),
-                attnInput: attnInput,
-                o: attnOutput,
+                attnInput: attention[l].input,
+                o: attention[l].output,
                 ffnNorm: try backend.loadWeight(source.weight(N.ffnNorm(l))),
                 gateUp: try backend.loadStacked([source.weight(N.ffnGate(l)), source.weight(N.ffnUp(l))], label: "blk.\(l).ffn_gate_up"),
                 down: try backend.loadWeight(source.weight(N.ffnDown(l)))))
@@ -137,7 +115,7 @@ public final class Transformer<Backend: InferenceBackend> {
         }
     }
 
-    /// Specs the forward can run: one per layer, emissions matching their readers, head layouts it knows.
+    /// Specs the forward can run: one per layer, emissions matching their readers.
     static func check(_ specs: [LayerSpec], hyper h: LlamaHyperParameters) throws {
         guard specs.count == h.layers else {
             throw ModelLoadError("plan has \(specs.count) layer specs, model has \(h.layers) layers")
