@@ -31,6 +31,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Random seed for sampling (default: time-based).")
     var seed: UInt64?
 
+    @Flag(name: .customLong("ignore-eos"), help: "Keep generating past end-of-sequence tokens (for speed and memory runs).")
+    var ignoreEOS = false
+
     @Flag(help: "Apply the model's chat template (ChatML).")
     var chat = false
 
@@ -44,6 +47,7 @@ struct GenerateCommand: ParsableCommand {
         let seed = self.seed ?? UInt64(Date().timeIntervalSince1970 * 1000)
         var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
         let generator = Generator(runner: runner, tokenizer: model.tokenizer)
+        if ignoreEOS { generator.stopIds = [] }
         var template = model.chatTemplate
         if let system { template.defaultSystemPrompt = system }
 
@@ -55,6 +59,9 @@ struct GenerateCommand: ParsableCommand {
             FileHandle.standardOutput.write(Data("\n".utf8))
             note(String(format: "prompt tokens: %d, generated tokens: %d, prefill: %.1f tok/s, decode: %.1f tok/s",
                         stats.promptTokens, stats.generatedTokens, stats.prefillTokensPerSecond, stats.decodeTokensPerSecond))
+            if let memory = runner.deviceMemory {
+                note("device memory: \(memory.current) bytes allocated, peak \(memory.peak)")
+            }
             return tokens
         }
 

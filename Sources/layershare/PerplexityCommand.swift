@@ -36,7 +36,8 @@ struct PerplexityCommand: ParsableCommand {
         let start = Date()
         let result = try evaluation.run(runner, tokens: tokens) { done, total in
             let elapsed = Date().timeIntervalSince(start)
-            note(String(format: "  %d/%d tokens scored, %.0f tok/s", done, total, Double(done) / max(elapsed, 1e-9)))
+            let memory = runner.deviceMemory.map { ", device memory \($0.current) bytes" } ?? ""
+            note(String(format: "  %d/%d tokens scored, %.0f tok/s", done, total, Double(done) / max(elapsed, 1e-9)) + memory)
         }
         print(String(format: "perplexity: %.4f (%d tokens scored, mean NLL %.4f nats)", result.value, result.count, result.meanNegativeLogLikelihood))
     }

@@ -122,6 +122,9 @@ public final class VulkanBackend: InferenceBackend {
     }
 
     public func matmul(_ weight: VulkanMatrix, _ x: Tensor, into y: Tensor, rows: Int, label: String) throws {
+        if !weight.columnParts.isEmpty {
+            return try columnPartsProduct(weight, x, rows: rows, input: .plain, output: .store(y), label: label)
+        }
         try ensureRecording()
         let shape = rows == 1 ? "matvec" : "matmul"
         batch.setCost(bytes: Double(weight.byteCount + rows * (weight.cols + weight.rows) * 4),

@@ -10,6 +10,8 @@ public protocol ModelRunner: AnyObject {
     var kvCacheBytes: Int { get }
     /// Bytes the weights take on the backend.
     var weightBytes: Int { get }
+    /// Bytes allocated on the device now and at most so far (Vulkan; nil on the CPU).
+    var deviceMemory: (current: Int, peak: Int)? { get }
     var backendName: String { get }
     func reset()
     func rewind(to position: Int) throws
@@ -28,4 +30,7 @@ extension ModelRunner {
 extension Transformer: ModelRunner {
     public var backendName: String { backend.name }
     public var weightBytes: Int { backend.weightBytes }
+    public var deviceMemory: (current: Int, peak: Int)? {
+        (backend as? VulkanBackend).map { ($0.device.allocatedBytes, $0.device.peakAllocatedBytes) }
+    }
 }

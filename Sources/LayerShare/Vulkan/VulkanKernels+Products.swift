@@ -105,6 +105,9 @@ extension VulkanKernels {
         guard weight.buffer.device === device, x.device === device, y.device === device else {
             throw fail(what(), "buffers belong to a different device than the kernels")
         }
+        guard weight.columnParts.isEmpty else {
+            throw fail(what(), "a weight stored in column parts is one product per part (VulkanBackend.product)")
+        }
         let yCols = try outputColumns(output, weightRows: weight.rows, rows: rows, x: x, what: what())
         let xs = xStride ?? cols, ys = yStride ?? yCols
         guard xs >= cols else { throw fail(what(), "x row stride \(xs) is shorter than the \(cols) weight columns") }
