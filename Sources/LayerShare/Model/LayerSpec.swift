@@ -46,17 +46,6 @@ public struct LayerSpec: Equatable, Sendable {
 
     public func cache(for hyper: LlamaHyperParameters) -> CacheSpec { cache(kvHeads: hyper.kvHeads, headDim: hyper.headDim) }
 
-    /// One line for listings, e.g. "shared from 26" or "own, emits probabilities".
-    public var summary: String {
-        var parts: [String]
-        switch scores {
-        case .own: parts = ["own"]
-        case let .shared(src): parts = ["shared from \(src)"]
-        }
-        if emits == .probabilities { parts.append("emits probabilities") }
-        return parts.joined(separator: ", ")
-    }
-
     /// Every layer computing its own attention (the unmodified model).
     public static func standard(layers: Int, kvHeads: Int) -> [LayerSpec] {
         // No consumers, nothing to emit: resolve cannot fail.
