@@ -49,6 +49,8 @@ public protocol WeightSource: AnyObject {
     var tensorNames: [String] { get }
     /// Throws `ModelError.missingTensor` when absent.
     func weight(_ name: String) throws -> WeightTensor
+    /// Where the layer count comes from, for messages (e.g. `llama.block_count`).
+    var layerCountKey: String { get }
 }
 
 /// Canonical tensor names of a Llama model.
@@ -68,6 +70,8 @@ public enum LlamaTensorName {
 }
 
 extension WeightSource {
+    public var layerCountKey: String { "the layer count" }
+
     /// The weight, or nil when absent (other errors still throw).
     public func optionalWeight(_ name: String) throws -> WeightTensor? {
         guard tensorNames.contains(name) else { return nil }
@@ -98,11 +102,22 @@ extension WeightSource {
     }
 
     /// Checks that every Llama tensor exists with the shape the hyper-parameters imply.
-    /// Throws the first `missingTensor` / `shapeMismatch` found.
+    /// Throws the first `missingTensor` / `shapeMismatch` found, or `extraLayers` when tensors of
+    /// layers past the declared count exist (they would be ignored silently).
     public func validateLlamaShapes() throws {
         for (name, shape) in expectedLlamaShapes() {
             let w = try weight(name)
             guard w.shape == shape else { throw ModelError.shapeMismatch(tensor: name, expected: shape, actual: w.shape) }
         }
+        let layers = tensorNames.compactMap(Self.layerIndex)
+        if let last = layers.max(), last >= hyper.layers {
+            throw ModelError.extraLayers(found: last, declared: hyper.layers, key: layerCountKey)
+        }
+    }
+
+    /// N of a `blk.N.…` name.
+    static func layerIndex(_ name: String) -> Int? {
+        guard name.hasPrefix("blk.") else { return nil }
+        return Int(name.dropFirst(4).prefix { $0 != "." })
     }
 }

@@ -19,7 +19,8 @@ public enum VulkanError: Error, CustomStringConvertible {
             return "Vulkan call \(what) failed: \(resultName(result))"
         case let .noDevice(detail):
             return "no Vulkan device found (\(detail)). Install a Vulkan driver; on a machine without a GPU, "
-                + "Mesa's CPU driver lavapipe works: `apt-get install mesa-vulkan-drivers libvulkan1` (tools/bootstrap does this)"
+                + "Mesa's CPU driver lavapipe works: `apt-get install mesa-vulkan-drivers libvulkan1` (tools/bootstrap does this); "
+                + "or run on the CPU reference backend with --backend cpu"
         case let .deviceSelection(detail):
             return "device selection: \(detail)"
         case let .missingFeature(detail):
