@@ -40,7 +40,8 @@ struct BenchCommand: ParsableCommand {
         try requirePositive(steps, "--steps")
         try requirePositive(runs, "--runs")
         let bench = try Benchmark(steps: steps, runs: runs)
-        let capacity = try contextLength(prompt: maxContext, tokens: steps - 1, option: "--steps")
+        let (capacity, overflow) = maxContext.addingReportingOverflow(steps)
+        guard !overflow else { throw ValidationError("--contexts \(maxContext) + --steps \(steps) is too large") }
         let text = try readTextFile(file, "--file")
         let model = try options.loadModel()
         var tokens = model.tokenizer.encode(text, parseSpecial: false)
