@@ -33,6 +33,15 @@ final class LimitsCLITests: XCTestCase {
         }
     }
 
+    /// Attention maps grow with tokens²: a long sequence is refused before the allocation.
+    func testAnAnalysisTooBigForMemoryIsRefused() throws {
+        let text = try String(contentsOfFile: "/usr/share/common-licenses/GPL-3", encoding: .utf8)
+        let file = try ModelCopies.temporaryDirectory(self).appendingPathComponent("long.txt")
+        try String(repeating: text, count: 4).write(to: file, atomically: true, encoding: .utf8)
+        assertClearError(try run(["analyze", "--file", file.path, "--tokens", "1000000", "--sequences", "1", "--output", "/nonexistent/x"]),
+                         ["-token sequences need", "(layers × heads × tokens² floats)", "the largest --tokens that fits is"])
+    }
+
     func testAChunkLargerThanTheContextIsClampedWithANote() throws {
         let r = try run(["generate", "--backend", "cpu", "--prompt", "hi", "--chunk", "100000000", "--ctx", "32", "--max-tokens", "1"])
         XCTAssertEqual(r.status, 0, r.all)
@@ -63,10 +72,19 @@ final class LimitsCLITests: XCTestCase {
                                     "--max-tokens", "4", "--temperature", "0"],
                                    input: ["Hello", "Name a colour"],
                                    ready: { i, stderr in i == 0 || stderr.contains("prompt tokens:") },
-                                   beforeLine: { i in if i == 1 { truncate(copy.path, 4096) } })
+                                   beforeLine: { i, _ in if i == 1 { truncate(copy.path, 4096) } })
         XCTAssertFalse(r.timedOut, r.all)
         XCTAssertEqual(r.status, 0, r.all)
         XCTAssertEqual(r.stderr.components(separatedBy: "prompt tokens:").count - 1, 2, r.stderr)
+    }
+
+    /// A fault on the mapping while loading cannot be prevented; it must be explained (signalled by
+    /// hand here: a real truncation mid-load cannot be timed).
+    func testABusErrorIsExplained() throws {
+        let r = try CLIProcess.run(["generate", "--backend", "cpu", "--chat", "--ctx", "32"], input: ["never read"],
+                                   ready: { _, stderr in stderr.contains("interactive chat") }, beforeLine: { _, pid in kill(pid, SIGBUS) })
+        XCTAssertEqual(r.status, 135, r.all)
+        XCTAssertTrue(r.stderr.contains("bus error reading a memory-mapped file: the model file was truncated or changed"), r.stderr)
     }
 
     func testFilesThatCannotBeUsedAreNamed() throws {

@@ -31,6 +31,13 @@ final class LimitsModelTests: XCTestCase {
         assertThrows(try plan(available: 64 << 20).resolve(context: nil, chunk: 128, modelContext: 8192, log: { _ in }), contains: ["the weights need 100.0 MiB but the test has 64.0 MiB"])
     }
 
+    func testAttentionMapsNameTheLargestSequenceThatFits() throws {
+        // 30 layers × 9 heads × 4 bytes = 1080 bytes per token²: 997² × 1080 ≤ 1 GiB < 998² × 1080.
+        assertThrows(try AttentionRecorder.checkMemory(hyper, tokens: 998, available: 1 << 30), contains: ["the largest --tokens that fits is 997"])
+        XCTAssertNoThrow(try AttentionRecorder.checkMemory(hyper, tokens: 997, available: 1 << 30))
+        assertThrows(try AttentionRecorder.checkMemory(hyper, tokens: .max, available: 1 << 30), contains: ["need more than 8 EiB"])
+    }
+
     func testABlockCountBelowTheLayersInTheFileIsRejected() throws {
         let model = try ModelCopies.withMetadata("llama.block_count", uint32: 29, test: self)
         assertThrows(try LoadedModel(path: model.path), contains: ["the file has tensors for layer 29 (blk.29.*) but llama.block_count says 29 layers"])

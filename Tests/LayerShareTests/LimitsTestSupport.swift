@@ -18,9 +18,10 @@ struct CLIProcess {
             .appendingPathComponent("layershare")
     }
 
-    /// `input` lines are written one at a time: line i once `ready(i, stderr so far)` is true.
+    /// `input` lines are written one at a time: line i once `ready(i, stderr so far)` is true, after
+    /// `beforeLine(i, process id)`.
     static func run(_ arguments: [String], environment: [String: String] = [:], input: [String]? = nil,
-                    ready: (Int, String) -> Bool = { _, _ in true }, beforeLine: (Int) throws -> Void = { _ in },
+                    ready: (Int, String) -> Bool = { _, _ in true }, beforeLine: (Int, Int32) throws -> Void = { _, _ in },
                     timeout: TimeInterval = 60) throws -> Result {
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             throw ModelLoadError("layershare executable not found at \(executable.path) (build with --build-tests)")
@@ -42,8 +43,10 @@ struct CLIProcess {
         while process.isRunning && Date() < deadline {
             if let input {
                 if next < input.count, ready(next, collected.stderr) {
-                    try beforeLine(next)
-                    inPipe.fileHandleForWriting.write(Data((input[next] + "\n").utf8))
+                    try beforeLine(next, process.processIdentifier)
+                    // The child may be gone (that can be the test): no SIGPIPE, no trap on EPIPE.
+                    signal(SIGPIPE, SIG_IGN)
+                    try? inPipe.fileHandleForWriting.write(contentsOf: Data((input[next] + "\n").utf8))
                     next += 1
                     if next == input.count { try? inPipe.fileHandleForWriting.close() }
                 }
