@@ -41,7 +41,7 @@ public enum VulkanError: Error, CustomStringConvertible {
 
 /// Human-readable byte count (binary units).
 public func formatBytes(_ bytes: Int) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
     var value = Double(bytes)
     var unit = 0
     while value >= 1024, unit < units.count - 1 { value /= 1024; unit += 1 }

@@ -9,7 +9,7 @@ func readableError(_ error: Error) -> Error {
     guard let cocoa = error as? CocoaError else { return error }
     let path = cocoa.filePath ?? cocoa.url?.path ?? "a file"
     let code = cocoa.code.rawValue
-    let verb = (256..<512).contains(code) ? "read" : (512..<768).contains(code) ? "write" : "use"
+    let verb = (256..<512).contains(code) ? "read" : (512..<768).contains(code) ? "write" : "access"
     var reason = "error \(cocoa.code.rawValue)"
     if let underlying = cocoa.underlying as NSError?, underlying.domain == NSPOSIXErrorDomain {
         reason = String(cString: strerror(Int32(underlying.code)))

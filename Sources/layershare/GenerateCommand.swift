@@ -39,14 +39,14 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         try requireNonNegative(maxTokens, "--max-tokens")
+        let seed = self.seed ?? UInt64(Date().timeIntervalSince1970 * 1000)
+        var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)  // before the slow load
         let model = try options.loadModel()
         let runner = try RunnerFactory.make(model: model, options: try options.runnerOptions(model: model), log: note)
         note("[\(runner.backendName), context \(runner.capacity), weights \(formatBytes(runner.weightBytes)), KV cache \(formatBytes(runner.kvCacheBytes))]")
         if model.paddedVocabulary > 0 {
             note("note: the embedding table has \(model.paddedVocabulary) rows past the tokenizer's \(model.tokenizer.vocabSize) tokens (padding); they are never sampled")
         }
-        let seed = self.seed ?? UInt64(Date().timeIntervalSince1970 * 1000)
-        var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
         let generator = Generator(runner: runner, tokenizer: model.tokenizer)
         var template = model.chatTemplate
         if let system { template.defaultSystemPrompt = system }

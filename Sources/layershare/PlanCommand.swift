@@ -75,6 +75,7 @@ struct PlanSharedAttentionCommand: ParsableCommand {
         if let maxPplIncrease, !(maxPplIncrease.isFinite && maxPplIncrease >= 0) {
             throw ValidationError("--max-ppl-increase must be a finite number ≥ 0, got \(maxPplIncrease)")
         }
+        if maxPplIncrease != nil { _ = try PerplexityEvaluation(window: window) }  // before the analysis, not after
         let model = try loadModel(model)
         let plan: SharingPlan
         if let spans {

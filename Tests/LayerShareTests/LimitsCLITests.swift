@@ -98,6 +98,8 @@ final class LimitsCLITests: XCTestCase {
                          ["prompt file /nonexistent/prompt does not exist"])
         assertClearError(try run(["logits", "--backend", "cpu", "--prompt", "hi", "--output", "/nonexistent-dir/x.npy"]),
                          ["cannot write /nonexistent-dir/x.npy: No such file or directory"])
+        assertClearError(try run(["plan", "sa", "--spans", "23-26", "--output", "/nonexistent-dir/p.json"]),
+                         ["cannot access /nonexistent-dir/p.json: No such file or directory"])
     }
 
     func testNoVulkanDriverPointsToTheCPUBackend() throws {
