@@ -102,16 +102,19 @@ extension WeightSource {
     }
 
     /// Checks that every Llama tensor exists with the shape the hyper-parameters imply.
-    /// Throws the first `missingTensor` / `shapeMismatch` found, or `extraLayers` when tensors of
-    /// layers past the declared count exist (they would be ignored silently).
+    /// Throws `extraLayers` / `missingLayers` when the tensors' layers disagree with the declared
+    /// count (extra ones would be ignored silently), else the first `missingTensor` / `shapeMismatch`.
     public func validateLlamaShapes() throws {
+        let layers = Set(tensorNames.compactMap(Self.layerIndex))
+        if let last = layers.max(), last >= hyper.layers {
+            throw ModelError.extraLayers(found: last, declared: hyper.layers, key: layerCountKey)
+        }
+        if !layers.contains(hyper.layers - 1) {
+            throw ModelError.missingLayers(present: layers.max().map { $0 + 1 } ?? 0, declared: hyper.layers, key: layerCountKey)
+        }
         for (name, shape) in expectedLlamaShapes() {
             let w = try weight(name)
             guard w.shape == shape else { throw ModelError.shapeMismatch(tensor: name, expected: shape, actual: w.shape) }
-        }
-        let layers = tensorNames.compactMap(Self.layerIndex)
-        if let last = layers.max(), last >= hyper.layers {
-            throw ModelError.extraLayers(found: last, declared: hyper.layers, key: layerCountKey)
         }
     }
 

@@ -216,6 +216,16 @@ final class CheckpointLimitsTests: XCTestCase {
                      contains: ["tensors for layer 1 (blk.1.*) but num_hidden_layers in", "config.json says 1 layers"])
     }
 
+    func testNumHiddenLayersPastTheTensorsIsNamed() throws {
+        var config = SafetensorsTests.config
+        config["num_hidden_layers"] = 3
+        let dir = try makeTempDir(self)
+        try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
+        try writeSafetensors(dir.appendingPathComponent("model.safetensors"), SafetensorsTests.tinyTensors())
+        assertThrows(try openModel(path: dir.path).validateLlamaShapes(),
+                     contains: ["config.json says 3 layers but the file has tensors only for layers 0..<1"])
+    }
+
     func testNonFiniteWeightsAreFoundInEveryType() throws {
         let dir = try makeTempDir(self)
         try JSONSerialization.data(withJSONObject: SafetensorsTests.config).write(to: dir.appendingPathComponent("config.json"))
