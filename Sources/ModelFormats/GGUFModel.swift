@@ -13,6 +13,7 @@ public final class GGUFModel: WeightSource {
     }
 
     public var tensorNames: [String] { file.tensors.map(\.name) }
+    public var layerCountKey: String { "\(hyper.architecture).block_count" }
 
     public func weight(_ name: String) throws -> WeightTensor {
         guard let t = file.tensor(named: name) else { throw ModelError.missingTensor(name) }

@@ -15,7 +15,7 @@ public enum MappedFileError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .cannotOpen(path, reason): return "cannot open '\(path)': \(reason)"
-        case let .notARegularFile(path): return "'\(path)' is not a regular file"
+        case let .notARegularFile(path): return "'\(path)' is not a regular file (a FIFO, device or socket cannot be mapped)"
         case let .cannotMap(path, size, reason): return "cannot memory-map '\(path)' (\(size) bytes): \(reason)"
         }
     }
@@ -31,7 +31,8 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (fstat below rejects it).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw MappedFileError.cannotOpen(path: path, reason: Self.errnoText()) }
         defer { close(fd) } // the mapping stays valid after the descriptor is closed
         var st = stat()

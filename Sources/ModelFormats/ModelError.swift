@@ -6,6 +6,12 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case unsupportedArchitecture(String)
     case unsupportedFormat(path: String, reason: String)
     case invalidConfig(path: String, key: String, reason: String)
+    case nonFiniteWeight(tensor: String, row: Int, column: Int, value: String)
+    /// Tensors exist for layer `found` but the metadata key says there are `declared` layers.
+    case extraLayers(found: Int, declared: Int, key: String)
+    /// The metadata declares more layers than the file has tensors for (layers `0..<present`).
+    case missingLayers(present: Int, declared: Int, key: String)
+    case vocabularyMismatch(model: Int, tokenizer: Int, source: String)
 
     public var description: String {
         switch self {
@@ -15,6 +21,15 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case let .unsupportedArchitecture(a): return "unsupported architecture '\(a)' (only llama is supported)"
         case let .unsupportedFormat(p, r): return "cannot open model '\(p)': \(r)"
         case let .invalidConfig(p, k, r): return "\(p): key '\(k)' \(r)"
+        case let .nonFiniteWeight(t, r, c, v):
+            return "tensor '\(t)' holds a non-finite value (\(v)) at row \(r), column \(c): the model file is corrupt or was converted wrongly"
+        case let .extraLayers(found, declared, key):
+            return "the file has tensors for layer \(found) (blk.\(found).*) but \(key) says \(declared) layers: fix \(key) or remove the extra tensors"
+        case let .missingLayers(present, declared, key):
+            return "\(key) says \(declared) layers but the file has tensors only for layers 0..<\(present): fix \(key) or use the complete file"
+        case let .vocabularyMismatch(model, tokenizer, source):
+            return "the model's vocabulary has \(model) rows but the tokenizer (\(source)) has \(tokenizer) tokens: "
+                + "the tokenizer would produce ids the embedding table lacks"
         }
     }
 }

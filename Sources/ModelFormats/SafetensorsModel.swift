@@ -27,7 +27,8 @@ public final class SafetensorsModel: WeightSource {
         var shardNames: [String]
         if !isDir.boolValue {
             shardNames = [(path as NSString).lastPathComponent]
-        } else if let indexData = FileManager.default.contents(atPath: (dir as NSString).appendingPathComponent("model.safetensors.index.json")) {
+        } else if let indexData = try FileCheck.contentsIfPresent((dir as NSString).appendingPathComponent("model.safetensors.index.json"),
+                                                                   "shard index") {
             let indexPath = (dir as NSString).appendingPathComponent("model.safetensors.index.json")
             guard let obj = try? JSONSerialization.jsonObject(with: indexData) as? [String: Any],
                   let map = obj["weight_map"] as? [String: Any] else {
@@ -64,6 +65,8 @@ public final class SafetensorsModel: WeightSource {
         hyper = try Self.readConfig(configPath, hasLMHead: index[LlamaTensorName.output] != nil)
     }
 
+    public var layerCountKey: String { "num_hidden_layers in \((directory as NSString).appendingPathComponent("config.json"))" }
+
     public func weight(_ name: String) throws -> WeightTensor {
         guard let (fi, e) = index[name] else { throw ModelError.missingTensor(name) }
         let f = files[fi]
@@ -98,7 +101,7 @@ public final class SafetensorsModel: WeightSource {
     }
 
     static func readConfig(_ path: String, hasLMHead: Bool) throws -> LlamaHyperParameters {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = try FileCheck.contentsIfPresent(path, "model config") else {
             throw ModelError.unsupportedFormat(path: path, reason: "config.json not found")
         }
         guard let c = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
@@ -149,11 +152,12 @@ public final class SafetensorsModel: WeightSource {
 /// Opens a model by path: a `.gguf` file, a Hugging Face directory, or a `.safetensors` file
 /// inside one. Files are recognised by their magic bytes, not only their extension.
 public func openModel(path: String) throws -> WeightSource {
-    var isDir: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+    guard FileManager.default.fileExists(atPath: path) else {
         throw ModelError.unsupportedFormat(path: path, reason: "no such file or directory")
     }
-    if isDir.boolValue || path.hasSuffix(".safetensors") { return try SafetensorsModel(path: path) }
+    // Before any open: a FIFO would block the magic-byte read below.
+    let kind = try FileCheck.require(path, "model", allowed: [.regular, .directory])
+    if kind == .directory || path.hasSuffix(".safetensors") { return try SafetensorsModel(path: path) }
     let magic = FileHandle(forReadingAtPath: path).map { h -> Data in
         defer { try? h.close() }
         return (try? h.read(upToCount: 4)) ?? Data()

@@ -40,7 +40,7 @@ extension Tokenizer {
     /// from `tokenizer_config.json` beside it when present (`bos_token`, `eos_token`), else
     /// `<|endoftext|>` is used as EOS when it exists.
     public convenience init(huggingFaceJSON path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = try FileCheck.contentsIfPresent(path, "tokenizer") else {
             throw TokenizerError.invalidJSON(path: path, reason: "cannot read file")
         }
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
@@ -92,7 +92,7 @@ extension Tokenizer {
         var bosText: String?, eosText: String?, padText: String?
         var addBos = false
         let configPath = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("tokenizer_config.json")
-        if let cdata = FileManager.default.contents(atPath: configPath),
+        if let cdata = try FileCheck.contentsIfPresent(configPath, "tokenizer config"),
            let cfg = (try? JSONSerialization.jsonObject(with: cdata)) as? [String: Any] {
             // Tokens may be plain strings or AddedToken objects {"content": ...}.
             func tokenString(_ v: Any?) -> String? {

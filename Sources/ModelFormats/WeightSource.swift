@@ -49,6 +49,8 @@ public protocol WeightSource: AnyObject {
     var tensorNames: [String] { get }
     /// Throws `ModelError.missingTensor` when absent.
     func weight(_ name: String) throws -> WeightTensor
+    /// Where the layer count comes from, for messages (e.g. `llama.block_count`).
+    var layerCountKey: String { get }
 }
 
 /// Canonical tensor names of a Llama model.
@@ -68,6 +70,8 @@ public enum LlamaTensorName {
 }
 
 extension WeightSource {
+    public var layerCountKey: String { "the layer count" }
+
     /// The weight, or nil when absent (other errors still throw).
     public func optionalWeight(_ name: String) throws -> WeightTensor? {
         guard tensorNames.contains(name) else { return nil }
@@ -98,11 +102,25 @@ extension WeightSource {
     }
 
     /// Checks that every Llama tensor exists with the shape the hyper-parameters imply.
-    /// Throws the first `missingTensor` / `shapeMismatch` found.
+    /// Throws `extraLayers` / `missingLayers` when the tensors' layers disagree with the declared
+    /// count (extra ones would be ignored silently), else the first `missingTensor` / `shapeMismatch`.
     public func validateLlamaShapes() throws {
+        let layers = Set(tensorNames.compactMap(Self.layerIndex))
+        if let last = layers.max(), last >= hyper.layers {
+            throw ModelError.extraLayers(found: last, declared: hyper.layers, key: layerCountKey)
+        }
+        if !layers.contains(hyper.layers - 1) {
+            throw ModelError.missingLayers(present: layers.max().map { $0 + 1 } ?? 0, declared: hyper.layers, key: layerCountKey)
+        }
         for (name, shape) in expectedLlamaShapes() {
             let w = try weight(name)
             guard w.shape == shape else { throw ModelError.shapeMismatch(tensor: name, expected: shape, actual: w.shape) }
         }
+    }
+
+    /// N of a `blk.N.…` name.
+    static func layerIndex(_ name: String) -> Int? {
+        guard name.hasPrefix("blk.") else { return nil }
+        return Int(name.dropFirst(4).prefix { $0 != "." })
     }
 }

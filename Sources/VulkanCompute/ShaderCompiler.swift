@@ -14,7 +14,7 @@ public final class ShaderCompiler: @unchecked Sendable {
     public private(set) var compiledCount = 0
     public private(set) var cacheHitCount = 0
 
-    static let compilerVersion = "glslang-12.0.0/spv1.5/vk1.2/layershare-1"
+    static let compilerVersion = "glslang-12.0.0/spv1.5/vk1.2/layershare-2"
     private static let processInit: Void = { _ = glslang_initialize_process() }()
 
     public init(sourceDirectory: URL, cacheDirectory: URL? = ShaderCompiler.defaultCacheDirectory()) {
@@ -37,10 +37,15 @@ public final class ShaderCompiler: @unchecked Sendable {
         let source = try expandIncludes(file: file, depth: 0, preamble: preamble)
         let key = Self.hash(Self.compilerVersion + "\u{0}" + preamble + "\u{0}" + source)
         let cacheFile = cacheDirectory?.appendingPathComponent("\((file as NSString).lastPathComponent)-\(key).spv")
-        if let cacheFile, let data = try? Data(contentsOf: cacheFile), data.count % 4 == 0, data.count >= 20,
-           data.withUnsafeBytes({ $0.load(as: UInt32.self) }) == 0x0723_0203 {
-            lock.lock(); cacheHitCount += 1; lock.unlock()
-            return data.withUnsafeBytes { Array($0.bindMemory(to: UInt32.self)) }
+        if let cacheFile, let data = try? Data(contentsOf: cacheFile) {
+            switch SPIRVCacheEntry.decode(data) {
+            case let .success(words):
+                lock.lock(); cacheHitCount += 1; lock.unlock()
+                return words
+            case let .failure(problem):
+                // Rebuilt below and overwritten: a damaged entry costs one compile, not every run.
+                FileHandle.standardError.write(Data("note: SPIR-V cache entry \(cacheFile.path) is corrupt (\(problem.reason)); recompiling it\n".utf8))
+            }
         }
         let words = try compile(source: source, file: file)
         lock.lock(); compiledCount += 1; lock.unlock()
@@ -48,7 +53,7 @@ public final class ShaderCompiler: @unchecked Sendable {
             try? FileManager.default.createDirectory(at: cacheFile.deletingLastPathComponent(), withIntermediateDirectories: true)
             // Write to a temporary name then rename, so a concurrent reader never sees half a file.
             let tmp = cacheFile.appendingPathExtension("tmp\(getpid())")
-            if (try? words.withUnsafeBytes { Data($0) }.write(to: tmp)) != nil {
+            if (try? SPIRVCacheEntry.encode(words).write(to: tmp)) != nil {
                 _ = rename(tmp.path, cacheFile.path)
             }
         }

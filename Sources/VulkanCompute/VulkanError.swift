@@ -19,7 +19,8 @@ public enum VulkanError: Error, CustomStringConvertible {
             return "Vulkan call \(what) failed: \(resultName(result))"
         case let .noDevice(detail):
             return "no Vulkan device found (\(detail)). Install a Vulkan driver; on a machine without a GPU, "
-                + "Mesa's CPU driver lavapipe works: `apt-get install mesa-vulkan-drivers libvulkan1` (tools/bootstrap does this)"
+                + "Mesa's CPU driver lavapipe works: `apt-get install mesa-vulkan-drivers libvulkan1` (tools/bootstrap does this); "
+                + "or run on the CPU reference backend with --backend cpu"
         case let .deviceSelection(detail):
             return "device selection: \(detail)"
         case let .missingFeature(detail):
@@ -40,7 +41,7 @@ public enum VulkanError: Error, CustomStringConvertible {
 
 /// Human-readable byte count (binary units).
 public func formatBytes(_ bytes: Int) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
     var value = Double(bytes)
     var unit = 0
     while value >= 1024, unit < units.count - 1 { value /= 1024; unit += 1 }

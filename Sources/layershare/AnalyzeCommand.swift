@@ -30,7 +30,8 @@ struct AnalyzeCommand: ParsableCommand {
     var threshold = SharingDefaults.threshold
 
     func run() throws {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read \(file) as UTF-8 text") }
+        guard threshold.isFinite else { throw ValidationError("--threshold must be a finite number, got \(threshold)") }
+        let text = try readTextFile(file, "--file")
         let model = try loadModel(model)
         note("analysing attention on \(sequences) × \(tokens) tokens of \(file) [cpu]")
         let result = try AttentionAnalysis.run(model: model, text: text, fileLabel: file, tokensPerSequence: tokens,

@@ -37,11 +37,15 @@ struct BenchCommand: ParsableCommand {
             return v
         }
         guard let maxContext = contextList.max() else { throw ValidationError("--contexts is empty") }
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read \(file)") }
+        try requirePositive(steps, "--steps")
+        try requirePositive(runs, "--runs")
+        let bench = try Benchmark(steps: steps, runs: runs)
+        let (capacity, overflow) = maxContext.addingReportingOverflow(steps)
+        guard !overflow else { throw ValidationError("--contexts \(maxContext) + --steps \(steps) is too large") }
+        let text = try readTextFile(file, "--file")
         let model = try options.loadModel()
         var tokens = model.tokenizer.encode(text, parseSpecial: false)
-        while tokens.count < maxContext { tokens += tokens }  // repeat short texts
-        let bench = try Benchmark(steps: steps, runs: runs)
+        guard !tokens.isEmpty else { throw ValidationError("--file \(file) encodes to no tokens") }
         var configurations: [(name: String, specs: [LayerSpec]?)] = [("baseline", nil)]
         for path in plans {
             configurations.append(((path as NSString).lastPathComponent, try loadPlanSpecs(path: path, model: model)))
@@ -50,7 +54,8 @@ struct BenchCommand: ParsableCommand {
         for config in configurations {
             var runnerOptions = try options.runnerOptions(model: model)
             runnerOptions.specs = config.specs
-            runnerOptions.context = maxContext + steps
+            runnerOptions.context = capacity
+            runnerOptions.contextLabel = "a context of \(capacity) (the largest of --contexts + --steps)"
             let runner: ModelRunner
             var backendForMemory: VulkanBackend?
             if runnerOptions.backend == .vulkan {
@@ -60,6 +65,8 @@ struct BenchCommand: ParsableCommand {
             } else {
                 runner = try RunnerFactory.make(model: model, options: runnerOptions, log: note)
             }
+            // Repeat short texts, now that the runner was built: the context fits in memory.
+            while tokens.count < maxContext { tokens += tokens.prefix(maxContext - tokens.count) }
             results += try bench.results(plan: config.name, runner: runner, backend: backendForMemory, tokens: tokens,
                                          contexts: contextList, progress: note)
         }

@@ -23,11 +23,17 @@ struct CompareCommand: ParsableCommand {
     var tolerance = 1e-3
 
     func run() throws {
+        try requireNonNegative(tokens, "--tokens")
+        guard tolerance.isFinite, tolerance >= 0 else { throw ValidationError("--tolerance must be a finite number ≥ 0, got \(tolerance)") }
         let model = try options.loadModel()
         let ids = model.tokenizer.encode(try readPromptText(prompt))
         guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
         var runnerOptions = try options.runnerOptions(model: model, backend: .vulkan)
-        if runnerOptions.context == nil { runnerOptions.context = ids.count + tokens + 1 }
+        if runnerOptions.context == nil {
+            let context = try contextLength(prompt: ids.count, tokens: tokens, option: "--tokens")
+            runnerOptions.context = context
+            runnerOptions.contextLabel = "a context of \(context) (the prompt's \(ids.count) tokens + --tokens \(tokens) + 1)"
+        }
         let gpu = try RunnerFactory.make(model: model, options: runnerOptions, log: note)
         runnerOptions.backend = .cpu
         let cpu = try RunnerFactory.make(model: model, options: runnerOptions, log: note)
@@ -39,6 +45,12 @@ struct CompareCommand: ParsableCommand {
             let flag = d.maxRelative > tolerance ? "  <-- exceeds \(tolerance)" : ""
             if !flag.isEmpty { failed = true }
             print(String(format: "%-12@  %11.3e   %11.3e%@", d.name as NSString, d.maxAbsolute, d.maxRelative, flag as NSString))
+        }
+        let (gpuBad, cpuBad) = report.firstNonFiniteLayer
+        if gpuBad != nil || cpuBad != nil {
+            failed = true
+            func place(_ l: Int?) -> String { l.map { "layer \($0)" } ?? "none" }
+            print("first non-finite hidden state: \(place(gpuBad)) on \(gpu.backendName), \(place(cpuBad)) on \(cpu.backendName)")
         }
         print(String(format: "greedy top-1 agreement: %d/%d (%.1f%%)%@", report.greedyAgreements, report.greedySteps, report.agreement * 100,
                      report.firstDisagreement.map { ", first difference at step \($0)" as NSString } ?? ("" as NSString)))

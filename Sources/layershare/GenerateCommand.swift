@@ -41,11 +41,15 @@ struct GenerateCommand: ParsableCommand {
     var system: String?
 
     func run() throws {
+        try requireNonNegative(maxTokens, "--max-tokens")
+        let seed = self.seed ?? UInt64(Date().timeIntervalSince1970 * 1000)
+        var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)  // before the slow load
         let model = try options.loadModel()
         let runner = try RunnerFactory.make(model: model, options: try options.runnerOptions(model: model), log: note)
         note("[\(runner.backendName), context \(runner.capacity), weights \(formatBytes(runner.weightBytes)), KV cache \(formatBytes(runner.kvCacheBytes))]")
-        let seed = self.seed ?? UInt64(Date().timeIntervalSince1970 * 1000)
-        var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
+        if model.paddedVocabulary > 0 {
+            note("note: the embedding table has \(model.paddedVocabulary) rows past the tokenizer's \(model.tokenizer.vocabSize) tokens (padding); they are never sampled")
+        }
         let generator = Generator(runner: runner, tokenizer: model.tokenizer)
         if ignoreEOS { generator.stopIds = [] }
         var template = model.chatTemplate
@@ -59,6 +63,10 @@ struct GenerateCommand: ParsableCommand {
             FileHandle.standardOutput.write(Data("\n".utf8))
             note(String(format: "prompt tokens: %d, generated tokens: %d, prefill: %.1f tok/s, decode: %.1f tok/s",
                         stats.promptTokens, stats.generatedTokens, stats.prefillTokensPerSecond, stats.decodeTokensPerSecond))
+            if stats.reachedContextEnd {
+                note("note: stopped at the end of the context (\(runner.capacity) tokens) after \(stats.generatedTokens) of --max-tokens \(maxTokens); raise --ctx for longer output"
+                     + (chat && prompt == nil ? " (the next message starts a new conversation)" : ""))
+            }
             if let memory = runner.deviceMemory {
                 note("device memory: \(memory.current) bytes allocated, peak \(memory.peak)")
             }
@@ -77,17 +85,42 @@ struct GenerateCommand: ParsableCommand {
             _ = try turn(template.render(messages: messages, addGenerationPrompt: true))
             return
         }
-        // Interactive: keep the KV cache and feed only each new turn.
+        try interactive(generator: generator, template: template, system: messages, turn: turn)
+    }
+
+    /// One user turn per line; the KV cache is kept and only each new turn is fed. When a turn does
+    /// not fit what is left of the context, the conversation restarts from an empty cache with that turn.
+    private func interactive(generator: Generator, template: ChatTemplate, system: [(role: String, content: String)],
+                             turn: (String) throws -> [Int]) throws {
+        var messages = system
         var rendered = ""
         note("interactive chat: type a message and press Enter; an empty line or EOF ends the session")
         while true {
             FileHandle.standardError.write(Data("> ".utf8))
             guard let line = readLine(), !line.isEmpty else { break }
             messages.append((role: "user", content: line))
-            let full = template.render(messages: messages, addGenerationPrompt: true)
-            let newText = String(full.dropFirst(rendered.count))
-            let reply = try turn(newText)
-            let replyText = try model.tokenizer.decode(reply.filter { !generator.stopIds.contains($0) })
+            var full = template.render(messages: messages, addGenerationPrompt: true)
+            let reply: [Int]
+            do {
+                reply = try turn(String(full.dropFirst(rendered.count)))
+            } catch let e as ContextFullError where !rendered.isEmpty {
+                note("note: the context is full (\(e.free) of \(e.capacity) positions free, this turn needs \(e.promptTokens)): "
+                     + "starting a new conversation with this message; earlier turns are forgotten (raise --ctx to keep more)")
+                generator.runner.reset()
+                messages = system + [messages.last!]
+                rendered = ""
+                full = template.render(messages: messages, addGenerationPrompt: true)
+                do { reply = try turn(full) } catch let e as ContextFullError {
+                    note("error: \(e); this message alone is too long, try a shorter one")
+                    messages = system
+                    continue
+                }
+            } catch let e as ContextFullError {
+                note("error: \(e); try a shorter message")
+                messages.removeLast()
+                continue
+            }
+            let replyText = try generator.tokenizer.decode(reply.filter { !generator.stopIds.contains($0) })
             messages.append((role: "assistant", content: replyText))
             // The cache holds the reply without its closing <|im_end|>\n: the next turn starts with it.
             rendered = full + replyText

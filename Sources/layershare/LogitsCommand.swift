@@ -26,7 +26,18 @@ struct LogitsCommand: ParsableCommand {
         let runner = try RunnerFactory.make(model: model, options: try options.runnerOptions(model: model), log: note)
         let vocab = runner.hyper.vocabSize
         let writer = try NpyWriter(url: URL(fileURLWithPath: output), shape: [tokens.count, vocab])
-        try runner.forward(tokens, logits: .all, hidden: nil) { _, rows in try? writer.write(rows) }
+        var failure: Error?
+        try runner.forward(tokens, logits: .all, hidden: nil) { first, rows in
+            guard failure == nil else { return }
+            do {
+                try FiniteLogits.check(rows, vocab: vocab, firstPosition: first) { "prompt token \(first + $0) of \(tokens.count)" }
+                try writer.write(rows)
+            } catch { failure = error }
+        }
+        if let failure {
+            try? FileManager.default.removeItem(atPath: output)  // no file of garbage left behind
+            throw failure
+        }
         try writer.close()
         if let tokensOutput {
             try tokens.map(String.init).joined(separator: "\n").write(toFile: tokensOutput, atomically: true, encoding: .utf8)

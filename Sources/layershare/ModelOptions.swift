@@ -61,10 +61,30 @@ func note(_ text: String) {
 
 /// Reads a prompt given inline or as @file.
 func readPromptText(_ text: String) throws -> String {
-    if text.hasPrefix("@") {
-        let path = String(text.dropFirst())
-        guard let s = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read prompt file \(path)") }
-        return s
-    }
-    return text
+    guard text.hasPrefix("@") else { return text }
+    return try readTextFile(String(text.dropFirst()), "prompt file")
+}
+
+/// A UTF-8 text file named by an option; missing, not a regular file (a FIFO would block) and not
+/// UTF-8 are told apart.
+func readTextFile(_ path: String, _ what: String) throws -> String {
+    do { return try FileCheck.text(path, what) } catch let e as FileAccessError { throw ValidationError(e.description) }
+}
+
+/// Rejects a negative count given to `option`.
+func requireNonNegative(_ value: Int, _ option: String) throws {
+    guard value >= 0 else { throw ValidationError("\(option) must not be negative, got \(value)") }
+}
+
+/// Rejects a count below 1 given to `option`.
+func requirePositive(_ value: Int, _ option: String) throws {
+    guard value > 0 else { throw ValidationError("\(option) must be at least 1, got \(value)") }
+}
+
+/// Context for a prompt of `prompt` tokens and `tokens` more (+1 spare), or a clear error on overflow.
+func contextLength(prompt: Int, tokens: Int, option: String) throws -> Int {
+    try requireNonNegative(tokens, option)
+    let (sum, overflow) = prompt.addingReportingOverflow(tokens)
+    guard !overflow, sum < Int.max else { throw ValidationError("\(option) \(tokens) is too large") }
+    return sum + 1
 }

@@ -24,14 +24,19 @@ struct PerplexityCommand: ParsableCommand {
     var maxTokens: Int?
 
     func run() throws {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read \(file) as UTF-8 text") }
+        // Options first, so a bad --window is blamed on itself and not on the context it sets.
+        let evaluation = try PerplexityEvaluation(window: window, stride: stride)
+        if let maxTokens { try requireNonNegative(maxTokens, "--max-tokens") }
+        let text = try readTextFile(file, "--file")
         let model = try options.loadModel()
         var tokens = model.tokenizer.encode(text, parseSpecial: false)
         if let maxTokens { tokens = Array(tokens.prefix(maxTokens)) }
         var runnerOptions = try options.runnerOptions(model: model)
-        if runnerOptions.context == nil { runnerOptions.context = window }
+        if runnerOptions.context == nil {
+            runnerOptions.context = window
+            runnerOptions.contextLabel = "--window \(window)"
+        }
         let runner = try RunnerFactory.make(model: model, options: runnerOptions, log: note)
-        let evaluation = try PerplexityEvaluation(window: window, stride: stride)
         note("scoring \(tokens.count) tokens of \(file) with window \(evaluation.window), stride \(evaluation.stride) [\(runner.backendName)]")
         let start = Date()
         let result = try evaluation.run(runner, tokens: tokens) { done, total in

@@ -68,6 +68,14 @@ struct PlanSharedAttentionCommand: ParsableCommand {
     var output = "plan.json"
 
     func run() throws {
+        try requirePositive(minSpan, "--min-span")
+        try requireNonNegative(maxEvaluations, "--max-evaluations")
+        try requirePositive(calibrationTokens, "--calibration-tokens")
+        guard threshold.isFinite else { throw ValidationError("--threshold must be a finite number, got \(threshold)") }
+        if let maxPplIncrease, !(maxPplIncrease.isFinite && maxPplIncrease >= 0) {
+            throw ValidationError("--max-ppl-increase must be a finite number ≥ 0, got \(maxPplIncrease)")
+        }
+        if maxPplIncrease != nil { _ = try PerplexityEvaluation(window: window) }  // before the analysis, not after
         let model = try loadModel(model)
         let plan: SharingPlan
         if let spans {
@@ -91,7 +99,7 @@ struct PlanSharedAttentionCommand: ParsableCommand {
                 throw ValidationError("\(analysis) was made for weights \(similarity.model.weightsHash ?? "?"), this model has \(identity.weightsHash ?? "?")")
             }
         } else if let file {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read \(file) as UTF-8 text") }
+            let text = try readTextFile(file, "--file")
             analysedText = text
             note("analysing attention on \(sequences) × \(tokens) tokens of \(file) [cpu]")
             similarity = try AttentionAnalysis.run(model: model, text: text, fileLabel: file, tokensPerSequence: tokens,
@@ -126,9 +134,7 @@ struct PlanSharedAttentionCommand: ParsableCommand {
     /// Held-out text: --calibration-file, minus the tokens the analysis used when it is the analysed file.
     private func heldOutTokens(model: LoadedModel, similarity: AttentionSimilarity, analysedText: String?) throws -> [Int] {
         let path = calibrationFile ?? similarity.settings.file
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ValidationError("cannot read held-out text \(path) (give --calibration-file)")
-        }
+        let text = try readTextFile(path, "held-out text (--calibration-file)")
         var ids = model.tokenizer.encode(text, parseSpecial: false)
         let sameFile = URL(fileURLWithPath: path).standardizedFileURL == URL(fileURLWithPath: similarity.settings.file).standardizedFileURL
         if sameFile { ids = Array(ids.dropFirst(similarity.settings.tokensUsed)) }

@@ -29,14 +29,18 @@ struct ProfileCommand: ParsableCommand {
 
     func run() throws {
         guard options.backend == .vulkan else { throw ValidationError("profile times GPU dispatches: use the vulkan backend") }
-        guard tokens >= 0 else { throw ValidationError("--tokens must not be negative") }
+        try requireNonNegative(tokens, "--tokens")
         let model = try options.loadModel()
         let ids = model.tokenizer.encode(try readPromptText(prompt))
         guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
         var runnerOptions = try options.runnerOptions(model: model)
         runnerOptions.profiling = true
         if let plan { runnerOptions.specs = try loadPlanSpecs(path: plan, model: model) }
-        if runnerOptions.context == nil { runnerOptions.context = ids.count + tokens + 1 }
+        if runnerOptions.context == nil {
+            let context = try contextLength(prompt: ids.count, tokens: tokens, option: "--tokens")
+            runnerOptions.context = context
+            runnerOptions.contextLabel = "a context of \(context) (the prompt's \(ids.count) tokens + --tokens \(tokens) + 1)"
+        }
         let session = try RunnerFactory.makeVulkan(model: model, options: runnerOptions, log: note)
         let profile = try ProfileRun.run(runner: session.runner, backend: session.backend, prompt: ids, steps: tokens)
         if let fallback = profile.fallbackNote { note(fallback) }

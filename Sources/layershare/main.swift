@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 struct LayerShareCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,4 +13,10 @@ struct LayerShareCommand: ParsableCommand {
     )
 }
 
-LayerShareCommand.main()
+MappedFileFault.install()
+do {
+    var command = try LayerShareCommand.parseAsRoot()
+    try command.run()
+} catch {
+    LayerShareCommand.exit(withError: readableError(error))
+}

@@ -203,3 +203,67 @@ final class SafetensorsTests: XCTestCase {
         assertThrows(try openModel(path: empty.appendingPathComponent("x.bin").path), contains: ["x.bin"])
     }
 }
+
+/// Limits checked when a checkpoint is opened: layers past `num_hidden_layers` and non-finite weights.
+final class CheckpointLimitsTests: XCTestCase {
+    func testLayersPastNumHiddenLayersAreRejected() throws {
+        let dir = try makeTempDir(self)
+        try JSONSerialization.data(withJSONObject: SafetensorsTests.config).write(to: dir.appendingPathComponent("config.json"))
+        let second = SafetensorsTests.tinyTensors().filter { $0.0.hasPrefix("model.layers.0.") }
+            .map { ($0.0.replacingOccurrences(of: "layers.0.", with: "layers.1."), $0.1, $0.2, $0.3) }
+        try writeSafetensors(dir.appendingPathComponent("model.safetensors"), SafetensorsTests.tinyTensors() + second)
+        assertThrows(try openModel(path: dir.path).validateLlamaShapes(),
+                     contains: ["tensors for layer 1 (blk.1.*) but num_hidden_layers in", "config.json says 1 layers"])
+    }
+
+    func testNumHiddenLayersPastTheTensorsIsNamed() throws {
+        var config = SafetensorsTests.config
+        config["num_hidden_layers"] = 3
+        let dir = try makeTempDir(self)
+        try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
+        try writeSafetensors(dir.appendingPathComponent("model.safetensors"), SafetensorsTests.tinyTensors())
+        assertThrows(try openModel(path: dir.path).validateLlamaShapes(),
+                     contains: ["config.json says 3 layers but the file has tensors only for layers 0..<1"])
+    }
+
+    func testNonFiniteWeightsAreFoundInEveryType() throws {
+        let dir = try makeTempDir(self)
+        try JSONSerialization.data(withJSONObject: SafetensorsTests.config).write(to: dir.appendingPathComponent("config.json"))
+        for (name, value) in [("model.norm.weight", Float.nan), ("model.layers.0.self_attn.q_proj.weight", .infinity),
+                              ("model.layers.0.mlp.down_proj.weight", -.infinity)] {
+            let tensors = SafetensorsTests.tinyTensors().map { t in t.0 == name ? (t.0, t.1, t.2, t.3.enumerated().map { $0 == 3 ? value : $1 }) : t }
+            try writeSafetensors(dir.appendingPathComponent("model.safetensors"), tensors)
+            let canonical = SafetensorsModel.canonicalName(name)!
+            let cols = tensors.first { $0.0 == name }!.2.last!
+            assertThrows(try openModel(path: dir.path).validateFiniteWeights(),
+                         contains: ["tensor '\(canonical)' holds a non-finite value (\(value))", "row \(3 / cols), column \(3 % cols)"])
+        }
+        // Quantized blocks: a non-finite f16 scale (d, or Q4_1's m) makes the block non-finite.
+        let inf16: [UInt8] = [0x00, 0x7C], one16: [UInt8] = [0x00, 0x3C]
+        for (type, block) in [(GGMLType.q8_0, inf16 + [UInt8](repeating: 1, count: 32)),
+                              (.q4_1, one16 + inf16 + [UInt8](repeating: 1, count: 16)),
+                              (.q4_0, inf16 + [UInt8](repeating: 1, count: 16))] {
+            let good = Self.block(type, finite: true), bytes = good + block
+            let bad = bytes.withUnsafeBytes { WeightTensor(name: "t", type: type, shape: [64], data: $0, owner: self as AnyObject).firstNonFinite() }
+            XCTAssertEqual(bad?.element, 32, "\(type)")
+            let fine = good.withUnsafeBytes { WeightTensor(name: "t", type: type, shape: [32], data: $0, owner: self as AnyObject).firstNonFinite() }
+            XCTAssertNil(fine, "\(type)")
+        }
+    }
+
+    private static func block(_ type: GGMLType, finite: Bool) -> [UInt8] {
+        let one16: [UInt8] = [0x00, 0x3C]
+        return type == .q4_1 ? one16 + one16 + [UInt8](repeating: 7, count: 16) : one16 + [UInt8](repeating: 7, count: type.bytesPerBlock - 2)
+    }
+
+    /// Every tensor of the real model is checked at load; this is what it costs.
+    func testTheRealModelIsFiniteAndCheapToCheck() throws {
+        let (file, _) = try RealModel.load()
+        let model = try GGUFModel(file: file)
+        let start = Date()
+        try model.validateFiniteWeights()
+        let seconds = Date().timeIntervalSince(start)
+        print(String(format: "finite check of every tensor of %@: %.1f ms", (file.path as NSString).lastPathComponent, seconds * 1000))
+        XCTAssertLessThan(seconds, 5)
+    }
+}

@@ -14,23 +14,22 @@ public final class CPUBackend: InferenceBackend {
         deinit { storage.deallocate() }
     }
 
-    /// A weight as float32 [rows, cols], plus the raw tensor for embedding lookups.
+    /// A weight as float32 [rows, cols], copied out of the file at load: nothing reads the memory
+    /// mapping at run time, so a model file truncated during a run cannot fault (SIGBUS) here.
     public final class Weight {
-        let raw: WeightTensor
+        let rows: Int
+        let cols: Int
         let values: [Float]
-        var rows: Int { raw.rows }
-        var cols: Int { raw.cols }
         init(stacking parts: [Weight], label: String) {
             precondition(Set(parts.map(\.cols)).count == 1, "stacked weights differ in row length")
-            let first = parts[0].raw
-            let rows = parts.map(\.rows).reduce(0, +)
-            // The raw tensor describes the stack's shape; its bytes are the first part's (only embedding reads them).
-            raw = WeightTensor(name: label, type: first.type, shape: [first.cols, rows], data: first.data, owner: first.owner)
+            rows = parts.map(\.rows).reduce(0, +)
+            cols = parts[0].cols
             values = parts.flatMap(\.values)
         }
 
         init(_ raw: WeightTensor) {
-            self.raw = raw
+            rows = raw.rows
+            cols = raw.cols
             values = raw.type == .f32 ? Array(UnsafeBufferPointer(start: raw.data.baseAddress!.assumingMemoryBound(to: Float.self), count: raw.elementCount))
                 : CPUKernels.dequantizeMatrix(raw.type, bytes: raw.data, rows: raw.rows, cols: raw.cols)
         }
@@ -74,8 +73,15 @@ public final class CPUBackend: InferenceBackend {
 
     public func embed(_ table: Weight, tokens: [Int], into out: Tensor) throws {
         precondition(tokens.count * table.cols <= out.count)
-        try CPUKernels.embedding(table: table.raw.data.baseAddress!, type: table.raw.type, rowLength: table.cols,
-                                 vocabularySize: table.rows, tokenIds: tokens, into: out.storage)
+        for (index, id) in tokens.enumerated() where !(0..<table.rows).contains(id) {
+            throw CPUKernelError.tokenOutOfRange(id: id, index: index, vocabularySize: table.rows)
+        }
+        // Rows of the dequantized table: the same floats `CPUKernels.embedding` makes from the raw rows.
+        table.values.withUnsafeBufferPointer { v in
+            for (index, id) in tokens.enumerated() {
+                (out.storage + index * table.cols).update(from: v.baseAddress! + id * table.cols, count: table.cols)
+            }
+        }
     }
 
     public func matmul(_ weight: Weight, _ x: Tensor, into y: Tensor, rows: Int, label: String) throws {

@@ -23,7 +23,16 @@ public final class LoadedModel {
             tokenizer = try Tokenizer(huggingFaceJSON: dir.appendingPathComponent("tokenizer.json").path)
             chatTemplate = .smolLM2
         }
+        // A padded embedding table (more rows than tokens) is fine: `Generator` never samples the padding.
+        if tokenizer.vocabSize > weights.hyper.vocabSize {
+            throw ModelError.vocabularyMismatch(model: weights.hyper.vocabSize, tokenizer: tokenizer.vocabSize,
+                                                source: weights is GGUFModel ? "tokenizer.ggml.tokens" : "tokenizer.json")
+        }
+        try weights.validateFiniteWeights()
     }
+
+    /// Rows of the embedding table past the tokenizer's last id (padding; never sampled).
+    public var paddedVocabulary: Int { max(0, hyper.vocabSize - tokenizer.vocabSize) }
 
     public var hyper: LlamaHyperParameters { weights.hyper }
 

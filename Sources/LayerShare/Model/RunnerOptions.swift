@@ -10,6 +10,8 @@ public struct RunnerOptions {
     public var device: String? = nil
     /// Context length; nil = the model's, capped so the KV cache fits the device.
     public var context: Int? = nil
+    /// How messages name `context` when a command derived it from other options (default "--ctx N").
+    public var contextLabel: String? = nil
     public var maxChunk: Int = 128
     /// How each layer computes attention (from a sharing plan); nil = the unmodified model.
     public var specs: [LayerSpec]? = nil

@@ -12,6 +12,7 @@ final class AttentionRecorder {
     private var currentRows = 0
 
     init(model: LoadedModel, maxTokens: Int) throws {
+        try Self.checkMemory(model.hyper, tokens: maxTokens)
         let backend = CPUBackend()
         // One chunk per sequence, so each layer's attention is a single [n, n] call from position 0.
         transformer = try Transformer(backend: backend, weights: model.weights, capacity: maxTokens, maxChunk: maxTokens)
@@ -29,6 +30,19 @@ final class AttentionRecorder {
     }
 
     deinit { maps.deallocate() }
+
+    /// The maps grow with the square of the sequence: check them against the host before allocating.
+    static func checkMemory(_ h: LlamaHyperParameters, tokens n: Int, available: Int = HostMemory.available()) throws {
+        let perSquare = h.layers * h.heads * 4
+        let (square, o1) = n.multipliedReportingOverflow(by: n)
+        let (bytes, o2) = square.multipliedReportingOverflow(by: perSquare)
+        guard o1 || o2 || bytes > available else { return }
+        var largest = Int(Double(available / perSquare).squareRoot())
+        while largest > 0 && largest * largest * perSquare > available { largest -= 1 }
+        throw ModelLoadError("attention maps of \(n)-token sequences need \(o1 || o2 ? "more than 8 EiB" : formatBytes(bytes)) "
+                             + "(layers × heads × tokens² floats); this machine has \(formatBytes(available)) available: "
+                             + "the largest --tokens that fits is \(largest)")
+    }
 
     /// Forwards `tokens` from position 0 and calls `body` with the maps (valid only during the call).
     func record<R>(_ tokens: [Int], _ body: (UnsafePointer<Float>, Int) throws -> R) throws -> R {

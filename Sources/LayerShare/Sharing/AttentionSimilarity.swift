@@ -39,7 +39,7 @@ public struct AttentionSimilarity: Codable, Sendable {
     public var layers: Int { cosine.count }
 
     public static func load(path: String) throws -> AttentionSimilarity {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ModelLoadError("cannot read analysis \(path)") }
+        guard let data = try FileCheck.contentsIfPresent(path, "analysis") else { throw ModelLoadError("analysis \(path) does not exist") }
         do {
             return try JSONDecoder().decode(AttentionSimilarity.self, from: data)
         } catch {

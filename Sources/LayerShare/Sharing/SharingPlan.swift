@@ -142,8 +142,8 @@ public struct SharingPlan: Codable, Equatable, Sendable {
 
     /// Reads and validates a plan for `model`; throws one `SharingPlanError` listing every problem.
     public static func load(path: String, model: LoadedModel) throws -> SharingPlan {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw SharingPlanError(source: path, problems: [PlanProblem(layer: nil, "cannot read the file")])
+        guard let data = try FileCheck.contentsIfPresent(path, "plan") else {
+            throw SharingPlanError(source: path, problems: [PlanProblem(layer: nil, "the file does not exist")])
         }
         let plan: SharingPlan
         do {

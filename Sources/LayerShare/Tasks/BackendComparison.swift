@@ -28,6 +28,8 @@ public struct ComparisonReport: Sendable {
     public var greedySteps = 0
     public var greedyAgreements = 0
     public var firstDisagreement: Int?
+    /// First layer whose hidden state holds NaN or ±Inf, per side (nil: all finite).
+    public var firstNonFiniteLayer: (test: Int?, reference: Int?) = (nil, nil)
     public var agreement: Double { greedySteps == 0 ? 1 : Double(greedyAgreements) / Double(greedySteps) }
 }
 
@@ -51,6 +53,7 @@ public enum BackendComparison {
         let t = perLayer(testHidden), r = perLayer(refHidden)
         for l in 0..<layers { report.layers.append(TensorDifference(name: "layer \(l)", test: t[l], reference: r[l])) }
         report.logits = TensorDifference(name: "logits", test: testLogits, reference: refLogits)
+        report.firstNonFiniteLayer = (t.firstIndex { !$0.allSatisfy(\.isFinite) }, r.firstIndex { !$0.allSatisfy(\.isFinite) })
 
         let vocab = test.hyper.vocabSize
         var refRow = Array(refLogits.suffix(vocab))

@@ -31,8 +31,13 @@ public struct PerplexityEvaluation {
             runner.reset()
             let vocab = runner.hyper.vocabSize
             // Row i of the window predicts tokens[begin + i + 1].
+            var failure: Error?
             try runner.forward(chunk, logits: .all, hidden: nil) { firstRow, rows in
+                guard failure == nil else { return }
                 let n = rows.count / vocab
+                do {
+                    try FiniteLogits.check(rows, vocab: vocab, firstPosition: firstRow) { "token \(begin + firstRow + $0) of the text" }
+                } catch { failure = error; return }
                 rows.withUnsafeBufferPointer { all in
                     for r in 0..<n {
                         let target = begin + firstRow + r + 1
@@ -41,6 +46,7 @@ public struct PerplexityEvaluation {
                     }
                 }
             }
+            if let failure { throw failure }
             scoredUpTo = end - 1
             progress(scoredUpTo, total)
             if end == tokens.count { break }

@@ -4,6 +4,7 @@ import Foundation
 /// logits written by tools/reference_forward.py for comparisons in tests.
 public enum NpyReader {
     public static func read(_ url: URL) throws -> (shape: [Int], values: [Float]) {
+        try FileCheck.require(url.path, ".npy file")
         let bytes = [UInt8](try Data(contentsOf: url))
         guard bytes.count >= 10, Array(bytes[0..<6]) == Array(NpyFormat.magic[0..<6]) else {
             throw NpyError.malformedHeader("missing \\x93NUMPY magic")

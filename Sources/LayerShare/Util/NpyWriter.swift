@@ -18,7 +18,7 @@ public final class NpyWriter {
         self.shape = shape
         self.expectedCount = shape.reduce(1, *)
         guard FileManager.default.createFile(atPath: url.path, contents: Data(NpyFormat.header(shape: shape))) else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path])
+            throw FileAccessError("cannot write \(url.path): \(String(cString: strerror(errno)))")
         }
         let handle = try FileHandle(forWritingTo: url)
         try handle.seekToEnd()
