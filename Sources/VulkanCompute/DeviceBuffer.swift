@@ -137,7 +137,8 @@ public final class DeviceBuffer {
     /// Calls `body(staging, done, n)` for consecutive pieces of `count` bytes (n bytes after the
     /// first `done`) through one staging buffer.
     private func throughStaging(_ count: Int, _ body: (DeviceBuffer, Int, Int) throws -> Void) throws {
-        let staging = try DeviceBuffer(device: device, byteCount: min(count, Self.stagingChunkBytes),
+        let allocationLimit = device.info.maxMemoryAllocationSize > 0 ? device.info.maxMemoryAllocationSize : Int.max
+        let staging = try DeviceBuffer(device: device, byteCount: min(count, Self.stagingChunkBytes, allocationLimit),
                                        label: "staging for \(label)", kind: .staging)
         var done = 0
         while done < count {

@@ -34,7 +34,34 @@ final class SynchronizationTests: VulkanTestCase {
         vkCmdFillBuffer(batch.commandBuffer, y.handle, 0, 256, 0)  // behind the batch's back: no barrier
         try batch.run()
         let messages = takeMessages()
-        XCTAssertTrue(messages.contains { $0.contains("SYNC-HAZARD-WRITE-AFTER-WRITE") }, messages.joined(separator: "\n"))
+        // The earlier write is the kernel's, seen through its push descriptor.
+        XCTAssertTrue(messages.contains { $0.contains("SYNC-HAZARD-WRITE-AFTER-WRITE") && $0.contains("SYNC_COMPUTE_SHADER_SHADER_STORAGE_WRITE") },
+                      messages.joined(separator: "\n"))
+    }
+
+    /// Reads through texel views (how the CPU-driver path streams weights) are tracked too.
+    func testHazardOnATexelReadIsReported() throws {
+        try XCTSkipUnless(synchronization, "needs LAYERSHARE_VALIDATION=sync")
+        device.instance.validationLog?.echo = false  // the expected report is checked below
+        try writeShader("texel_copy.comp", """
+        #version 450
+        layout(local_size_x = 64) in;
+        layout(set = 0, binding = 0) uniform samplerBuffer x;
+        layout(set = 0, binding = 1) writeonly buffer Out { vec4 y[]; };
+        void main() { y[gl_GlobalInvocationID.x] = texelFetch(x, int(gl_GlobalInvocationID.x)); }
+        """)
+        let library = PipelineLibrary(device: device, compiler: ShaderCompiler(sourceDirectory: scratch, cacheDirectory: nil))
+        let pipeline = try library.pipeline("texel_copy.comp", bindingKinds: [.uniformTexelBuffer, .storageBuffer], pushConstantBytes: 0)
+        let x = try DeviceBuffer(device: device, byteCount: 1024, label: "x")
+        let y = try DeviceBuffer(device: device, byteCount: 1024, label: "y")
+        let view = try TexelBufferView(buffer: x, format: .rgba32Float)
+        let batch = try CommandBatch(device: device)
+        try batch.begin()
+        try batch.dispatch(pipeline, [.texels(view), .write(y)], groups: (1, 1, 1))
+        vkCmdFillBuffer(batch.commandBuffer, x.handle, 0, 1024, 0)  // overwrites what the kernel reads: no barrier
+        try batch.run()
+        let messages = takeMessages()
+        XCTAssertTrue(messages.contains { $0.contains("SYNC-HAZARD-WRITE-AFTER-READ") }, messages.joined(separator: "\n"))
     }
 
     func testHazardAcrossSubmissionsIsReported() throws {
