@@ -24,7 +24,7 @@ final class ModelTeardownTests: XCTestCase {
             let decode = try runner.forward([next], logits: .last)
             XCTAssertEqual(decode.count, model.hyper.vocabSize)
         }()
-        weak var released = device
+        weak let released = device
         device = nil
         XCTAssertNil(released, "something still holds the device, so nothing was torn down")
         XCTAssertEqual(log.messages, [])

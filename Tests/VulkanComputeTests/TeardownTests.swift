@@ -13,7 +13,7 @@ final class TeardownTests: XCTestCase {
         var device: VulkanDevice? = try VulkanDevice(validation: true)
         let log = try XCTUnwrap(device?.instance.validationLog)
         try body(device!)
-        weak var released = device
+        weak let released = device
         device = nil
         XCTAssertNil(released, "something still holds the device, so nothing was torn down")
         return log
