@@ -287,13 +287,7 @@ public final class CommandBatch {
 
     public func submit() throws {
         precondition(recording, "CommandBatch.submit() before begin()")
-        // Make every write of the batch visible to host reads after the fence (readback, mapped buffers).
-        var toHost = VkMemoryBarrier()
-        toHost.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER
-        toHost.srcAccessMask = VkAccessFlags(VK_ACCESS_SHADER_WRITE_BIT.rawValue | VK_ACCESS_TRANSFER_WRITE_BIT.rawValue)
-        toHost.dstAccessMask = VkAccessFlags(VK_ACCESS_HOST_READ_BIT.rawValue)
-        vkCmdPipelineBarrier(commandBuffer, VkPipelineStageFlags(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue | VK_PIPELINE_STAGE_TRANSFER_BIT.rawValue),
-                             VkPipelineStageFlags(VK_PIPELINE_STAGE_HOST_BIT.rawValue), 0, 1, &toHost, 0, nil, 0, nil)
+        device.recordHandOff(commandBuffer)  // writes visible to host reads and to the next batch
         try check(vkEndCommandBuffer(commandBuffer), "vkEndCommandBuffer")
         recording = false
         try fence.reset()

@@ -2,13 +2,15 @@ import CVulkan
 import Foundation
 
 /// A storage buffer in device memory. On unified-memory devices it is host-visible and stays mapped;
-/// elsewhere it is device-local and uploads/downloads go through a temporary staging buffer.
+/// elsewhere (and when separate memory is forced, `VulkanDevice(forceDiscrete:)`) it is device-local,
+/// never mapped, and uploads/downloads go through staging buffers and copy commands.
 public final class DeviceBuffer {
     public let device: VulkanDevice
     public let handle: VkBuffer
     public let byteCount: Int
     public let label: String
     let memory: VkDeviceMemory
+    let memoryTypeIndex: UInt32
     let allocationSize: Int
     /// Host pointer when the memory is mapped (unified devices and staging buffers).
     public let mapped: UnsafeMutableRawPointer?
@@ -56,11 +58,9 @@ public final class DeviceBuffer {
             vkDestroyBuffer(device.handle, buffer, nil)
             throw VulkanError.outOfMemory(label: label, bytes: byteCount, detail: "no suitable memory type")
         }
-        let heap = device.heapSize(ofType: typeIndex)
-        if device.allocatedBytes + Int(req.size) > heap {
+        if let refusal = device.reserve(Int(req.size), memoryType: typeIndex) {
             vkDestroyBuffer(device.handle, buffer, nil)
-            throw VulkanError.outOfMemory(label: label, bytes: byteCount,
-                                          detail: "memory heap holds \(formatBytes(heap)), \(formatBytes(device.allocatedBytes)) already in use")
+            throw VulkanError.outOfMemory(label: label, bytes: byteCount, detail: refusal)
         }
         var alloc = VkMemoryAllocateInfo()
         alloc.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO
@@ -69,19 +69,27 @@ public final class DeviceBuffer {
         var memory: VkDeviceMemory?
         let result = vkAllocateMemory(device.handle, &alloc, nil, &memory)
         guard result == VK_SUCCESS, let memory else {
+            device.release(Int(req.size), memoryType: typeIndex)
             vkDestroyBuffer(device.handle, buffer, nil)
             throw VulkanError.outOfMemory(label: label, bytes: byteCount, detail: "vkAllocateMemory returned \(resultName(result))")
         }
-        try check(vkBindBufferMemory(device.handle, buffer, memory, 0), "vkBindBufferMemory")
         var ptr: UnsafeMutableRawPointer?
-        if kind == .staging || info.unifiedMemory {
-            try check(vkMapMemory(device.handle, memory, 0, VkDeviceSize(VK_WHOLE_SIZE), 0, &ptr), "vkMapMemory('\(label)')")
+        do {
+            try check(vkBindBufferMemory(device.handle, buffer, memory, 0), "vkBindBufferMemory('\(label)')")
+            if kind == .staging || info.unifiedMemory {
+                try check(vkMapMemory(device.handle, memory, 0, VkDeviceSize(VK_WHOLE_SIZE), 0, &ptr), "vkMapMemory('\(label)')")
+            }
+        } catch {
+            vkDestroyBuffer(device.handle, buffer, nil)
+            vkFreeMemory(device.handle, memory, nil)
+            device.release(Int(req.size), memoryType: typeIndex)
+            throw error
         }
         handle = buffer!
         self.memory = memory
+        memoryTypeIndex = typeIndex
         allocationSize = Int(req.size)
         mapped = ptr
-        device.recordAllocation(allocationSize)
     }
 
     deinit {
@@ -89,7 +97,7 @@ public final class DeviceBuffer {
         if mapped != nil { vkUnmapMemory(device.handle, memory) }
         vkDestroyBuffer(device.handle, handle, nil)
         vkFreeMemory(device.handle, memory, nil)
-        device.recordFree(allocationSize)
+        device.release(allocationSize, memoryType: memoryTypeIndex)
     }
 
     private let viewLock = NSLock()
@@ -123,6 +131,23 @@ public final class DeviceBuffer {
         }
     }
 
+    /// Largest staging buffer one upload or download allocates; longer transfers go in pieces.
+    static let stagingChunkBytes = 64 << 20
+
+    /// Calls `body(staging, done, n)` for consecutive pieces of `count` bytes (n bytes after the
+    /// first `done`) through one staging buffer.
+    private func throughStaging(_ count: Int, _ body: (DeviceBuffer, Int, Int) throws -> Void) throws {
+        let allocationLimit = device.info.maxMemoryAllocationSize > 0 ? device.info.maxMemoryAllocationSize : Int.max
+        let staging = try DeviceBuffer(device: device, byteCount: min(count, Self.stagingChunkBytes, allocationLimit),
+                                       label: "staging for \(label)", kind: .staging)
+        var done = 0
+        while done < count {
+            let n = min(staging.byteCount, count - done)
+            try body(staging, done, n)
+            done += n
+        }
+    }
+
     /// Copies host bytes into the buffer. Must not overlap GPU work in flight on this buffer.
     public func upload(_ bytes: UnsafeRawBufferPointer, at offset: Int = 0) throws {
         try checkRange(offset, bytes.count)
@@ -131,11 +156,13 @@ public final class DeviceBuffer {
             (mapped + offset).copyMemory(from: base, byteCount: bytes.count)
             return
         }
-        let staging = try DeviceBuffer(device: device, byteCount: bytes.count, label: "staging for \(label)", kind: .staging)
-        staging.mapped!.copyMemory(from: base, byteCount: bytes.count)
-        try device.oneShot { cb in
-            var region = VkBufferCopy(srcOffset: 0, dstOffset: VkDeviceSize(offset), size: VkDeviceSize(bytes.count))
-            vkCmdCopyBuffer(cb, staging.handle, handle, 1, &region)
+        try throughStaging(bytes.count) { staging, done, n in
+            staging.mapped!.copyMemory(from: base + done, byteCount: n)
+            try device.oneShot { cb in
+                var region = VkBufferCopy(srcOffset: 0, dstOffset: VkDeviceSize(offset + done), size: VkDeviceSize(n))
+                vkCmdCopyBuffer(cb, staging.handle, handle, 1, &region)
+            }
+            device.countStaged(uploaded: n)
         }
     }
 
@@ -147,12 +174,14 @@ public final class DeviceBuffer {
             base.copyMemory(from: mapped + offset, byteCount: bytes.count)
             return
         }
-        let staging = try DeviceBuffer(device: device, byteCount: bytes.count, label: "staging for \(label)", kind: .staging)
-        try device.oneShot { cb in
-            var region = VkBufferCopy(srcOffset: VkDeviceSize(offset), dstOffset: 0, size: VkDeviceSize(bytes.count))
-            vkCmdCopyBuffer(cb, handle, staging.handle, 1, &region)
+        try throughStaging(bytes.count) { staging, done, n in
+            try device.oneShot { cb in
+                var region = VkBufferCopy(srcOffset: VkDeviceSize(offset + done), dstOffset: 0, size: VkDeviceSize(n))
+                vkCmdCopyBuffer(cb, handle, staging.handle, 1, &region)
+            }
+            (base + done).copyMemory(from: staging.mapped!, byteCount: n)
+            device.countStaged(downloaded: n)
         }
-        base.copyMemory(from: staging.mapped!, byteCount: bytes.count)
     }
 
     public func upload<T>(_ values: [T], at offset: Int = 0) throws {

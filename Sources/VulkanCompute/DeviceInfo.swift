@@ -43,8 +43,10 @@ public struct DeviceInfo: Sendable {
     public let timestampValidBits: Int
     public let hasPushDescriptors: Bool
     /// True when some memory type is both device-local and host-visible and the device is not discrete:
-    /// buffers can be mapped directly, no staging copies.
-    public let unifiedMemory: Bool
+    /// buffers can be mapped directly, no staging copies. False when separate memory is forced.
+    public private(set) var unifiedMemory: Bool
+    /// The device has unified memory but is used as one with separate memory (`withSeparateMemory()`).
+    public private(set) var separateMemoryForced = false
 
     public var apiVersionString: String {
         "\(apiVersion >> 22).\((apiVersion >> 12) & 0x3FF).\(apiVersion & 0xFFF)"
@@ -172,6 +174,16 @@ public struct DeviceInfo: Sendable {
         maxSubgroupSize = sizeControl.max
     }
 
+    /// This device used as a discrete GPU's memory is: device buffers device-local and never mapped,
+    /// every upload and download through staging buffers and copy commands. Lets a unified-memory
+    /// device (lavapipe) run the discrete path; limits and kernel choices stay the device's own.
+    public func withSeparateMemory() -> DeviceInfo {
+        var info = self
+        info.separateMemoryForced = unifiedMemory || separateMemoryForced
+        info.unifiedMemory = false
+        return info
+    }
+
     /// Subgroup arithmetic (subgroupAdd, subgroupMax, ...) is available in compute shaders.
     public var supportsSubgroupArithmetic: Bool {
         subgroupSupportedStages & VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue) != 0
@@ -205,7 +217,8 @@ public struct DeviceInfo: Sendable {
         for (i, h) in heaps.enumerated() {
             lines.append("    heap \(i): \(formatBytes(h.size))\(h.deviceLocal ? " device-local" : "")")
         }
-        lines.append("    memory: \(unifiedMemory ? "unified (host-visible device memory, no staging)" : "separate (staging copies)")")
+        lines.append("    memory: \(unifiedMemory ? "unified (host-visible device memory, no staging)" : "separate (staging copies)")"
+                     + (separateMemoryForced ? ", forced (the device has unified memory)" : ""))
         lines.append("    subgroup ops: \(subgroupOperationNames.joined(separator: " ")); size control: "
                      + (hasSubgroupSizeControl ? "\(minSubgroupSize)...\(maxSubgroupSize)\(supportsComputeFullSubgroups ? ", full subgroups" : "")" : "no"))
         lines.append("    subgroup size: \(subgroupSize), shared memory: \(formatBytes(maxSharedMemory)), max workgroup invocations: \(maxWorkgroupInvocations)")

@@ -14,18 +14,27 @@ public final class VulkanDevice {
     let pushDescriptor: PFN_vkCmdPushDescriptorSetKHR
     let memoryProperties: VkPhysicalDeviceMemoryProperties
     private let allocationLock = NSLock()
-    /// Bytes currently allocated through this device, and the high-water mark.
+    private var heapUsage: HeapUsage
+    /// Bytes currently allocated through this device (all heaps), and the high-water mark.
     public private(set) var allocatedBytes = 0
     public private(set) var peakAllocatedBytes = 0
 
-    public convenience init(selector: String? = nil, validation: Bool? = nil) throws {
+    /// Bytes copied through staging buffers (DeviceBuffer.upload / download on unmapped buffers).
+    public struct StagedBytes: Sendable { public var uploaded = 0, downloaded = 0 }
+    public private(set) var staged = StagedBytes()
+
+    /// `forceDiscrete: nil` reads `LAYERSHARE_FORCE_DISCRETE` (1 = on); see `init(instance:info:forceDiscrete:)`.
+    public convenience init(selector: String? = nil, validation: Bool? = nil, forceDiscrete: Bool? = nil) throws {
         let instance = try VulkanInstance(validation: validation)
-        try self.init(instance: instance, info: instance.selectDevice(selector))
+        try self.init(instance: instance, info: instance.selectDevice(selector), forceDiscrete: forceDiscrete)
     }
 
-    public init(instance: VulkanInstance, info: DeviceInfo) throws {
+    /// With `forceDiscrete` the device's memory is used as a discrete GPU's (`DeviceInfo.withSeparateMemory()`):
+    /// `info` then reports no unified memory, so buffers and read paths take the staging route.
+    public init(instance: VulkanInstance, info: DeviceInfo, forceDiscrete: Bool? = nil) throws {
         self.instance = instance
-        self.info = info
+        let forced = forceDiscrete ?? (ProcessInfo.processInfo.environment["LAYERSHARE_FORCE_DISCRETE"] == "1")
+        self.info = forced ? info.withSeparateMemory() : info
         let physical = instance.physicalDevices[info.index]
         self.physical = physical
         guard info.hasPushDescriptors else {
@@ -128,6 +137,7 @@ public final class VulkanDevice {
         var mem = VkPhysicalDeviceMemoryProperties()
         vkGetPhysicalDeviceMemoryProperties(physical, &mem)
         memoryProperties = mem
+        heapUsage = HeapUsage(sizes: info.heaps.map(\.size))
     }
 
     deinit {
@@ -151,29 +161,51 @@ public final class VulkanDevice {
         return best
     }
 
-    func heapSize(ofType type: UInt32) -> Int {
-        withUnsafeBytes(of: memoryProperties.memoryTypes) { raw in
-            let heapIndex = Int(raw.bindMemory(to: VkMemoryType.self)[Int(type)].heapIndex)
-            return withUnsafeBytes(of: memoryProperties.memoryHeaps) { Int($0.bindMemory(to: VkMemoryHeap.self)[heapIndex].size) }
-        }
+    func heapIndex(ofType type: UInt32) -> Int {
+        withUnsafeBytes(of: memoryProperties.memoryTypes) { Int($0.bindMemory(to: VkMemoryType.self)[Int(type)].heapIndex) }
     }
 
-    func recordAllocation(_ bytes: Int) {
-        allocationLock.lock()
+    /// Counts an allocation of `bytes` from memory type `type` against its heap; nil when it fits,
+    /// else why it does not.
+    func reserve(_ bytes: Int, memoryType type: UInt32) -> String? {
+        allocationLock.lock(); defer { allocationLock.unlock() }
+        if let refusal = heapUsage.reserve(bytes, heap: heapIndex(ofType: type)) { return refusal }
         allocatedBytes += bytes
         peakAllocatedBytes = max(peakAllocatedBytes, allocatedBytes)
-        allocationLock.unlock()
+        return nil
     }
 
-    func recordFree(_ bytes: Int) {
-        allocationLock.lock(); allocatedBytes -= bytes; allocationLock.unlock()
+    func countStaged(uploaded: Int = 0, downloaded: Int = 0) {
+        allocationLock.lock(); defer { allocationLock.unlock() }
+        staged.uploaded += uploaded
+        staged.downloaded += downloaded
+    }
+
+    func release(_ bytes: Int, memoryType type: UInt32) {
+        allocationLock.lock(); defer { allocationLock.unlock() }
+        heapUsage.release(bytes, heap: heapIndex(ofType: type))
+        allocatedBytes -= bytes
     }
 
     public func resetPeak() { allocationLock.lock(); peakAllocatedBytes = allocatedBytes; allocationLock.unlock() }
 
     public func waitIdle() { vkDeviceWaitIdle(handle) }
 
-    /// Records commands into a one-shot command buffer, submits and waits.
+    /// Ends every submission: its compute and transfer writes made visible to the host (reads of
+    /// mapped and staging memory after the fence) and to later submissions' compute and transfer
+    /// commands, which then depend on this one by a barrier rather than on the host's fence wait.
+    func recordHandOff(_ cb: VkCommandBuffer) {
+        var mb = VkMemoryBarrier()
+        mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER
+        mb.srcAccessMask = VkAccessFlags(VK_ACCESS_SHADER_WRITE_BIT.rawValue | VK_ACCESS_TRANSFER_WRITE_BIT.rawValue)
+        mb.dstAccessMask = VkAccessFlags(VK_ACCESS_HOST_READ_BIT.rawValue | VK_ACCESS_SHADER_READ_BIT.rawValue | VK_ACCESS_SHADER_WRITE_BIT.rawValue
+                                         | VK_ACCESS_TRANSFER_READ_BIT.rawValue | VK_ACCESS_TRANSFER_WRITE_BIT.rawValue)
+        let device = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue | VK_PIPELINE_STAGE_TRANSFER_BIT.rawValue
+        vkCmdPipelineBarrier(cb, VkPipelineStageFlags(device), VkPipelineStageFlags(device | VK_PIPELINE_STAGE_HOST_BIT.rawValue),
+                             0, 1, &mb, 0, nil, 0, nil)
+    }
+
+    /// Records commands into a one-shot command buffer (ended by `recordHandOff`), submits and waits.
     func oneShot(_ record: (VkCommandBuffer) throws -> Void) throws {
         var alloc = VkCommandBufferAllocateInfo()
         alloc.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO
@@ -188,6 +220,7 @@ public final class VulkanDevice {
         begin.flags = VkCommandBufferUsageFlags(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT.rawValue)
         try check(vkBeginCommandBuffer(cb, &begin), "vkBeginCommandBuffer")
         try record(cb!)
+        recordHandOff(cb!)
         try check(vkEndCommandBuffer(cb), "vkEndCommandBuffer")
         let fence = try Fence(device: self)
         try submit(cb!, fence: fence)

@@ -10,38 +10,52 @@ public final class VulkanInstance {
     let physicalDevices: [VkPhysicalDevice]
     public let devices: [DeviceInfo]
 
-    /// `validation: nil` reads the `LAYERSHARE_VALIDATION` environment variable (1 = on).
-    public init(validation: Bool? = nil) throws {
-        let wantValidation = validation ?? (ProcessInfo.processInfo.environment["LAYERSHARE_VALIDATION"] == "1")
+    /// `validation: nil` reads the `LAYERSHARE_VALIDATION` environment variable (ValidationMode);
+    /// `true` turns the layer on, with synchronization validation when that variable says `sync`.
+    public convenience init(validation: Bool? = nil) throws {
+        let fromEnvironment = ValidationMode(environment: ProcessInfo.processInfo.environment)
+        switch validation {
+        case nil: try self.init(mode: fromEnvironment)
+        case true?: try self.init(mode: fromEnvironment == .off ? .standard : fromEnvironment)
+        case false?: try self.init(mode: .off)
+        }
+    }
+
+    public init(mode: ValidationMode) throws {
         var layers: [String] = []
         var extensions: [String] = []
-        if wantValidation {
+        if mode != .off {
             guard Self.instanceLayerNames().contains("VK_LAYER_KHRONOS_validation") else {
                 throw VulkanError.missingFeature("validation was requested but VK_LAYER_KHRONOS_validation is not installed (apt-get install vulkan-validationlayers)")
             }
             layers.append("VK_LAYER_KHRONOS_validation")
             extensions.append("VK_EXT_debug_utils")
+            if mode == .synchronization { extensions.append("VK_EXT_validation_features") }
         }
-        let log = wantValidation ? ValidationLog() : nil
+        let log = mode != .off ? ValidationLog() : nil
         validationLog = log
 
         var app = VkApplicationInfo()
         app.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO
         app.apiVersion = (1 << 22) | (2 << 12)  // Vulkan 1.2
+        let messengerInfo = log.map(Self.messengerInfo)
         var instance: VkInstance?
         let result: VkResult = withCStrings(layers) { layerPtrs in
             withCStrings(extensions) { extPtrs in
                 "layershare".withCString { appName in
                     app.pApplicationName = appName
                     return withUnsafePointer(to: &app) { appPtr in
-                        var info = VkInstanceCreateInfo()
-                        info.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO
-                        info.pApplicationInfo = appPtr
-                        info.enabledLayerCount = UInt32(layers.count)
-                        info.ppEnabledLayerNames = layerPtrs
-                        info.enabledExtensionCount = UInt32(extensions.count)
-                        info.ppEnabledExtensionNames = extPtrs
-                        return vkCreateInstance(&info, nil, &instance)
+                        Self.withCreateChain(messenger: messengerInfo, synchronization: mode == .synchronization) { next in
+                            var info = VkInstanceCreateInfo()
+                            info.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO
+                            info.pNext = next
+                            info.pApplicationInfo = appPtr
+                            info.enabledLayerCount = UInt32(layers.count)
+                            info.ppEnabledLayerNames = layerPtrs
+                            info.enabledExtensionCount = UInt32(extensions.count)
+                            info.ppEnabledExtensionNames = extPtrs
+                            return vkCreateInstance(&info, nil, &instance)
+                        }
                     }
                 }
             }
@@ -52,16 +66,7 @@ public final class VulkanInstance {
         try check(result, "vkCreateInstance")
         handle = instance!
 
-        if let log {
-            var info = VkDebugUtilsMessengerCreateInfoEXT()
-            info.sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT
-            info.messageSeverity = VkDebugUtilsMessageSeverityFlagsEXT(
-                VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT.rawValue | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT.rawValue)
-            info.messageType = VkDebugUtilsMessageTypeFlagsEXT(
-                VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT.rawValue | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT.rawValue
-                    | VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT.rawValue)
-            info.pfnUserCallback = debugCallback
-            info.pUserData = Unmanaged.passUnretained(log).toOpaque()
+        if var info = messengerInfo {
             let create = unsafeBitCast(vkGetInstanceProcAddr(handle, "vkCreateDebugUtilsMessengerEXT"),
                                        to: PFN_vkCreateDebugUtilsMessengerEXT?.self)
             var m: VkDebugUtilsMessengerEXT?
@@ -105,6 +110,42 @@ public final class VulkanInstance {
             throw VulkanError.deviceSelection("no device name contains '\(chosen)'; devices: \(listing)")
         }
         return first
+    }
+
+    /// Calls `body` with the instance create info's pNext chain: the messenger's create info (so
+    /// vkCreateInstance and vkDestroyInstance report too; objects alive at vkDestroyInstance are
+    /// leaks) and, for synchronization validation, VkValidationFeaturesEXT enabling it.
+    private static func withCreateChain(messenger: VkDebugUtilsMessengerCreateInfoEXT?, synchronization: Bool,
+                                        _ body: (UnsafeRawPointer?) -> VkResult) -> VkResult {
+        guard var messenger else { return body(nil) }
+        return withUnsafePointer(to: &messenger) { messengerPtr in
+            guard synchronization else { return body(UnsafeRawPointer(messengerPtr)) }
+            var enable = VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT
+            return withUnsafePointer(to: &enable) { enablePtr in
+                var features = VkValidationFeaturesEXT()
+                features.sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT
+                features.pNext = UnsafeRawPointer(messengerPtr)
+                features.enabledValidationFeatureCount = 1
+                features.pEnabledValidationFeatures = enablePtr
+                return withUnsafePointer(to: &features) { featuresPtr in
+                    ValidationMode.withQueueSubmitChecks { body(UnsafeRawPointer(featuresPtr)) }
+                }
+            }
+        }
+    }
+
+    /// Warnings and errors of every type go to `log`.
+    private static func messengerInfo(_ log: ValidationLog) -> VkDebugUtilsMessengerCreateInfoEXT {
+        var info = VkDebugUtilsMessengerCreateInfoEXT()
+        info.sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT
+        info.messageSeverity = VkDebugUtilsMessageSeverityFlagsEXT(
+            VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT.rawValue | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT.rawValue)
+        info.messageType = VkDebugUtilsMessageTypeFlagsEXT(
+            VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT.rawValue | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT.rawValue
+                | VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT.rawValue)
+        info.pfnUserCallback = debugCallback
+        info.pUserData = Unmanaged.passUnretained(log).toOpaque()
+        return info
     }
 
     static func instanceLayerNames() -> [String] {

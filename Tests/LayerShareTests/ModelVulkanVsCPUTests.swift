@@ -45,6 +45,10 @@ final class ModelVulkanVsCPUTests: XCTestCase {
         for d in report.layers { XCTAssertLessThan(d.maxRelative, 1e-4, d.name) }
         XCTAssertEqual(report.greedySteps, 32)
         XCTAssertEqual(report.greedyAgreements, 32, "first difference at step \(report.firstDisagreement ?? -1)")
+        if device.info.separateMemoryForced {  // LAYERSHARE_FORCE_DISCRETE=1: every weight byte came through staging
+            let weights = try XCTUnwrap((gpu as? Transformer<VulkanBackend>)?.backend.weightBytes)
+            XCTAssertGreaterThanOrEqual(device.staged.uploaded, weights)
+        }
         let messages = device.instance.validationLog?.messages ?? []
         XCTAssertTrue(messages.isEmpty, messages.joined(separator: "\n"))
     }

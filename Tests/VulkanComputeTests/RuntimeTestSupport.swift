@@ -17,7 +17,7 @@ class VulkanTestCase: XCTestCase {
     override func tearDownWithError() throws {
         let log = device?.instance.validationLog
         device = nil
-        try? FileManager.default.removeItem(at: scratch)
+        if let scratch { try? FileManager.default.removeItem(at: scratch) }  // nil when setUp failed
         if let messages = log?.messages, !messages.isEmpty {
             XCTFail("validation layer reported \(messages.count) message(s):\n" + messages.joined(separator: "\n"))
         }
