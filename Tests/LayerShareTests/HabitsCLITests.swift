@@ -94,6 +94,8 @@ final class HabitsCLITests: XCTestCase {
             (["profile", "--tokens", "-1"], "--max-tokens must not be negative"),
             (["bench", "--steps", "0"], "--max-tokens must be at least 1, got 0"),
             (["ppl", "--backend", "cpu", "--file", "/usr/share/common-licenses/GPL-3", "--score-tokens", "-1"], "--score-tokens must not be negative"),
+            (["plan", "headshare", "--rate", "-0.5", "--output", "/nonexistent/never.json"], "--rate must be between 0 and 1"),
+            (["plan", "sa", "--min-span", "-1", "--spans", "1-2", "--output", "/nonexistent/never.json"], "--min-span must be at least 1"),
         ]
         for (arguments, fragment) in cases {
             let r = try run(arguments)
