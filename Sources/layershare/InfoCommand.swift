@@ -18,6 +18,9 @@ struct InfoCommand: ParsableCommand {
             help: "Context to size the memory for (default: the model's, capped to fit).")
     var ctx: Int?
 
+    @Option(help: "Vulkan device to size the memory for (default: LAYERSHARE_DEVICE, else the most capable device).")
+    var device: String?
+
     func run() throws {
         let model = try loadModel(model)
         let h = model.hyper
@@ -56,6 +59,7 @@ struct InfoCommand: ParsableCommand {
         var options = RunnerOptions()
         options.backend = backend
         options.context = ctx
+        options.device = device
         do {
             let m = try RunnerFactory.memoryNeed(model: model, options: options)
             return "memory on \(backend.rawValue) at context \(m.context): \(formatBytes(m.total)) (weights \(formatBytes(m.weights)), "
