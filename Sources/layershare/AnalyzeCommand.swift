@@ -17,16 +17,16 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "Calibration text file.")
     var file: String
 
-    @Option(help: "Tokens per sequence.")
+    @Option(parsing: .unconditional, help: "Tokens per sequence.")
     var tokens = 256
 
-    @Option(help: "Number of sequences (consecutive, from the start of the text).")
+    @Option(parsing: .unconditional, help: "Number of sequences (consecutive, from the start of the text).")
     var sequences = 4
 
     @Option(help: "Output directory.")
     var output = "analysis"
 
-    @Option(help: "Cosine with the span's source layer that the summary's spans must reach.")
+    @Option(parsing: .unconditional, help: "Cosine with the span's source layer that the summary's spans must reach.")
     var threshold = SharingDefaults.threshold
 
     func run() throws {

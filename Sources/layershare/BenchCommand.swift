@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure prefill and decode speed and memory across context lengths and sharing plans.",
         discussion: """
-        For each plan (the baseline is always included) and context length: prefill that many tokens of --file, then decode --steps tokens --runs times (median with min–max). Writes bench.json, bench.md and a decode-speed plot (bench.svg, bench.png) to --output.
+        For each plan (the baseline is always included) and context length: prefill that many tokens of --file, then generate --max-tokens tokens (decode steps) --runs times (median with min–max). --plan FILE and --plans FILE... add configurations: each plan runs next to the baseline. Writes bench.json, bench.md and a decode-speed plot (bench.svg, bench.png) to --output.
         """
     )
 
@@ -19,10 +19,13 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Context lengths, comma-separated.")
     var contexts = "128,512,1024,2048"
 
-    @Option(help: "Decode steps per run.")
-    var steps = 16
+    @Option(name: [.customShort("n"), .customLong("max-tokens")], parsing: .unconditional, help: "Tokens to generate (decode steps) per run.")
+    var maxTokens = 16
 
-    @Option(help: "Decode runs per configuration (median is reported).")
+    @Option(name: .customLong("steps"), parsing: .unconditional, help: .hidden)
+    var oldSteps: Int?  // the name before -n/--max-tokens
+
+    @Option(parsing: .unconditional, help: "Decode runs per configuration (median is reported).")
     var runs = 3
 
     @Option(help: "Text whose tokens fill the context.")
@@ -37,17 +40,19 @@ struct BenchCommand: ParsableCommand {
             return v
         }
         guard let maxContext = contextList.max() else { throw ValidationError("--contexts is empty") }
-        try requirePositive(steps, "--steps")
+        let steps = renamed(maxTokens, old: oldSteps)
+        try requirePositive(steps, "--max-tokens")
         try requirePositive(runs, "--runs")
         let bench = try Benchmark(steps: steps, runs: runs)
         let (capacity, overflow) = maxContext.addingReportingOverflow(steps)
-        guard !overflow else { throw ValidationError("--contexts \(maxContext) + --steps \(steps) is too large") }
+        guard !overflow else { throw ValidationError("--contexts \(maxContext) + --max-tokens \(steps) is too large") }
         let text = try readTextFile(file, "--file")
         let model = try options.loadModel()
         var tokens = model.tokenizer.encode(text, parseSpecial: false)
         guard !tokens.isEmpty else { throw ValidationError("--file \(file) encodes to no tokens") }
         var configurations: [(name: String, specs: [LayerSpec]?)] = [("baseline", nil)]
-        for path in plans {
+        // --plan (shared with the other commands) is one more plan to compare, not a replacement of the baseline.
+        for path in (options.plan.map { [$0] } ?? []) + plans {
             configurations.append(((path as NSString).lastPathComponent, try loadPlanSpecs(path: path, model: model)))
         }
         var results: [BenchResult] = []
@@ -55,7 +60,7 @@ struct BenchCommand: ParsableCommand {
             var runnerOptions = try options.runnerOptions(model: model)
             runnerOptions.specs = config.specs
             runnerOptions.context = capacity
-            runnerOptions.contextLabel = "a context of \(capacity) (the largest of --contexts + --steps)"
+            runnerOptions.contextLabel = "a context of \(capacity) (the largest of --contexts + --max-tokens)"
             let runner: ModelRunner
             var backendForMemory: VulkanBackend?
             if runnerOptions.backend == .vulkan {

@@ -13,26 +13,30 @@ struct CompareCommand: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
-    @Option(help: "Prompt text, or @FILE.")
+    @Option(name: [.customShort("p"), .long], help: "Prompt text, @FILE, or - for standard input.")
     var prompt = "The capital of France is Paris. The capital of Germany is"
 
-    @Option(help: "Greedy tokens to compare after the prompt.")
-    var tokens = 32
+    @Option(name: [.customShort("n"), .customLong("max-tokens")], parsing: .unconditional, help: "Greedy tokens to generate and compare after the prompt.")
+    var maxTokens = 32
 
-    @Option(help: "Largest acceptable relative error (float32 accumulation-order differences are ~1e-5).")
+    @Option(name: .customLong("tokens"), parsing: .unconditional, help: .hidden)
+    var oldTokens: Int?  // the name before -n/--max-tokens
+
+    @Option(parsing: .unconditional, help: "Largest acceptable relative error (float32 accumulation-order differences are ~1e-5).")
     var tolerance = 1e-3
 
     func run() throws {
-        try requireNonNegative(tokens, "--tokens")
+        let tokens = renamed(maxTokens, old: oldTokens)
+        try requireNonNegative(tokens, "--max-tokens")
         guard tolerance.isFinite, tolerance >= 0 else { throw ValidationError("--tolerance must be a finite number ≥ 0, got \(tolerance)") }
         let model = try options.loadModel()
         let ids = model.tokenizer.encode(try readPromptText(prompt))
         guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
         var runnerOptions = try options.runnerOptions(model: model, backend: .vulkan)
         if runnerOptions.context == nil {
-            let context = try contextLength(prompt: ids.count, tokens: tokens, option: "--tokens")
+            let context = try contextLength(prompt: ids.count, tokens: tokens, option: "--max-tokens")
             runnerOptions.context = context
-            runnerOptions.contextLabel = "a context of \(context) (the prompt's \(ids.count) tokens + --tokens \(tokens) + 1)"
+            runnerOptions.contextLabel = "a context of \(context) (the prompt's \(ids.count) tokens + --max-tokens \(tokens) + 1)"
         }
         let gpu = try RunnerFactory.make(model: model, options: runnerOptions, log: note)
         runnerOptions.backend = .cpu

@@ -7,28 +7,47 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Generate text from a prompt, streaming it as it is produced.",
         discussion: """
-        Statistics (prompt and generated token counts, prefill and decode tokens/s) go to stderr. With --chat the prompt is wrapped in the model's ChatML template; --chat without --prompt starts an interactive session (one user turn per line, empty line or EOF ends it).
+        Statistics (prompt and generated token counts, prefill and decode tokens/s) go to stderr. With --chat the prompt is wrapped in the model's ChatML template; --chat without --prompt starts an interactive session (one user turn per line, empty line or EOF ends it). Without --chat, the prompt comes from --prompt (-p - reads standard input) or, when there is none and standard input is not a terminal, from standard input.
+
+        Sampling, in llama.cpp's order: --repeat-penalty on the logits, then (unless --temperature is 0, greedy) top-k, top-p and min-p filters and a draw at the temperature. --stop ends generation as soon as the output contains the text; the text itself is not printed.
+
+        Short options follow llama.cpp: -m/--model, -p/--prompt, -n/--max-tokens, -c/--ctx-size (--ctx), --temp (--temperature).
         """
     )
 
     @OptionGroup var options: ModelOptions
 
-    @Option(help: "Prompt text, or @FILE to read it from a file.")
+    @Option(name: [.customShort("p"), .long],
+            help: "Prompt text, @FILE to read it from a file, or - for standard input (also read when piped and no --prompt is given).")
     var prompt: String?
 
-    @Option(name: .customLong("max-tokens"), help: "Maximum number of tokens to generate.")
+    @Option(name: [.customShort("n"), .customLong("max-tokens")], parsing: .unconditional, help: "Maximum number of tokens to generate.")
     var maxTokens = 128
 
-    @Option(help: "Sampling temperature; 0 = greedy.")
+    @Option(name: [.customLong("temperature"), .customLong("temp")], parsing: .unconditional, help: "Sampling temperature; 0 = greedy.")
     var temperature: Float = 0.7
 
-    @Option(name: .customLong("top-k"), help: "Keep only the K most likely tokens (0 = off).")
+    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Keep only the K most likely tokens (0 = off).")
     var topK = 40
 
-    @Option(name: .customLong("top-p"), help: "Nucleus sampling: keep the smallest set of tokens with this total probability.")
+    @Option(name: .customLong("top-p"), parsing: .unconditional, help: "Nucleus sampling: keep the smallest set of tokens with this total probability.")
     var topP: Float = 0.95
 
-    @Option(help: "Random seed for sampling (default: time-based).")
+    @Option(name: .customLong("min-p"), parsing: .unconditional,
+            help: "Keep only tokens whose probability (at temperature 1) is at least this fraction of the most likely one's (0 = off).")
+    var minP: Float = 0
+
+    @Option(name: .customLong("repeat-penalty"), parsing: .unconditional,
+            help: "Divide the logits of tokens seen in the last --repeat-last-n tokens by this (multiply negative ones); 1 = off. Applies to greedy decoding too.")
+    var repeatPenalty: Float = 1
+
+    @Option(name: .customLong("repeat-last-n"), parsing: .unconditional, help: "How many of the latest tokens (prompt included) --repeat-penalty looks at.")
+    var repeatLastN = 64
+
+    @Option(help: "Stop when the output contains this text, which is not printed (repeatable).")
+    var stop: [String] = []
+
+    @Option(parsing: .unconditional, help: "Random seed for sampling (default: time-based).")
     var seed: UInt64?
 
     @Flag(name: .customLong("ignore-eos"), help: "Keep generating past end-of-sequence tokens (for speed and memory runs).")
@@ -43,7 +62,8 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         try requireNonNegative(maxTokens, "--max-tokens")
         let seed = self.seed ?? UInt64(Date().timeIntervalSince1970 * 1000)
-        var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)  // before the slow load
+        var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, minP: minP, seed: seed,
+                                  repeatPenalty: repeatPenalty, repeatLastN: repeatLastN)  // before the slow load
         let model = try options.loadModel()
         let runner = try RunnerFactory.make(model: model, options: try options.runnerOptions(model: model), log: note)
         note("[\(runner.backendName), context \(runner.capacity), weights \(formatBytes(runner.weightBytes)), KV cache \(formatBytes(runner.kvCacheBytes))]")
@@ -56,10 +76,12 @@ struct GenerateCommand: ParsableCommand {
         if let system { template.defaultSystemPrompt = system }
 
         func turn(_ text: String) throws -> [Int] {
+            var watch = StopText(stop)
             let (tokens, stats) = try generator.generate(promptTokens: model.tokenizer.encode(text), maxTokens: maxTokens, sampler: &sampler) { _, piece in
-                FileHandle.standardOutput.write(Data(piece.utf8))
-                return true
+                FileHandle.standardOutput.write(Data(watch.append(piece).utf8))
+                return !watch.stopped
             }
+            FileHandle.standardOutput.write(Data(watch.finish().utf8))
             FileHandle.standardOutput.write(Data("\n".utf8))
             note(String(format: "prompt tokens: %d, generated tokens: %d, prefill: %.1f tok/s, decode: %.1f tok/s",
                         stats.promptTokens, stats.generatedTokens, stats.prefillTokensPerSecond, stats.decodeTokensPerSecond))
@@ -74,8 +96,10 @@ struct GenerateCommand: ParsableCommand {
         }
 
         if !chat {
-            guard let prompt else { throw ValidationError("--prompt is required (or use --chat for an interactive session)") }
-            _ = try turn(readPromptText(prompt))
+            guard let text = try promptText() else {
+                throw ValidationError("--prompt is required (or pipe the prompt in, or use --chat for an interactive session)")
+            }
+            _ = try turn(text)
             return
         }
         var messages: [(role: String, content: String)] = []
@@ -86,6 +110,14 @@ struct GenerateCommand: ParsableCommand {
             return
         }
         try interactive(generator: generator, template: template, system: messages, turn: turn)
+    }
+
+    /// --prompt's text; without it, piped standard input (a terminal is never waited on; empty input is no prompt).
+    private func promptText() throws -> String? {
+        if let prompt { return try readPromptText(prompt) }
+        guard standardInputIsPiped else { return nil }
+        let text = readStandardInput()
+        return text.isEmpty ? nil : text
     }
 
     /// One user turn per line; the KV cache is kept and only each new turn is fed. When a turn does

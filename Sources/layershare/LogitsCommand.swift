@@ -10,7 +10,7 @@ struct LogitsCommand: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
-    @Option(help: "Prompt text, or @FILE.")
+    @Option(name: [.customShort("p"), .long], help: "Prompt text, @FILE, or - for standard input.")
     var prompt: String
 
     @Option(help: "Output .npy path.")

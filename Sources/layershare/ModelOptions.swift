@@ -4,7 +4,8 @@ import LayerShare
 
 /// Options shared by every command that runs a model.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Model: a .gguf file or a Hugging Face directory (config.json + *.safetensors). Default: the bootstrap model.")
+    @Option(name: [.customShort("m"), .long],
+            help: "Model: a .gguf file or a Hugging Face directory (config.json + *.safetensors). Default: the bootstrap model.")
     var model: String?
 
     @Option(help: "Backend: vulkan or cpu (OpenBLAS reference).")
@@ -13,10 +14,11 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Vulkan device index or name fragment (default: LAYERSHARE_DEVICE, else the most capable device).")
     var device: String?
 
-    @Option(help: "Context length in tokens (default: the model's, capped so the KV cache fits the device).")
+    @Option(name: [.customShort("c"), .customLong("ctx-size"), .customLong("ctx")], parsing: .unconditional,
+            help: "Context length in tokens (default: the model's, capped so the KV cache fits the device).")
     var ctx: Int?
 
-    @Option(help: "Rows per prefill chunk.")
+    @Option(parsing: .unconditional, help: "Rows per prefill chunk.")
     var chunk: Int = 128
 
     @Option(help: "Attention-sharing plan (JSON from `layershare plan`), validated against the model.")
@@ -59,8 +61,9 @@ func note(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
-/// Reads a prompt given inline or as @file.
+/// Reads a prompt given inline, as @file, or as `-` (standard input).
 func readPromptText(_ text: String) throws -> String {
+    if text == "-" { return readStandardInput() }
     guard text.hasPrefix("@") else { return text }
     return try readTextFile(String(text.dropFirst()), "prompt file")
 }
@@ -88,3 +91,16 @@ func contextLength(prompt: Int, tokens: Int, option: String) throws -> Int {
     guard !overflow, sum < Int.max else { throw ValidationError("\(option) \(tokens) is too large") }
     return sum + 1
 }
+
+/// All of standard input as text (a prompt given as `-` or piped in), less the one newline that
+/// `echo` and editors end it with.
+func readStandardInput() -> String {
+    let text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+    return text.hasSuffix("\n") ? String(text.dropLast()) : text
+}
+
+/// Whether standard input is piped or redirected rather than a terminal.
+var standardInputIsPiped: Bool { isatty(STDIN_FILENO) == 0 }
+
+/// A renamed option's value: the new spelling wins, the old (hidden) one still works.
+func renamed<T>(_ value: T, old: T?) -> T { old ?? value }

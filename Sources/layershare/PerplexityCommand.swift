@@ -14,19 +14,23 @@ struct PerplexityCommand: ParsableCommand {
     @Option(help: "Text file to score.")
     var file: String
 
-    @Option(help: "Tokens per window (each window starts from an empty cache).")
+    @Option(parsing: .unconditional, help: "Tokens per window (each window starts from an empty cache).")
     var window = 512
 
-    @Option(help: "Window advance; tokens scored per window after the first (default: the window, i.e. no overlap).")
+    @Option(parsing: .unconditional, help: "Window advance; tokens scored per window after the first (default: the window, i.e. no overlap).")
     var stride: Int?
 
-    @Option(name: .customLong("max-tokens"), help: "Score only the first N tokens of the file.")
-    var maxTokens: Int?
+    @Option(name: .customLong("score-tokens"), parsing: .unconditional, help: "Score only the first N tokens of the file.")
+    var scoreTokens: Int?
+
+    @Option(name: .customLong("max-tokens"), parsing: .unconditional, help: .hidden)
+    var oldMaxTokens: Int?  // the name before --score-tokens (--max-tokens now means tokens to generate)
 
     func run() throws {
         // Options first, so a bad --window is blamed on itself and not on the context it sets.
         let evaluation = try PerplexityEvaluation(window: window, stride: stride)
-        if let maxTokens { try requireNonNegative(maxTokens, "--max-tokens") }
+        let maxTokens = scoreTokens ?? oldMaxTokens
+        if let maxTokens { try requireNonNegative(maxTokens, "--score-tokens") }
         let text = try readTextFile(file, "--file")
         let model = try options.loadModel()
         var tokens = model.tokenizer.encode(text, parseSpecial: false)

@@ -34,34 +34,34 @@ struct PlanSharedAttentionCommand: ParsableCommand {
     @Option(help: "Calibration text to analyse now (instead of --analysis).")
     var file: String?
 
-    @Option(help: "With --file: tokens per analysis sequence.")
+    @Option(parsing: .unconditional, help: "With --file: tokens per analysis sequence.")
     var tokens = 256
 
-    @Option(help: "With --file: analysis sequences.")
+    @Option(parsing: .unconditional, help: "With --file: analysis sequences.")
     var sequences = 4
 
     @Option(help: "Shared spans by hand, FIRST-LAST[,FIRST-LAST...]; each reuses layer FIRST-1.")
     var spans: String?
 
-    @Option(help: "Cosine with the source layer every layer of a proposed span must reach.")
+    @Option(parsing: .unconditional, help: "Cosine with the source layer every layer of a proposed span must reach.")
     var threshold = SharingDefaults.threshold
 
-    @Option(name: .customLong("min-span"), help: "Fewest layers in a proposed span.")
+    @Option(name: .customLong("min-span"), parsing: .unconditional, help: "Fewest layers in a proposed span.")
     var minSpan = 2
 
-    @Option(name: .customLong("max-ppl-increase"), help: "Perplexity budget in percent over the unshared model.")
+    @Option(name: .customLong("max-ppl-increase"), parsing: .unconditional, help: "Perplexity budget in percent over the unshared model.")
     var maxPplIncrease: Double?
 
     @Option(name: .customLong("calibration-file"), help: "Held-out text for the perplexity budget (default: the analysed file, after the analysed tokens).")
     var calibrationFile: String?
 
-    @Option(name: .customLong("calibration-tokens"), help: "Held-out tokens scored per perplexity check.")
+    @Option(name: .customLong("calibration-tokens"), parsing: .unconditional, help: "Held-out tokens scored per perplexity check.")
     var calibrationTokens = 1024
 
-    @Option(help: "Perplexity window (tokens).")
+    @Option(parsing: .unconditional, help: "Perplexity window (tokens).")
     var window = 512
 
-    @Option(name: .customLong("max-evaluations"), help: "Most perplexity checks after the baseline.")
+    @Option(name: .customLong("max-evaluations"), parsing: .unconditional, help: "Most perplexity checks after the baseline.")
     var maxEvaluations = 12
 
     @Option(help: "Output plan path.")

@@ -20,7 +20,7 @@ struct PlanHeadShareCommand: ParsableCommand {
     @Option(help: "Model: a .gguf file or a Hugging Face directory. Default: the bootstrap model.")
     var model: String?
 
-    @Option(help: "Share rate: shared units / all units (layers × KV groups), between 0 and 1.")
+    @Option(parsing: .unconditional, help: "Share rate: shared units / all units (layers × KV groups), between 0 and 1.")
     var rate: Double
 
     @Option(help: "Rows compared: qk, q, k, v or qkv.")

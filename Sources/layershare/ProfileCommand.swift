@@ -15,11 +15,14 @@ struct ProfileCommand: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
-    @Option(help: "Prompt text, or @FILE.")
+    @Option(name: [.customShort("p"), .long], help: "Prompt text, @FILE, or - for standard input.")
     var prompt = "The history of computing is a story of abstraction layered upon abstraction."
 
-    @Option(help: "Decode steps to time after the prompt.")
-    var tokens = 32
+    @Option(name: [.customShort("n"), .customLong("max-tokens")], parsing: .unconditional, help: "Tokens to generate (decode steps to time) after the prompt.")
+    var maxTokens = 32
+
+    @Option(name: .customLong("tokens"), parsing: .unconditional, help: .hidden)
+    var oldTokens: Int?  // the name before -n/--max-tokens
 
     @Option(help: "Write a Chrome trace-event JSON here.")
     var trace: String?
@@ -29,7 +32,8 @@ struct ProfileCommand: ParsableCommand {
 
     func run() throws {
         guard options.backend == .vulkan else { throw ValidationError("profile times GPU dispatches: use the vulkan backend") }
-        try requireNonNegative(tokens, "--tokens")
+        let tokens = renamed(maxTokens, old: oldTokens)
+        try requireNonNegative(tokens, "--max-tokens")
         let model = try options.loadModel()
         let ids = model.tokenizer.encode(try readPromptText(prompt))
         guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
@@ -37,9 +41,9 @@ struct ProfileCommand: ParsableCommand {
         runnerOptions.profiling = true
         if let plan { runnerOptions.specs = try loadPlanSpecs(path: plan, model: model) }
         if runnerOptions.context == nil {
-            let context = try contextLength(prompt: ids.count, tokens: tokens, option: "--tokens")
+            let context = try contextLength(prompt: ids.count, tokens: tokens, option: "--max-tokens")
             runnerOptions.context = context
-            runnerOptions.contextLabel = "a context of \(context) (the prompt's \(ids.count) tokens + --tokens \(tokens) + 1)"
+            runnerOptions.contextLabel = "a context of \(context) (the prompt's \(ids.count) tokens + --max-tokens \(tokens) + 1)"
         }
         let session = try RunnerFactory.makeVulkan(model: model, options: runnerOptions, log: note)
         let profile = try ProfileRun.run(runner: session.runner, backend: session.backend, prompt: ids, steps: tokens)

@@ -41,7 +41,7 @@ final class CLITests: XCTestCase {
     func testHelpListsEverySubcommand() throws {
         let r = try run(["--help"])
         XCTAssertEqual(r.status, 0)
-        for name in ["devices", "generate", "compare", "logits", "ppl", "profile", "bench", "analyze", "plan"] {
+        for name in ["devices", "info", "generate", "compare", "logits", "ppl", "profile", "bench", "analyze", "plan"] {
             XCTAssertTrue(r.stdout.contains("  \(name) "), "--help does not list \(name):\n\(r.stdout)")
         }
     }
@@ -63,7 +63,7 @@ final class CLITests: XCTestCase {
     }
 
     func testCompareAgreesAndLogitsWritesNpy() throws {
-        let c = try run(["compare", "--prompt", "Water boils at", "--tokens", "4"])
+        let c = try run(["compare", "--prompt", "Water boils at", "--max-tokens", "4"])
         XCTAssertEqual(c.status, 0, c.stdout + c.stderr)
         XCTAssertTrue(c.stdout.contains("greedy top-1 agreement: 4/4"), c.stdout)
 
@@ -80,7 +80,7 @@ final class CLITests: XCTestCase {
 
     func testPerplexityPrintsItsLastLine() throws {
         let r = try run(["ppl", "--backend", "cpu", "--file", "/usr/share/common-licenses/GPL-3", "--window", "64",
-                         "--max-tokens", "128"])
+                         "--score-tokens", "128"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let last = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
         XCTAssertTrue(last.hasPrefix("perplexity: ") && last.contains("tokens scored"), r.stdout)

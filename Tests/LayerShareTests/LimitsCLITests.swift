@@ -21,10 +21,10 @@ final class LimitsCLITests: XCTestCase {
             (["generate", "--backend", "cpu", "--prompt", "hi", "--top-k=-1"], ["top-k must be ≥ 0"]),
             (["ppl", "--backend", "cpu", "--file", "/usr/share/common-licenses/GPL-3", "--window", "0"], ["--window must be at least 2, got 0"]),
             (["ppl", "--backend", "cpu", "--file", "/usr/share/common-licenses/GPL-3", "--window", "8", "--stride", "0"], ["--stride must be in 1...8"]),
-            (["profile", "--tokens", "9223372036854775807"], ["--tokens 9223372036854775807 is too large"]),
-            (["compare", "--tokens=-3"], ["--tokens must not be negative"]),
-            (["bench", "--steps", "0"], ["--steps must be at least 1, got 0"]),
-            (["bench", "--contexts", "9223372036854775807"], ["--contexts 9223372036854775807 + --steps 16 is too large"]),
+            (["profile", "-n", "9223372036854775807"], ["--max-tokens 9223372036854775807 is too large"]),
+            (["compare", "--max-tokens=-3"], ["--max-tokens must not be negative"]),
+            (["bench", "--max-tokens", "0"], ["--max-tokens must be at least 1, got 0"]),
+            (["bench", "--contexts", "9223372036854775807"], ["--contexts 9223372036854775807 + --max-tokens 16 is too large"]),
             (["plan", "sa", "--spans", "1-1000000000000000000", "--output", "/nonexistent/never.json"],
              ["span 0 (1-1000000000000000000) names layers 30-1000000000000000000, out of range 0..<30"]),
         ]
@@ -120,11 +120,11 @@ final class LimitsCLITests: XCTestCase {
         let expected = ["the model produced a non-finite logit", "at context position", "`layershare compare`"]
         assertClearError(try run(["generate", "--model", model, "--backend", "cpu", "--prompt", "hi there"]), expected + ["(the last prompt token)"])
         assertClearError(try run(["ppl", "--model", model, "--backend", "cpu", "--file", "/usr/share/common-licenses/GPL-3",
-                                  "--window", "16", "--max-tokens", "32"]), expected + ["(token 0 of the text)"])
+                                  "--window", "16", "--score-tokens", "32"]), expected + ["(token 0 of the text)"])
         let npy = FileManager.default.temporaryDirectory.appendingPathComponent("limits-\(UUID().uuidString).npy")
         assertClearError(try run(["logits", "--model", model, "--backend", "cpu", "--prompt", "hi", "--output", npy.path]), expected)
         XCTAssertFalse(FileManager.default.fileExists(atPath: npy.path), "a logits file of NaN was left behind")
-        let c = try run(["compare", "--model", model, "--tokens", "1"])
+        let c = try run(["compare", "--model", model, "--max-tokens", "1"])
         XCTAssertNotEqual(c.status, 0, c.all)
         XCTAssertTrue(c.stdout.contains("first non-finite hidden state: layer 2 on vulkan"), c.stdout)
     }

@@ -126,4 +126,41 @@ final class UtilSamplerTests: XCTestCase {
         XCTAssertNoThrow(try Sampler(temperature: 0, topK: 0, topP: 1))
         XCTAssertTrue("\(SamplerError.invalidTopP(2))".contains("(0, 1]"))
     }
+
+    /// Probabilities (temperature 1) 1 : 0.5 : 0.31 : 0.29 : 0.1 with min-p 0.3 keep tokens 0–2, on
+    /// every path of the sampler (no other filter, after top-k, after top-p).
+    func testMinPKeepsExactlyTheTokensAboveItsFloor() throws {
+        let logits = [1, 0.5, 0.31, 0.29, 0.1].map { Float(log($0)) }
+        for (topK, topP) in [(0, Float(1)), (10, 1), (0, 0.9999)] {
+            var sampler = try Sampler(temperature: 1, topK: topK, topP: topP, minP: 0.3, seed: 5)
+            let drawn = Set((0..<2000).map { _ in sampler.sample(logits: logits) })
+            XCTAssertEqual(drawn, [0, 1, 2], "top-k \(topK), top-p \(topP)")
+        }
+        var strict = try Sampler(temperature: 2, minP: 1, seed: 1)  // only the most likely token
+        XCTAssertEqual(Set((0..<200).map { _ in strict.sample(logits: logits) }), [0])
+    }
+
+    func testRepeatPenaltyDividesPositiveAndMultipliesNegativeLogits() throws {
+        let penalty = try Sampler(repeatPenalty: 2, repeatLastN: 64)
+        var logits: [Float] = [2, -2, 3, 1]
+        penalty.penalizeRepeats(&logits, history: [0, 1, 0])  // token 0 twice: penalized once
+        XCTAssertEqual(logits, [1, -4, 3, 1])
+        let lastOne = try Sampler(repeatPenalty: 2, repeatLastN: 1)
+        logits = [2, -2, 3, 1]
+        lastOne.penalizeRepeats(&logits, history: [0, 1, 7])  // only the latest token counts; 7 is out of range
+        XCTAssertEqual(logits, [2, -2, 3, 1])
+        lastOne.penalizeRepeats(&logits, history: [0, 2])
+        XCTAssertEqual(logits, [2, -2, 1.5, 1])
+        let off = try Sampler(repeatPenalty: 1)
+        off.penalizeRepeats(&logits, history: [0, 1, 2, 3])
+        XCTAssertEqual(logits, [2, -2, 1.5, 1])
+    }
+
+    func testInvalidMinPAndRepeatPenaltyThrow() {
+        XCTAssertThrowsError(try Sampler(minP: -0.1)) { XCTAssertEqual($0 as? SamplerError, .invalidMinP(-0.1)) }
+        XCTAssertThrowsError(try Sampler(minP: .nan))
+        XCTAssertThrowsError(try Sampler(repeatPenalty: 0)) { XCTAssertEqual($0 as? SamplerError, .invalidRepeatPenalty(0)) }
+        XCTAssertThrowsError(try Sampler(repeatPenalty: .infinity))
+        XCTAssertThrowsError(try Sampler(repeatLastN: -1)) { XCTAssertEqual($0 as? SamplerError, .invalidRepeatLastN(-1)) }
+    }
 }

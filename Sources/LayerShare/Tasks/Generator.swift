@@ -67,6 +67,7 @@ public final class Generator {
         // Rows past the tokenizer's last id are padding of the embedding table: never sampled.
         let sampled = min(tokenizer.vocabSize, logits.count)
         while produced.count < limit {
+            if sampler.repeatPenalty != 1 { sampler.penalizeRepeats(&logits, history: promptTokens + produced) }
             let next = logits.withUnsafeBufferPointer { sampler.sample(logits: UnsafeBufferPointer(rebasing: $0[0..<sampled])) }
             produced.append(next)
             stats.generatedTokens = produced.count

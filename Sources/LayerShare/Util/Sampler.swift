@@ -5,12 +5,18 @@ public enum SamplerError: Error, Equatable, CustomStringConvertible {
     case invalidTemperature(Float)
     case invalidTopK(Int)
     case invalidTopP(Float)
+    case invalidMinP(Float)
+    case invalidRepeatPenalty(Float)
+    case invalidRepeatLastN(Int)
 
     public var description: String {
         switch self {
         case .invalidTemperature(let t): return "temperature must be a finite number ≥ 0 (0 = greedy), got \(t)"
         case .invalidTopK(let k): return "top-k must be ≥ 0 (0 = off), got \(k)"
         case .invalidTopP(let p): return "top-p must be in (0, 1] (1 = off), got \(p)"
+        case .invalidMinP(let p): return "min-p must be in [0, 1] (0 = off), got \(p)"
+        case .invalidRepeatPenalty(let r): return "repeat-penalty must be a finite number other than 0 (1 = off), got \(r)"
+        case .invalidRepeatLastN(let n): return "repeat-last-n must be ≥ 0, got \(n)"
         }
     }
 }
@@ -19,25 +25,48 @@ public enum SamplerError: Error, Equatable, CustomStringConvertible {
 ///
 /// temperature 0 is greedy (argmax, lowest index on ties). Otherwise: softmax(logits / T),
 /// keep the `topK` most likely tokens (0 = all), renormalize, keep the smallest prefix whose
-/// probability reaches `topP` (always at least one token), and draw from what is left with a
-/// seeded xoshiro256** stream, so a given seed reproduces the same choices.
+/// probability reaches `topP` (always at least one token), keep the tokens whose temperature-1
+/// probability is at least `minP` × the largest (0 = off, as llama.cpp), and draw from what is
+/// left with a seeded xoshiro256** stream, so a given seed reproduces the same choices.
+/// `penalizeRepeats` (llama.cpp's repeat penalty) is applied to the logits first, greedy included.
 /// NaN logits are treated as −∞ (never chosen while any other logit is a number).
 public struct Sampler: Sendable {
     public let temperature: Float
     public let topK: Int
     public let topP: Float
+    public let minP: Float
     public let seed: UInt64
+    /// Divides positive (multiplies negative) logits of recently seen tokens; 1 = off.
+    public let repeatPenalty: Float
+    /// How many of the latest tokens the repeat penalty looks at.
+    public let repeatLastN: Int
     private var generator: Xoshiro256StarStar
 
-    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, seed: UInt64 = 0) throws {
+    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, minP: Float = 0, seed: UInt64 = 0,
+                repeatPenalty: Float = 1, repeatLastN: Int = 64) throws {
         guard temperature.isFinite, temperature >= 0 else { throw SamplerError.invalidTemperature(temperature) }
         guard topK >= 0 else { throw SamplerError.invalidTopK(topK) }
         guard topP > 0, topP <= 1 else { throw SamplerError.invalidTopP(topP) }  // also rejects NaN
+        guard minP >= 0, minP <= 1 else { throw SamplerError.invalidMinP(minP) }
+        guard repeatPenalty.isFinite, repeatPenalty != 0 else { throw SamplerError.invalidRepeatPenalty(repeatPenalty) }
+        guard repeatLastN >= 0 else { throw SamplerError.invalidRepeatLastN(repeatLastN) }
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
+        self.minP = minP
         self.seed = seed
+        self.repeatPenalty = repeatPenalty
+        self.repeatLastN = repeatLastN
         self.generator = Xoshiro256StarStar(seed: seed)
+    }
+
+    /// llama.cpp's repeat penalty on `logits`: each distinct token among the last `repeatLastN`
+    /// of `history` has its logit divided by the penalty when positive, multiplied when not.
+    public func penalizeRepeats(_ logits: inout [Float], history: [Int]) {
+        guard repeatPenalty != 1, repeatLastN > 0 else { return }
+        for token in Set(history.suffix(repeatLastN)) where logits.indices.contains(token) {
+            logits[token] = logits[token] > 0 ? logits[token] / repeatPenalty : logits[token] * repeatPenalty
+        }
     }
 
     /// The chosen token id (an index into `logits`, which must not be empty).
@@ -65,8 +94,13 @@ public struct Sampler: Sendable {
             let all = logits.indices.map(weight)
             total = all.reduce(0, +)
             // No filtering at all: the order of the walk does not matter, so skip ranking.
-            if topP == 1 { return draw(weights: all, total: total) ?? best }
-            candidates = Sampler.nucleusSuperset(logits, weights: all, total: total, topP: Double(topP))
+            if topP == 1 && minP == 0 { return draw(weights: all, total: total) ?? best }
+            if topP == 1 {  // min-p alone: rank only the tokens above its floor
+                let floor = maxLogit + log(Double(minP))
+                candidates = logits.indices.filter { Double(Sampler.value(logits, $0)) >= floor }.sorted { Sampler.ranksBefore(logits, $0, $1) }
+            } else {
+                candidates = Sampler.nucleusSuperset(logits, weights: all, total: total, topP: Double(topP))
+            }
             weights = candidates.map { all[$0] }
         }
 
@@ -80,6 +114,13 @@ public struct Sampler: Sendable {
             }
             weights.removeSubrange(kept...)
             total = cumulative
+        }
+        if minP > 0 {
+            // Candidates are ranked, so the tokens above the floor are a prefix (the best always is).
+            let floor = maxLogit + log(Double(minP))
+            let kept = max(1, candidates.prefix(weights.count).prefix { Double(Sampler.value(logits, $0)) >= floor }.count)
+            weights.removeSubrange(kept...)
+            total = weights.reduce(0, +)
         }
         return draw(weights: weights, total: total).map { candidates[$0] } ?? best
     }
