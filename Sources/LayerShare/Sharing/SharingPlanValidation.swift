@@ -44,8 +44,11 @@ extension SharingPlan {
         for (i, s) in spans.enumerated() {
             let name = "span \(i) (\(s.first)-\(s.last))"
             guard s.first <= s.last else { add(s.first, "\(name) ends before it starts"); continue }
-            for l in s.first...s.last {
-                if l < 0 || l >= n { add(l, "\(name) names a layer out of range 0..<\(n)"); continue }
+            for run in Self.outOfRangeRuns(s, layerCount: n) {
+                add(run.lowerBound, run.lowerBound == run.upperBound ? "\(name) names a layer out of range 0..<\(n)"
+                    : "\(name) names layers \(run.lowerBound)-\(run.upperBound), out of range 0..<\(n)")
+            }
+            for l in stride(from: max(s.first, 0), through: min(s.last, n - 1), by: 1) {
                 if l == 0 { add(0, "\(name) overlaps layer 0, which can never be shared (it has no earlier layer to reuse)"); continue }
                 if let other = sharedBy[l] {
                     add(l, "\(name) overlaps span \(other) (\(spans[other].first)-\(spans[other].last))")
@@ -96,6 +99,14 @@ extension SharingPlan {
         return problems
     }
 
+    /// The layers of a span below 0 and from `n` on, as at most two runs: a span may name billions.
+    static func outOfRangeRuns(_ s: Span, layerCount n: Int) -> [ClosedRange<Int>] {
+        var runs: [ClosedRange<Int>] = []
+        if s.first < 0 { runs.append(s.first...min(s.last, -1)) }
+        if s.last >= n { runs.append(max(s.first, n)...s.last) }
+        return runs
+    }
+
     /// Head-share units: each target once, in range, reading an earlier unit that keeps its own weights.
     func headShareProblems(layerCount n: Int) -> [PlanProblem] {
         guard let section = headShare else { return [] }
@@ -129,7 +140,7 @@ extension SharingPlan {
     func derivedLayerEntries(layerCount n: Int) -> [LayerEntry] {
         var entries = (0..<n).map { LayerEntry(layer: $0, mode: LayerModeName.standard) }
         for s in spans where s.first <= s.last {
-            for l in max(0, s.first)...min(n - 1, s.last) {
+            for l in stride(from: max(0, s.first), through: min(n - 1, s.last), by: 1) {
                 entries[l] = LayerEntry(layer: l, mode: LayerModeName.sharedAttention, source: s.source)
             }
         }
