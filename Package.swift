@@ -15,6 +15,9 @@ let package = Package(
     name: "LayerShare",
     products: [
         .executable(name: "layershare", targets: ["layershare"]),
+        // For the fuzz targets in Fuzz/, a package of its own that depends on this one.
+        .library(name: "ModelFormats", targets: ["ModelFormats"]),
+        .library(name: "LayerShare", targets: ["LayerShare"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

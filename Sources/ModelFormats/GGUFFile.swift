@@ -1,6 +1,6 @@
 /// A memory-mapped GGUF (v2/v3) file: metadata and the tensor directory are parsed and
 /// validated at load time; tensor data stays in the mapping and is read lazily.
-public final class GGUFFile: @unchecked Sendable {
+public final class GGUFFile: MappedFileFormat, @unchecked Sendable {
     public let path: String
     public let version: UInt32
     public let metadata: [String: GGUFValue]
@@ -17,9 +17,9 @@ public final class GGUFFile: @unchecked Sendable {
 
     static let maxDims = 4
 
-    public init(path: String) throws {
-        self.path = path
-        file = try MappedFile(path: path)
+    public init(file: MappedFile) throws {
+        path = file.path
+        self.file = file
         var r = ByteReader(file.bytes)
 
         try r.need(4, "magic")

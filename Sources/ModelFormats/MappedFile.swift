@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -28,9 +29,12 @@ public final class MappedFile: @unchecked Sendable {
     /// The file's bytes (empty for an empty file).
     public let bytes: UnsafeRawBufferPointer
     private let base: UnsafeMutableRawPointer?
+    /// Whether `base` is a heap copy (`init(copying:path:)`) rather than a mapping.
+    private let isHeapCopy: Bool
 
     public init(path: String) throws {
         self.path = path
+        isHeapCopy = false
         // O_NONBLOCK: opening a FIFO must not wait for a writer (fstat below rejects it).
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw MappedFileError.cannotOpen(path: path, reason: Self.errnoText()) }
@@ -52,11 +56,45 @@ public final class MappedFile: @unchecked Sendable {
         bytes = UnsafeRawBufferPointer(start: p, count: size)
     }
 
+    /// The bytes of a file that is not on disk (data entry points of the parsers, fuzzing), under
+    /// the name `path` for messages. Exactly `bytes.count` bytes are allocated, so that AddressSanitizer
+    /// catches a read past the end, which a page-sized mapping would hide.
+    public init(copying source: UnsafeRawBufferPointer, path: String) {
+        self.path = path
+        isHeapCopy = true
+        guard let from = source.baseAddress, source.count > 0 else {
+            base = nil
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: source.count, alignment: 16)
+        p.copyMemory(from: from, byteCount: source.count)
+        base = p
+        bytes = UnsafeRawBufferPointer(start: p, count: source.count)
+    }
+
     deinit {
-        if let base { munmap(base, bytes.count) }
+        guard let base else { return }
+        if isHeapCopy { base.deallocate() } else { munmap(base, bytes.count) }
     }
 
     public var count: Int { bytes.count }
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
+}
+
+/// A format parsed from a whole file's bytes, read from a path or from memory.
+public protocol MappedFileFormat {
+    init(file: MappedFile) throws
+}
+
+extension MappedFileFormat {
+    public init(path: String) throws {
+        try self.init(file: MappedFile(path: path))
+    }
+
+    /// Parses bytes held in memory; `path` only names them in messages.
+    public init(data: Data, path: String = "(in memory)") throws {
+        try self.init(file: data.withUnsafeBytes { MappedFile(copying: $0, path: path) })
+    }
 }

@@ -26,7 +26,7 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
 
 /// One memory-mapped `.safetensors` file: an 8-byte little-endian header length, a JSON header
 /// mapping names to dtype/shape/data_offsets, then the raw tensor data.
-public final class SafetensorsFile: @unchecked Sendable {
+public final class SafetensorsFile: MappedFileFormat, @unchecked Sendable {
     public struct Entry: Sendable {
         public let name: String
         public let type: GGMLType
@@ -46,9 +46,9 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// Headers beyond this are refused before parsing (real ones are well under a few MB).
     static let maxHeaderLength = 100 << 20
 
-    public init(path: String) throws {
-        self.path = path
-        file = try MappedFile(path: path)
+    public init(file: MappedFile) throws {
+        path = file.path
+        self.file = file
         let size = file.count
         guard size >= 8 else { throw SafetensorsError.tooSmall(path: path, size: size) }
         let n = UInt64(littleEndian: file.bytes.baseAddress!.loadUnaligned(as: UInt64.self))

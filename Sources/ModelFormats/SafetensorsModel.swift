@@ -15,13 +15,12 @@ public final class SafetensorsModel: WeightSource {
     public let tensorNames: [String]
 
     /// `path` is the checkpoint directory or one `.safetensors` file inside it.
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw ModelError.unsupportedFormat(path: path, reason: "no such file or directory")
         }
         let dir = isDir.boolValue ? path : (path as NSString).deletingLastPathComponent
-        directory = dir
         let configPath = (dir as NSString).appendingPathComponent("config.json")
 
         var shardNames: [String]
@@ -29,15 +28,7 @@ public final class SafetensorsModel: WeightSource {
             shardNames = [(path as NSString).lastPathComponent]
         } else if let indexData = try FileCheck.contentsIfPresent((dir as NSString).appendingPathComponent("model.safetensors.index.json"),
                                                                    "shard index") {
-            let indexPath = (dir as NSString).appendingPathComponent("model.safetensors.index.json")
-            guard let obj = try? JSONSerialization.jsonObject(with: indexData) as? [String: Any],
-                  let map = obj["weight_map"] as? [String: Any] else {
-                throw ModelError.invalidConfig(path: indexPath, key: "weight_map", reason: "is missing or not an object")
-            }
-            shardNames = Array(Set(map.values.compactMap { $0 as? String })).sorted()
-            for s in shardNames where s.contains("/") || s == ".." {
-                throw ModelError.invalidConfig(path: indexPath, key: "weight_map", reason: "names a file outside the directory: \(s)")
-            }
+            shardNames = try Self.shardNames(indexJSON: indexData, path: (dir as NSString).appendingPathComponent("model.safetensors.index.json"))
         } else {
             let all = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
             shardNames = all.filter { $0.hasSuffix(".safetensors") }.sorted()
@@ -46,10 +37,16 @@ public final class SafetensorsModel: WeightSource {
             throw ModelError.unsupportedFormat(path: path, reason: "no .safetensors files found")
         }
 
+        let shards = try shardNames.map { try SafetensorsFile(path: (dir as NSString).appendingPathComponent($0)) }
+        try self.init(directory: dir, shards: shards, configJSON: FileCheck.contentsIfPresent(configPath, "model config"), configPath: configPath)
+    }
+
+    /// A checkpoint from opened shards and the contents of its `config.json` (nil when there is none).
+    public init(directory: String, shards: [SafetensorsFile], configJSON: Data?, configPath: String) throws {
+        self.directory = directory
         var files: [SafetensorsFile] = []
         var index: [String: (Int, SafetensorsFile.Entry)] = [:]
-        for name in shardNames {
-            let f = try SafetensorsFile(path: (dir as NSString).appendingPathComponent(name))
+        for f in shards {
             for (hfName, e) in f.entries {
                 let canonical = Self.canonicalName(hfName) ?? hfName
                 guard index[canonical] == nil else {
@@ -62,7 +59,23 @@ public final class SafetensorsModel: WeightSource {
         self.files = files
         self.index = index
         tensorNames = index.keys.sorted()
-        hyper = try Self.readConfig(configPath, hasLMHead: index[LlamaTensorName.output] != nil)
+        guard let configJSON else {
+            throw ModelError.unsupportedFormat(path: configPath, reason: "config.json not found")
+        }
+        hyper = try Self.hyperParameters(configJSON: configJSON, path: configPath, hasLMHead: index[LlamaTensorName.output] != nil)
+    }
+
+    /// The shard file names listed by `model.safetensors.index.json`, each inside the directory.
+    public static func shardNames(indexJSON: Data, path indexPath: String) throws -> [String] {
+        guard let obj = try? JSONSerialization.jsonObject(with: indexJSON) as? [String: Any],
+              let map = obj["weight_map"] as? [String: Any] else {
+            throw ModelError.invalidConfig(path: indexPath, key: "weight_map", reason: "is missing or not an object")
+        }
+        let shardNames = Array(Set(map.values.compactMap { $0 as? String })).sorted()
+        for s in shardNames where s.contains("/") || s == ".." {
+            throw ModelError.invalidConfig(path: indexPath, key: "weight_map", reason: "names a file outside the directory: \(s)")
+        }
+        return shardNames
     }
 
     public var layerCountKey: String { "num_hidden_layers in \((directory as NSString).appendingPathComponent("config.json"))" }
@@ -100,10 +113,8 @@ public final class SafetensorsModel: WeightSource {
         return "blk.\(layer).\(s)"
     }
 
-    static func readConfig(_ path: String, hasLMHead: Bool) throws -> LlamaHyperParameters {
-        guard let data = try FileCheck.contentsIfPresent(path, "model config") else {
-            throw ModelError.unsupportedFormat(path: path, reason: "config.json not found")
-        }
+    /// The hyper-parameters a `config.json` describes (`path` names it in errors).
+    public static func hyperParameters(configJSON data: Data, path: String, hasLMHead: Bool) throws -> LlamaHyperParameters {
         guard let c = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw ModelError.invalidConfig(path: path, key: "(root)", reason: "is not a JSON object")
         }

@@ -175,30 +175,40 @@ public final class Tokenizer: @unchecked Sendable {
         var syms: [Int32] = []
         syms.reserveCapacity(piece.count)
         for b in piece where byteToId[Int(b)] >= 0 { syms.append(byteToId[Int(b)]) }
-        if syms.count > 1 {
-            @inline(__always) func rank(_ k: Int) -> Int32 {
-                merges[UInt64(UInt32(syms[k])) << 32 | UInt64(UInt32(syms[k + 1]))]?.rank ?? .max
-            }
-            var ranks = (0..<(syms.count - 1)).map(rank)
-            while true {
-                var best = -1
-                var bestRank = Int32.max
-                for k in 0..<ranks.count where ranks[k] < bestRank { bestRank = ranks[k]; best = k }
-                if best < 0 { break }
-                let key = UInt64(UInt32(syms[best])) << 32 | UInt64(UInt32(syms[best + 1]))
-                syms[best] = merges[key]!.id
-                syms.remove(at: best + 1)
-                ranks.remove(at: best)
-                if best < ranks.count { ranks[best] = rank(best) }
-                if best > 0 { ranks[best - 1] = rank(best - 1) }
-            }
-        }
+        if syms.count > 1 { syms = merged(syms) }
 
         cacheLock.lock()
         if cache.count > 50_000 { cache.removeAll(keepingCapacity: true) }
         cache[piece] = syms
         cacheLock.unlock()
         return syms
+    }
+
+    /// The merges in that order, from a heap of adjacent pairs (rank, then position) over symbols
+    /// linked in place: a pre-token of thousands of letters costs n log n, not n² as rescanning did.
+    private func merged(_ initial: [Int32]) -> [Int32] {
+        var syms = initial  // -1: absorbed into the symbol on its left
+        let n = syms.count
+        var next = Array(1...n), prev = Array(-1..<(n - 1))  // n, -1: none
+        var heap = PairHeap()
+        func push(_ i: Int) {
+            let j = next[i]
+            guard j < n, let m = merges[UInt64(UInt32(syms[i])) << 32 | UInt64(UInt32(syms[j]))] else { return }
+            heap.push(PairHeap.Pair(rank: m.rank, left: Int32(i), leftId: syms[i], rightId: syms[j], merged: m.id))
+        }
+        for i in 0..<(n - 1) { push(i) }
+        while let p = heap.pop() {
+            let i = Int(p.left), j = next[i]
+            // Stale when either side has merged since: a symbol's id changes with each merge it takes part in.
+            guard syms[i] == p.leftId, j < n, syms[j] == p.rightId else { continue }
+            syms[i] = p.merged
+            syms[j] = -1
+            next[i] = next[j]
+            if next[j] < n { prev[next[j]] = i }
+            if prev[i] >= 0 { push(prev[i]) }
+            push(i)
+        }
+        return syms.filter { $0 >= 0 }
     }
 
     // MARK: Decode

@@ -43,6 +43,13 @@ extension Tokenizer {
         guard let data = try FileCheck.contentsIfPresent(path, "tokenizer") else {
             throw TokenizerError.invalidJSON(path: path, reason: "cannot read file")
         }
+        let configPath = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("tokenizer_config.json")
+        try self.init(huggingFaceJSON: data, config: FileCheck.contentsIfPresent(configPath, "tokenizer config"), path: path)
+    }
+
+    /// The same from the contents of `tokenizer.json` and of `tokenizer_config.json` (nil when there
+    /// is none); `path` names the first in errors.
+    public convenience init(huggingFaceJSON data: Data, config: Data?, path: String) throws {
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw TokenizerError.invalidJSON(path: path, reason: "not a JSON object")
         }
@@ -91,8 +98,7 @@ extension Tokenizer {
 
         var bosText: String?, eosText: String?, padText: String?
         var addBos = false
-        let configPath = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("tokenizer_config.json")
-        if let cdata = try FileCheck.contentsIfPresent(configPath, "tokenizer config"),
+        if let cdata = config,
            let cfg = (try? JSONSerialization.jsonObject(with: cdata)) as? [String: Any] {
             // Tokens may be plain strings or AddedToken objects {"content": ...}.
             func tokenString(_ v: Any?) -> String? {

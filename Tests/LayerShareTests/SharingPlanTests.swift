@@ -87,7 +87,7 @@ final class SharingPlanTests: XCTestCase {
     }
 
     func testRejectsLayerOutOfRange() throws {
-        try assertRejected(planWithSpans([(28, 31, 27)]), mentions: ["layer 30:", "layer 31:", "out of range 0..<30"])
+        try assertRejected(planWithSpans([(28, 31, 27)]), mentions: ["layer 30: span 0 (28-31) names layers 30-31, out of range 0..<30"])
     }
 
     func testRejectsSpanOverlappingLayerZero() throws {

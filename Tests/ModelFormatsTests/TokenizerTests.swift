@@ -175,6 +175,49 @@ final class TokenizerTests: XCTestCase {
         #endif
     }
 
+    /// One pre-token of 150 000 letters (a long word in a `ppl --file` text, or a prompt): merging by
+    /// rescanning every pair after each merge took 2.7 s in release, growing with the square of the
+    /// length (minutes for a megabyte); the heap takes a fraction of a second.
+    func testLongWordEncodesInNearLinearTime() throws {
+        let fresh = try Tokenizer(gguf: try RealModel.load().0)
+        let word = String(repeating: "thequickbrownfox", count: 150_000 / 16)
+        let start = Date()
+        let ids = fresh.encode(word)
+        let elapsed = Date().timeIntervalSince(start)
+        print("encoded a \(word.utf8.count)-letter word into \(ids.count) tokens in \(String(format: "%.3f", elapsed)) s")
+        XCTAssertEqual(try fresh.decode(ids), word)
+        #if DEBUG
+        XCTAssertLessThan(elapsed, 20)
+        #else
+        XCTAssertLessThan(elapsed, 1)
+        #endif
+    }
+
+    /// The heap gives what rescanning for the lowest-ranked, leftmost pair gives, on words with chains
+    /// of merges over a three-letter alphabet (equal neighbours, overlapping candidates).
+    func testMergesMatchRescanning() throws {
+        let merges: [(String, String)] = [("a", "a"), ("b", "c"), ("aa", "a"), ("a", "bc"), ("c", "a"), ("aa", "aa"),
+                                          ("abc", "aa"), ("b", "b"), ("ca", "bb"), ("c", "c"), ("aaa", "bc")]
+        var tokens = ["a", "b", "c"]
+        for (a, b) in merges where !tokens.contains(a + b) { tokens.append(a + b) }
+        let tok = try Tokenizer(tokens: tokens, types: tokens.map { _ in .normal }, merges: merges, preTokenizer: .gpt2,
+                                bosId: nil, eosId: nil)
+        func rescanning(_ word: String) -> [Int] {
+            var syms = word.map(String.init)
+            while true {
+                let ranks = zip(syms, syms.dropFirst()).map { p in merges.firstIndex { $0 == p } ?? .max }
+                guard let best = ranks.indices.min(by: { ranks[$0] < ranks[$1] }), ranks[best] != .max else { break }
+                syms[best...best + 1] = [syms[best] + syms[best + 1]]
+            }
+            return syms.map { tokens.firstIndex(of: $0)! }
+        }
+        var rng = SeededGenerator(seed: testSeed("testMergesMatchRescanning"))
+        for _ in 0..<2000 {
+            let word = String((0..<Int.random(in: 1...24, using: &rng)).map { _ in "abc".randomElement(using: &rng)! })
+            XCTAssertEqual(tok.encode(word), rescanning(word), word)
+        }
+    }
+
     func testPreTokenizerSplits() {
         func split(_ p: PreTokenizer, _ s: String) -> [String] { p.split(Substring(s)).map { String(decoding: $0, as: UTF8.self) } }
         XCTAssertEqual(split(.gpt2, "Hello  world's 123!!"), ["Hello", " ", " world", "'s", " 123", "!!"])

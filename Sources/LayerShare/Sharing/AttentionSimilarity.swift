@@ -40,11 +40,31 @@ public struct AttentionSimilarity: Codable, Sendable {
 
     public static func load(path: String) throws -> AttentionSimilarity {
         guard let data = try FileCheck.contentsIfPresent(path, "analysis") else { throw ModelLoadError("analysis \(path) does not exist") }
+        return try decode(data, source: path)
+    }
+
+    /// Parses the contents of a `similarity.json`; `source` names it in errors.
+    public static func decode(_ data: Data, source: String) throws -> AttentionSimilarity {
+        let similarity: AttentionSimilarity
         do {
-            return try JSONDecoder().decode(AttentionSimilarity.self, from: data)
+            similarity = try JSONDecoder().decode(AttentionSimilarity.self, from: data)
         } catch {
-            throw ModelLoadError("\(path) is not an analysis file: \(describeDecodingError(error, data: data))")
+            throw ModelLoadError("\(source) is not an analysis file: \(describeDecodingError(error, data: data))")
         }
+        if let problem = similarity.shapeProblem { throw ModelLoadError("\(source) is not an analysis file: \(problem)") }
+        return similarity
+    }
+
+    /// What the span search and summaries would index out of range on: both layer × layer
+    /// matrices square and of one size, a non-negative token count to skip.
+    var shapeProblem: String? {
+        let n = cosine.count
+        for (name, m) in [("cosine", cosine), ("jensenShannon", jensenShannon)] {
+            if m.count != n { return "\(name) has \(m.count) rows, cosine has \(n)" }
+            if let i = m.firstIndex(where: { $0.count != n }) { return "\(name)[\(i)] has \(m[i].count) entries for \(n) layers" }
+        }
+        if settings.tokensUsed < 0 { return "settings.tokensUsed is \(settings.tokensUsed)" }
+        return nil
     }
 
     public func write(to path: String) throws {

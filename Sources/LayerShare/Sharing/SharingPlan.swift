@@ -145,17 +145,25 @@ public struct SharingPlan: Codable, Equatable, Sendable {
         guard let data = try FileCheck.contentsIfPresent(path, "plan") else {
             throw SharingPlanError(source: path, problems: [PlanProblem(layer: nil, "the file does not exist")])
         }
-        let plan: SharingPlan
-        do {
-            plan = try JSONDecoder().decode(SharingPlan.self, from: data)
-        } catch {
-            throw SharingPlanError(source: path, problems: [PlanProblem(layer: nil, "malformed JSON: " + describeDecodingError(error, data: data))])
-        }
-        let identity = try ModelIdentity.of(model)
-        let problems = plan.model.mismatches(against: identity).map { PlanProblem(layer: nil, $0) }
-            + plan.structuralProblems(layerCount: identity.layers)
-        guard problems.isEmpty else { throw SharingPlanError(source: path, problems: problems) }
+        let plan = try decode(data, source: path)
+        try plan.validate(against: ModelIdentity.of(model), source: path)
         return plan
+    }
+
+    /// Parses a plan's JSON, unchecked (`validate` checks it); `source` names it in errors.
+    public static func decode(_ data: Data, source: String) throws -> SharingPlan {
+        do {
+            return try JSONDecoder().decode(SharingPlan.self, from: data)
+        } catch {
+            throw SharingPlanError(source: source, problems: [PlanProblem(layer: nil, "malformed JSON: " + describeDecodingError(error, data: data))])
+        }
+    }
+
+    /// Throws one `SharingPlanError` listing every way the plan does not fit the model `identity`.
+    public func validate(against identity: ModelIdentity, source: String) throws {
+        let problems = model.mismatches(against: identity).map { PlanProblem(layer: nil, $0) }
+            + structuralProblems(layerCount: identity.layers)
+        guard problems.isEmpty else { throw SharingPlanError(source: source, problems: problems) }
     }
 
     public func write(to path: String) throws {

@@ -105,6 +105,14 @@ extension SharingPlan {
         return problems
     }
 
+    /// The layers of a span below 0 and from `n` on, as at most two runs: a span may name billions.
+    static func outOfRangeRuns(_ s: Span, layerCount n: Int) -> [ClosedRange<Int>] {
+        var runs: [ClosedRange<Int>] = []
+        if s.first < 0 { runs.append(s.first...min(s.last, -1)) }
+        if s.last >= n { runs.append(max(s.first, n)...s.last) }
+        return runs
+    }
+
     /// Head-share units: each target once, in range, reading an earlier unit that keeps its own weights.
     func headShareProblems(layerCount n: Int) -> [PlanProblem] {
         guard let section = headShare else { return [] }
@@ -138,7 +146,7 @@ extension SharingPlan {
     func derivedLayerEntries(layerCount n: Int) -> [LayerEntry] {
         var entries = (0..<n).map { LayerEntry(layer: $0, mode: LayerModeName.standard) }
         for s in spans where s.first <= s.last {
-            for l in max(0, s.first)...min(n - 1, s.last) {
+            for l in stride(from: max(0, s.first), through: min(n - 1, s.last), by: 1) {
                 entries[l] = LayerEntry(layer: l, mode: LayerModeName.sharedAttention, source: s.source)
             }
         }

@@ -23,7 +23,8 @@ extension AttentionSimilarity {
         for source in 1...(L - 3) {
             var last = source
             while last + 1 <= L - 2 && cosine[source][last + 1] >= threshold { last += 1 }
-            guard last - source >= minLength else { continue }
+            // A span has at least one layer, whatever `minLength` asks.
+            guard last > source, last - source >= minLength else { continue }
             out.append(spanCandidate(first: source + 1, last: last))
         }
         return out.sorted { ($0.meanCosine, $0.length) > ($1.meanCosine, $1.length) }

@@ -1,0 +1,39 @@
+import FuzzSupport
+@testable import ModelFormats
+
+/// Text from outside (prompts, `ppl --file`, chat input) through a fixed byte-level BPE with ChatML
+/// control tokens: pre-tokenization, merges and special-token matching. Text of valid UTF-8 must
+/// come back exactly from `decode`, whole and streamed.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzTokenize(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
+    for pre in [PreTokenizer.gpt2, .gpt2IsolatedDigits] {
+        let pieces = pre.split(Substring(text))
+        precondition(Array(pieces.joined()) == Array(text.utf8), "pre-tokenizer pieces do not concatenate to the text")
+    }
+    for parseSpecial in [true, false] {
+        let ids = fixedTokenizer.encode(text, parseSpecial: parseSpecial)
+        precondition((try? fixedTokenizer.decode(ids)) == text, "decode(encode(text)) differs from the text")
+        var stream = fixedTokenizer.makeStreamingDecoder()
+        var streamed = ""
+        for id in ids { streamed += try! stream.append(id) }
+        streamed += stream.finish()
+        precondition(streamed == text, "streamed decode differs from the text")
+    }
+    return 0
+}
+
+/// Every byte, a few merges across letters, digits, spaces and a multi-byte character, and ChatML tokens.
+let fixedTokenizer: Tokenizer = {
+    var tokens = (0..<256).map { String(ByteLevel.byteToScalar[$0]) }
+    var types = [Tokenizer.TokenType](repeating: .normal, count: 256)
+    let merges: [(String, String)] = [("h", "e"), ("l", "l"), ("he", "ll"), ("hell", "o"), ("Ġ", "w"), ("Ġw", "o"),
+                                      ("1", "2"), ("Ġ", "Ġ"), ("ĠĠ", "Ġ"), ("Ã", "¶"), ("'", "s"), ("Ċ", "Ċ")]
+    for (a, b) in merges { tokens.append(a + b); types.append(.normal) }
+    for special in ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<tool>"] {
+        tokens.append(special)
+        types.append(special == "<tool>" ? .userDefined : .control)
+    }
+    return try! Tokenizer(tokens: tokens, types: types, merges: merges, preTokenizer: .gpt2IsolatedDigits,
+                          bosId: tokens.count - 3, eosId: tokens.count - 2)
+}()
