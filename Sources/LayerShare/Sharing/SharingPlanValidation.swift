@@ -44,17 +44,11 @@ extension SharingPlan {
         for (i, s) in spans.enumerated() {
             let name = "span \(i) (\(s.first)-\(s.last))"
             guard s.first <= s.last else { add(s.first, "\(name) ends before it starts"); continue }
-            // Out-of-range layers are named one by one only when few: a span may claim 10^18 layers.
-            for (low, high) in [(s.first, min(s.last, -1)), (max(s.first, n), s.last)] where low <= high {
-                let (extent, overflow) = high.subtractingReportingOverflow(low)
-                if !overflow && extent < 8 {
-                    for l in low...high { add(l, "\(name) names a layer out of range 0..<\(n)") }
-                } else {
-                    add(nil, "\(name) names layers \(low)-\(high), out of range 0..<\(n)")
-                }
+            for run in Self.outOfRangeRuns(s, layerCount: n) {
+                add(run.lowerBound, run.lowerBound == run.upperBound ? "\(name) names a layer out of range 0..<\(n)"
+                    : "\(name) names layers \(run.lowerBound)-\(run.upperBound), out of range 0..<\(n)")
             }
-            guard max(s.first, 0) <= min(s.last, n - 1) else { continue }
-            for l in max(s.first, 0)...min(s.last, n - 1) {
+            for l in stride(from: max(s.first, 0), through: min(s.last, n - 1), by: 1) {
                 if l == 0 { add(0, "\(name) overlaps layer 0, which can never be shared (it has no earlier layer to reuse)"); continue }
                 if let other = sharedBy[l] {
                     add(l, "\(name) overlaps span \(other) (\(spans[other].first)-\(spans[other].last))")
