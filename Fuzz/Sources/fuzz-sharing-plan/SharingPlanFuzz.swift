@@ -15,7 +15,7 @@ public func fuzzSharingPlan(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     let specs: [LayerSpec]
     do { specs = try plan.layerSpecs(for: hyper) } catch { preconditionFailure("a validated plan has no layer specs: \(error)") }
-    for s in specs { _ = (s.cache(for: hyper).bytesPerToken, s.summary, s.projections) }
+    for s in specs { _ = (s.cache(for: hyper).bytesPerToken, s.cache(for: hyper).summary, s.projections) }
     _ = plan.summary(weights: FakeWeights.shared)
     _ = plan.kvBytesSavedPerToken()
     let encoder = JSONEncoder()
