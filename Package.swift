@@ -26,6 +26,7 @@ let package = Package(
         .systemLibrary(name: "CVulkan", path: "Sources/CVulkan"),
         .systemLibrary(name: "CGlslang", path: "Sources/CGlslang"),
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(
             name: "VulkanCompute",
             dependencies: ["CVulkan", "CGlslang"],
@@ -34,7 +35,7 @@ let package = Package(
         .target(name: "ModelFormats"),
         .target(
             name: "LayerShare",
-            dependencies: ["VulkanCompute", "ModelFormats", "CBLAS"]
+            dependencies: ["VulkanCompute", "ModelFormats", "CBLAS", "CZlib"]
         ),
         .executableTarget(
             name: "layershare",

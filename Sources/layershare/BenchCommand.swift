@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure prefill and decode speed and memory across context lengths and sharing plans.",
         discussion: """
-        For each plan (the baseline is always included) and context length: prefill that many tokens of --file, then generate --max-tokens tokens (decode steps) --runs times (median with min–max). --plan FILE and --plans FILE... add configurations: each plan runs next to the baseline. Writes bench.json, bench.md and a decode-speed plot (bench.svg, bench.png) to --output.
+        For each plan (the baseline is always included) and context length: prefill that many tokens of --file, then generate --max-tokens tokens (decode steps) --runs times (median with min–max). --plan FILE and --plans FILE... add configurations: each plan runs next to the baseline. Writes to --output: bench.json (an `environment` object — backend, device, model, source commit, date, steps, runs, text file — and the `results` array), bench.md (a table) and a decode-speed plot (bench.svg, bench.png: medians with min–max bars).
         """
     )
 
@@ -77,9 +77,12 @@ struct BenchCommand: ParsableCommand {
         }
         let dir = URL(fileURLWithPath: output)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try BenchReport.json(results).write(to: dir.appendingPathComponent("bench.json"))
         let deviceName = options.backend == .cpu ? "host CPU (OpenBLAS; weights dequantized to float32, device columns not applicable)"
             : (try? VulkanInstance(validation: false).selectDevice(options.device).name) ?? "?"
+        let environment = BenchEnvironment(backend: options.backend.rawValue, device: deviceName,
+                                           model: (options.modelPath as NSString).lastPathComponent,
+                                           decodeSteps: steps, runs: runs, textFile: file)
+        try BenchReport.json(results, environment: environment).write(to: dir.appendingPathComponent("bench.json"))
         let header = "Backend \(options.backend.rawValue), device \(deviceName), model \((options.modelPath as NSString).lastPathComponent); \(steps) decode steps × \(runs) runs; KV cache = bytes for the context length (float32 K and V)."
         let markdown = BenchReport.markdown(results, header: header)
         try markdown.write(to: dir.appendingPathComponent("bench.md"), atomically: true, encoding: .utf8)

@@ -64,6 +64,10 @@ struct PlanSharedAttentionCommand: ParsableCommand {
     @Option(name: .customLong("max-evaluations"), parsing: .unconditional, help: "Most perplexity checks after the baseline.")
     var maxEvaluations = 12
 
+    @Option(name: [.customShort("c"), .customLong("ctx-size"), .customLong("ctx")], parsing: .unconditional,
+            help: "Context length at which the K-cache saving is reported in MiB (default: the model's training context).")
+    var ctx: Int?
+
     @Option(help: "Output plan path.")
     var output = "plan.json"
 
@@ -76,16 +80,21 @@ struct PlanSharedAttentionCommand: ParsableCommand {
             throw ValidationError("--max-ppl-increase must be a finite number ≥ 0, got \(maxPplIncrease)")
         }
         if maxPplIncrease != nil { _ = try PerplexityEvaluation(window: window) }  // before the analysis, not after
+        if let ctx { try requirePositive(ctx, "--ctx") }
         let model = try loadModel(model)
         let plan: SharingPlan
+        var measured = false
         if let spans {
             let ranges = try SpanProposal.parse(spans)
             plan = try SharingPlan.sharedAttention(spans: ranges, model: model, notes: "hand-written spans \(spans)")
         } else {
             plan = try propose(model: model)
+            measured = maxPplIncrease != nil
         }
         try plan.write(to: output)
         print(plan.summary())
+        if let line = plan.kvCacheSavingsLine(context: ctx ?? model.hyper.contextLength) { print(line) }
+        if !measured, let warning = plan.unmeasuredCostWarning(planPath: output) { note(warning) }
         print("wrote \(output)")
     }
 
@@ -123,8 +132,12 @@ struct PlanSharedAttentionCommand: ParsableCommand {
         let result = try SpanProposal.withPerplexityBudget(
             model: model, candidates: candidates, tokens: heldOut, window: window, maxIncreasePercent: budget,
             minLength: minSpan, maxEvaluations: maxEvaluations, options: options, log: note)
+        let increase = (result.perplexity / result.baseline - 1) * 100
         print(String(format: "baseline perplexity %.4f, with plan %.4f (%+.2f%%, budget +%.2f%%)",
-                     result.baseline, result.perplexity, (result.perplexity / result.baseline - 1) * 100, budget))
+                     result.baseline, result.perplexity, increase, budget))
+        if increase > 1 {
+            note(String(format: "warning: this plan costs %+.2f%% perplexity on the held-out text (within the budget you set)", increase))
+        }
         return try SharingPlan.sharedAttention(
             spans: result.spans, model: model,
             notes: String(format: "proposed from %@ analysis (cosine threshold %.2f), perplexity %.4f vs baseline %.4f on %d held-out tokens (budget +%.2f%%)",

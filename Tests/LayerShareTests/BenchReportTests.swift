@@ -64,8 +64,19 @@ final class BenchReportTests: XCTestCase {
 
     func testJSONRoundTripsWithEveryField() throws {
         let results = try Self.tiny.get()
-        let data = try BenchReport.json(results)
-        let raw = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [[String: Any]])
+        let environment = BenchEnvironment(backend: "vulkan", device: "test device", model: "m.gguf",
+                                           date: Date(timeIntervalSince1970: 1_800_000_000), decodeSteps: Self.steps, runs: 2,
+                                           textFile: "/usr/share/common-licenses/GPL-3")
+        let data = try BenchReport.json(results, environment: environment)
+        let top = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        XCTAssertEqual(Set(top.keys), ["environment", "results"])
+        let env = try XCTUnwrap(top["environment"] as? [String: Any])
+        XCTAssertEqual(Set(env.keys), ["backend", "device", "model", "commit", "date", "decodeSteps", "runs", "textFile"])
+        XCTAssertEqual(env["date"] as? String, "2027-01-15T08:00:00Z")
+        // Built from a git checkout: the commit is a short hash (maybe "-dirty"), not "unknown".
+        let commit = try XCTUnwrap(env["commit"] as? String)
+        XCTAssertNotNil(commit.range(of: "^[0-9a-f]{12}(-dirty)?$", options: .regularExpression), "commit '\(commit)'")
+        let raw = try XCTUnwrap(top["results"] as? [[String: Any]])
         XCTAssertEqual(raw.count, results.count)
         let fields: Set<String> = ["plan", "context", "prefillTokensPerSecond", "decodeTokensPerSecond", "decodeMin", "decodeMax",
                                    "weightBytes", "kvCacheBytes", "peakDeviceBytes"]
@@ -76,7 +87,9 @@ final class BenchReportTests: XCTestCase {
                 XCTAssertTrue(number.doubleValue.isFinite && number.doubleValue > 0, "\(key) = \(number)")
             }
         }
-        let decoded = try JSONDecoder().decode([BenchResult].self, from: data)
+        let file = try JSONDecoder().decode(BenchReport.File.self, from: data)
+        XCTAssertEqual(file.environment, environment)
+        let decoded = file.results
         XCTAssertEqual(decoded.count, results.count)
         for (d, r) in zip(decoded, results) {
             XCTAssertEqual(d.plan, r.plan); XCTAssertEqual(d.context, r.context)

@@ -1,8 +1,8 @@
 import Foundation
 
 extension Heatmap {
-    /// The same picture as `svg()`, rasterised with the built-in 5×7 font (labels in upper case).
-    public func png() -> Data {
+    /// The same picture as `svg()`, rasterised with the built-in bitmap font (BitmapFont).
+    public func png() throws -> Data {
         var img = RGBImage(width: width, height: height)
         let titleScale = RGBImage.textWidth(title, scale: 2) <= width - plotX ? 2 : 1
         img.text(title, x: plotX, y: 8, scale: titleScale)
@@ -34,6 +34,6 @@ extension Heatmap {
             img.text(Heatmap.format(v), x: barX + barWidth + 7, y: y - 3)
         }
         img.text(colorbarLabel, x: barX, y: plotY - 11)
-        return PNGEncoder.encode(width: width, height: height, rgb: img.pixels)
+        return try PNGEncoder.encode(width: width, height: height, rgb: img.pixels)
     }
 }

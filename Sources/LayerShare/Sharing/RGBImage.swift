@@ -30,12 +30,12 @@ struct RGBImage {
     /// Pixel size of `text` at `scale` (glyph 5 wide plus 1 spacing).
     static func textWidth(_ text: String, scale: Int) -> Int { max(0, text.count * 6 * scale - scale) }
 
-    /// Draws text with its top-left at (x, y); `vertical` runs it bottom-to-top (rotated 90° left) from (x, y) = bottom-left.
+    /// Draws text with its top-left at (x, y) (descenders reach `BitmapFont.height` rows down); `vertical` runs it bottom-to-top (rotated 90° left) from (x, y) = bottom-left.
     mutating func text(_ text: String, x: Int, y: Int, scale: Int = 1, vertical: Bool = false, _ c: RGB = .black) {
         var pen = 0
         for ch in text {
-            for (col, bits) in BitmapFont.columns(ch).enumerated() {
-                for row in 0..<BitmapFont.height where bits & (1 << row) != 0 {
+            for (row, bits) in BitmapFont.rows(ch).enumerated() {
+                for col in 0..<BitmapFont.width where bits & (1 << (BitmapFont.width - 1 - col)) != 0 {
                     let gx = pen + col * scale, gy = row * scale
                     if vertical {
                         fill(x: x + gy, y: y - gx - scale, w: scale, h: scale, c)
