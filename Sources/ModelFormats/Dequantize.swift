@@ -49,6 +49,29 @@ public enum Dequantize {
                     dst[b * 32 + j + 16] = d * Float(byte >> 4) + m
                 }
             }
+        case .q5_0, .q5_1:
+            let hasMin = type == .q5_1
+            let bytes = type.bytesPerBlock, quants = hasMin ? 8 : 6
+            for b in 0..<(count / 32) {
+                let block = src + b * bytes
+                let d = loadHalf(block, 0)
+                let m = hasMin ? loadHalf(block, 2) : 0
+                let high = block.loadUnaligned(fromByteOffset: quants - 4, as: UInt32.self)
+                for j in 0..<16 {
+                    let byte = block.load(fromByteOffset: quants + j, as: UInt8.self)
+                    let lo = Int(byte & 0x0F) | Int((high >> UInt32(j)) & 1) << 4
+                    let hi = Int(byte >> 4) | Int((high >> UInt32(j + 16)) & 1) << 4
+                    if hasMin {
+                        dst[b * 32 + j] = d * Float(lo) + m
+                        dst[b * 32 + j + 16] = d * Float(hi) + m
+                    } else {
+                        dst[b * 32 + j] = d * Float(lo - 16)
+                        dst[b * 32 + j + 16] = d * Float(hi - 16)
+                    }
+                }
+            }
+        case .q4_K, .q5_K, .q6_K:
+            kQuantRow(type, src, count: count, into: dst)
         }
     }
 

@@ -14,8 +14,9 @@ extension WeightTensor {
         switch type {
         case .f32: return Self.scan(base, count: data.count / 4, stride: 4, offsets: [0], width: 4, blockSize: 1)
         case .f16, .bf16: return Self.scan(base, count: data.count / 2, stride: 2, offsets: [0], width: 2, blockSize: 1, bf16: type == .bf16)
-        case .q8_0, .q4_0: fields = [0]
-        case .q4_1: fields = [0, 2]
+        case .q8_0, .q4_0, .q5_0: fields = [0]
+        case .q4_1, .q5_1, .q4_K, .q5_K: fields = [0, 2]
+        case .q6_K: fields = [208]
         }
         return Self.scan(base, count: data.count / type.bytesPerBlock, stride: type.bytesPerBlock, offsets: fields,
                          width: 2, blockSize: type.blockSize)

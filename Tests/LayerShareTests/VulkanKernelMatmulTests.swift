@@ -110,6 +110,22 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         }
     }
 
+    /// Q5_0/Q5_1 and the K-quants have no kernels yet: uploaded widened to F32 (same values as the
+    /// CPU's dequantization), then every float kernel applies; decode and prefill shapes, odd rows.
+    func testWidenedTypesMultiplyLikeTheirDequantization() throws {
+        for type in [GGMLType.q5_0, .q5_1, .q4_K, .q5_K, .q6_K] {
+            var worst = 0.0
+            for (o, k, r) in [(7, 256, 1), (33, 512, 5), (65, 768, 1)] {
+                worst = max(worst, try checkMatmul(type: type, outRows: o, cols: k, rows: r, xOffset: 1, yOffset: 2))
+            }
+            let bytes = random.matrixBytes(type, rows: 3, cols: 256)
+            let m = try bytes.withUnsafeBytes { try VulkanMatrix(device: device, type: type, rows: 3, cols: 256, bytes: $0, label: "m") }
+            XCTAssertEqual(m.type, .f32, "\(type) is stored widened")
+            XCTAssertEqual(m.byteCount, 3 * 256 * 4)
+            print("matmul \(type) (widened to F32): max relative error \(worst)")
+        }
+    }
+
     func testMatmulFloat() throws {
         try checkBothPrefillKernels { try floatCases() }
     }
@@ -363,5 +379,30 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
             let text = "\(error)"
             XCTAssertTrue(text.contains("output.weight") && text.contains("maxStorageBufferRange"), text)
         }
+    }
+}
+
+/// Q4_K_M files mix types inside one layer's Q/K/V: the Vulkan backend stacks such parts widened to
+/// F32, holding exactly the CPU's dequantized rows in order.
+final class VulkanMixedStackTests: XCTestCase {
+    func testMixedTypePartsStackAsTheirDequantization() throws {
+        var random = TestRandom(#function)
+        let device = try VulkanDevice()
+        let backend = try VulkanBackend(device: device)
+        let parts: [(GGMLType, Int)] = [(.q4_K, 5), (.q6_K, 3), (.q8_0, 2)]
+        let cols = 512
+        let raw = parts.map { random.matrixBytes($0.0, rows: $0.1, cols: cols) }
+        let tensors = zip(parts, raw).map { part, bytes in WeightTensorTestSupport.tensor(part.0, rows: part.1, cols: cols, bytes: bytes) }
+        let m = try backend.loadStacked(tensors, label: "qkv")
+        XCTAssertEqual(m.type, .f32)
+        XCTAssertEqual(m.rows, 10)
+        let stored = try m.buffer.download(Float.self, count: 10 * cols)
+        let expected = zip(parts, raw).flatMap { part, bytes in referenceRows(part.0, bytes, rows: part.1, cols: cols) }
+        XCTAssertEqual(stored.map(\.bitPattern), expected.map(\.bitPattern))
+        let ragged = WeightTensorTestSupport.tensor(.q8_0, rows: 1, cols: 256, bytes: random.matrixBytes(.q8_0, rows: 1, cols: 256))
+        XCTAssertThrowsError(try backend.loadStacked([tensors[0], ragged], label: "bad")) {
+            XCTAssertTrue("\($0)".contains("row length"), "\($0)")
+        }
+        if let messages = device.instance.validationLog?.messages { XCTAssertEqual(messages, []) }
     }
 }

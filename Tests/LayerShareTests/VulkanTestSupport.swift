@@ -140,6 +140,23 @@ extension TestRandom {
                 appendHalf(wide ? half() : scaleHalf())
                 appendHalf(wide ? half() : Float16(Float(unit() - 0.5) * 0.1).bitPattern)
                 out.append(contentsOf: bytes(16))
+            case .q5_0:
+                appendHalf(wide ? half() : scaleHalf())
+                out.append(contentsOf: bytes(4 + 16))
+            case .q5_1:
+                appendHalf(wide ? half() : scaleHalf())
+                appendHalf(wide ? half() : Float16(Float(unit() - 0.5) * 0.1).bitPattern)
+                out.append(contentsOf: bytes(4 + 16))
+            case .q4_K, .q5_K:
+                // d and dmin, then 6-bit scales/mins (any bytes are valid), [high bits,] nibbles.
+                appendHalf(wide ? half() : Float16(Float(unit() * 0.01)).bitPattern)
+                appendHalf(wide ? half() : Float16(Float(unit() * 0.01)).bitPattern)
+                out.append(contentsOf: bytes(12 + (type == .q5_K ? 32 : 0) + 128))
+            case .q6_K:
+                out.append(contentsOf: bytes(128 + 64))
+                // int8 scales: moderate ones keep products sensible; any byte in wide mode.
+                out.append(contentsOf: wide ? bytes(16) : (0..<16).map { _ in UInt8(bitPattern: Int8(int(-40...40))) })
+                appendHalf(wide ? half() : Float16(Float(unit() * 0.004)).bitPattern)
             }
         }
         return out

@@ -78,9 +78,19 @@ public final class VulkanBackend: InferenceBackend {
         return m
     }
 
+    /// Parts of one type are stacked as stored. Parts of different types (Q4_K_M files mix Q4_K and
+    /// Q6_K inside one layer's Q/K/V) are stacked widened to F32, so the layer keeps one product.
     public func loadStacked(_ weights: [WeightTensor], label: String) throws -> VulkanMatrix {
-        guard let first = weights.first, weights.allSatisfy({ $0.type == first.type && $0.cols == first.cols }) else {
-            throw ModelLoadError("\(label): stacked weights must share type and row length (\(weights.map { "\($0.name) \($0.type) \($0.shape)" }))")
+        guard let first = weights.first, weights.allSatisfy({ $0.cols == first.cols }) else {
+            throw ModelLoadError("\(label): stacked weights must share their row length (\(weights.map { "\($0.name) \($0.type) \($0.shape)" }))")
+        }
+        if !weights.allSatisfy({ $0.type == first.type }) {
+            var values = [Float]()
+            values.reserveCapacity(weights.map(\.elementCount).reduce(0, +))
+            for w in weights { values += Dequantize.row(w.type, w.data.baseAddress!, count: w.elementCount) }
+            let m = try VulkanMatrix(device: device, values: values, rows: weights.map(\.rows).reduce(0, +), cols: first.cols, label: label)
+            weightBytes += m.buffer.byteCount
+            return m
         }
         var bytes = [UInt8]()
         bytes.reserveCapacity(weights.map(\.data.count).reduce(0, +))

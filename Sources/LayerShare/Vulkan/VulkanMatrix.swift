@@ -6,7 +6,8 @@ import VulkanCompute
 /// inside the shaders. F32/F16 rows are uploaded unchanged; quantized blocks keep their bytes but
 /// are split into parts (`splitBlocks`: all quants, then all scales) so shader reads are aligned,
 /// and stored in tiles of `tileRows` rows (see Shaders/quant.glsl).
-/// BF16 has no GPU path and is widened to F32 on upload (so `type` is then `.f32`).
+/// BF16, Q5_0, Q5_1 and the K-quants have no kernels yet and are widened to F32 on upload
+/// (`GGMLType.widenedOnDevice`; `type` is then `.f32`).
 ///
 /// A matrix must fit one storage-buffer binding (`maxStorageBufferRange`); larger ones are
 /// rejected with an error naming the tensor rather than split.
@@ -150,7 +151,7 @@ public final class VulkanMatrix {
         guard !overflow, count == sourceBytes else {
             throw VulkanError.invalidArgument("matrix '\(label)': \(type) [\(rows)×\(cols)] takes \(sourceBytes) bytes, got \(count)")
         }
-        let storedType: GGMLType = type == .bf16 ? .f32 : type
+        let storedType: GGMLType = type.widenedOnDevice ? .f32 : type
         let storedBytes = storedType == type ? sourceBytes : rows * cols * 4
         // Whole indices in the shaders are 32-bit element/word counts.
         let limit = device.info.maxStorageBufferRange
@@ -173,7 +174,7 @@ public final class VulkanMatrix {
         switch source {
         case let .floats(values):
             try buffer.upload(values)
-        case let .raw(bytes) where type == .bf16:
+        case let .raw(bytes) where type.widenedOnDevice:
             // Widen in slices of rows so the temporary stays small for big embedding tables.
             let rowsPerSlice = max(1, (4 << 20) / (cols * 4))
             var slice = [Float](repeating: 0, count: rowsPerSlice * cols)
@@ -182,7 +183,7 @@ public final class VulkanMatrix {
                 let n = min(rowsPerSlice, rows - row)
                 slice.withUnsafeMutableBufferPointer { dst in
                     for i in 0..<n {
-                        Dequantize.row(.bf16, bytes.baseAddress! + (row + i) * rowBytes, count: cols, into: dst.baseAddress! + i * cols)
+                        Dequantize.row(type, bytes.baseAddress! + (row + i) * rowBytes, count: cols, into: dst.baseAddress! + i * cols)
                     }
                 }
                 try slice.withUnsafeBytes { try buffer.upload(UnsafeRawBufferPointer(rebasing: $0[0..<(n * cols * 4)]), at: row * cols * 4) }
@@ -238,4 +239,14 @@ public final class VulkanMatrix {
 
     /// Bytes allocated (data plus tail padding).
     public var paddedByteCount: Int { buffer.byteCount }
+}
+
+extension GGMLType {
+    /// Types the Vulkan kernels cannot read as stored: dequantized to F32 when uploaded.
+    public var widenedOnDevice: Bool {
+        switch self {
+        case .bf16, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K: return true
+        case .f32, .f16, .q4_0, .q4_1, .q8_0: return false
+        }
+    }
 }
