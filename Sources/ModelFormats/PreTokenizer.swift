@@ -23,8 +23,8 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
         ("smollm", .gpt2IsolatedDigits), ("starcoder", .gpt2IsolatedDigits), ("refact", .gpt2IsolatedDigits),
         ("command-r", .gpt2IsolatedDigits), ("codeshell", .gpt2IsolatedDigits), ("exaone", .gpt2IsolatedDigits),
         ("minerva", .gpt2IsolatedDigits),
-        ("llama3", .llama3), ("llama-v3", .llama3), ("llama-bpe", .llama3), ("falcon3", .llama3), ("dbrx", .llama3),
-        ("smaug-bpe", .llama3),
+        ("llama3", .llama3), ("llama-v3", .llama3), ("llama-bpe", .llama3), ("falcon3", .llama3), ("falcon-h1", .llama3),
+        ("pixtral", .llama3), ("midm-2.0", .llama3), ("lfm2", .llama3), ("dbrx", .llama3), ("smaug-bpe", .llama3),
         ("qwen2", .qwen2), ("stablelm2", .qwen2), ("deepseek-r1-qwen", .qwen2),
     ]
 
@@ -34,9 +34,10 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
         self = hit.rule
     }
 
-    /// Whether llama.cpp looks a whole pre-token up in the vocabulary before merging (its
-    /// `ignore_merges`, set for the Llama 3 family).
-    public var ignoresMerges: Bool { self == .llama3 }
+    /// The `tokenizer.ggml.pre` values llama.cpp treats as Llama 3 proper: a pre-token that is a
+    /// token is used whole (`ignore_merges`) and BOS is added unless the file says otherwise.
+    public static let llama3Family: Set<String> = ["llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral",
+                                                    "midm-2.0", "lfm2"]
 
     enum CharClass: UInt8 { case letter, number, space, other }
 

@@ -1,7 +1,8 @@
 import Foundation
 
 extension Tokenizer {
-    /// Reads a Hugging Face `tokenizer.json` (BPE model with ByteLevel pre-tokenizer). BOS/EOS come
+    /// Reads a Hugging Face `tokenizer.json`: a BPE model with one of the ByteLevel pre-tokenizers of
+    /// `hfPreTokenizer`, or SentencePiece-style (`byte_fallback`, `▁` for spaces). BOS/EOS come
     /// from `tokenizer_config.json` beside it when present (`bos_token`, `eos_token`), else
     /// `<|endoftext|>` is used as EOS when it exists.
     public convenience init(huggingFaceJSON path: String) throws {
@@ -59,7 +60,8 @@ extension Tokenizer {
                 throw TokenizerError.invalidJSON(path: path, reason: "model.merges[\(i)] is neither \"a b\" nor [a, b]")
             }
         }
-        let pre = try Self.hfPreTokenizer(root["pre_tokenizer"], path: path)
+        let sentencePiece = try Self.isSentencePieceJSON(root, model: model)
+        let pre: PreTokenizer = sentencePiece ? .gpt2 : try Self.hfPreTokenizer(root["pre_tokenizer"], path: path)
 
         var bosText: String?, eosText: String?, padText: String?
         var addBos = false
@@ -76,30 +78,18 @@ extension Tokenizer {
             addBos = cfg["add_bos_token"] as? Bool ?? false
         }
         let index = Dictionary(tokens.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
-        try self.init(tokens: tokens, types: types, merges: merges, preTokenizer: pre,
-                      bosId: bosText.flatMap { index[$0] },
-                      eosId: index[eosText ?? "<|endoftext|>"],
-                      padId: padText.flatMap { index[$0] },
-                      addBosToken: addBos)
-    }
-
-    /// Recognises the pre-tokenizer configurations this class implements.
-    static func hfPreTokenizer(_ v: Any?, path: String) throws -> PreTokenizer {
-        guard let p = v as? [String: Any], let type = p["type"] as? String else {
-            throw TokenizerError.unsupportedPreTokenizer("(none)")
-        }
-        func isByteLevel(_ d: [String: Any]) -> Bool {
-            d["type"] as? String == "ByteLevel" && (d["use_regex"] as? Bool ?? true) && !(d["add_prefix_space"] as? Bool ?? false)
-        }
-        if isByteLevel(p) { return .gpt2 }
-        if type == "Sequence", let items = p["pretokenizers"] as? [[String: Any]] {
-            if items.count == 1, isByteLevel(items[0]) { return .gpt2 }
-            if items.count == 2, items[0]["type"] as? String == "Digits", items[0]["individual_digits"] as? Bool == true,
-               isByteLevel(items[1]) {
-                return .gpt2IsolatedDigits
+        let bos = bosText.flatMap { index[$0] }, pad = padText.flatMap { index[$0] }
+        if sentencePiece {
+            if let unk = (model["unk_token"] as? String).flatMap({ index[$0] }) { types[unk] = .unknown }
+            for (i, t) in tokens.enumerated() where types[i] == .normal && SentencePiece.byteValue(Array(t.utf8)) != nil {
+                types[i] = .byte
             }
-            throw TokenizerError.unsupportedPreTokenizer("Sequence of " + items.map { $0["type"] as? String ?? "?" }.joined(separator: ", "))
+            try self.init(sentencePieceTokens: tokens, scores: Self.scoresFromMerges(tokens, merges), types: types,
+                          bosId: bos, eosId: eosText.flatMap { index[$0] }, padId: pad, addBosToken: config == nil || addBos)
+        } else {
+            try self.init(tokens: tokens, types: types, merges: merges, preTokenizer: pre, bosId: bos,
+                          eosId: index[eosText ?? "<|endoftext|>"], padId: pad, addBosToken: addBos,
+                          ignoreMerges: model["ignore_merges"] as? Bool ?? false)
         }
-        throw TokenizerError.unsupportedPreTokenizer(type)
     }
 }

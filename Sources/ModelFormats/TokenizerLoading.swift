@@ -29,9 +29,10 @@ extension Tokenizer {
                 }
                 return pair
             }
+            let llama3 = PreTokenizer.llama3Family.contains(preName)
             try self.init(tokens: tokens, types: types, merges: merges, preTokenizer: pre, bosId: bos, eosId: eos, padId: pad,
-                          addBosToken: try gguf.optionalBool("tokenizer.ggml.add_bos_token") ?? false,
-                          addEosToken: addEos, ignoreMerges: pre.ignoresMerges)
+                          addBosToken: try gguf.optionalBool("tokenizer.ggml.add_bos_token") ?? llama3,
+                          addEosToken: addEos, ignoreMerges: llama3)
         case "llama":
             let scores = try gguf.array("tokenizer.ggml.scores").enumerated().map { i, v -> Float in
                 guard let f = v.float else {

@@ -71,6 +71,22 @@ final class LlamaCppVocabSuiteTests: XCTestCase {
     func testQwen2() throws { try check("qwen2") }
     func testGPT2() throws { try check("gpt-2") }
     func testLlamaSPM() throws { try check("llama-spm") }
+    /// BOS as llama.cpp adds it with add_special: from add_bos_token, else on for the Llama 3 family
+    /// and SentencePiece, off for other BPE vocabularies.
+    func testBOSDefaults() throws {
+        for (name, bos) in [("llama-bpe", 128000), ("llama-spm", 1)] {
+            let (tok, _) = try Self.load(name)
+            XCTAssertTrue(tok.addBosToken, name)
+            XCTAssertEqual(tok.encode("Hello", addSpecial: true, parseSpecial: false).first, bos, name)
+            XCTAssertEqual(tok.encode("Hello", addSpecial: false, parseSpecial: false).first, tok.encode("Hello", parseSpecial: false).first)
+        }
+        for name in ["qwen2", "gpt-2"] {
+            let (tok, _) = try Self.load(name)
+            XCTAssertFalse(tok.addBosToken, name)
+            XCTAssertEqual(tok.encode("Hello", addSpecial: true, parseSpecial: false), tok.encode("Hello", parseSpecial: false), name)
+        }
+    }
+
     // Other vocabularies of the suite whose pre-tokenizers are implemented here.
     func testCommandR() throws { try check("command-r") }
     func testMPT() throws { try check("mpt") }

@@ -68,8 +68,9 @@ final class PreTokenizerTests: XCTestCase {
         XCTAssertEqual(PreTokenizer(ggmlPre: "qwen2"), .qwen2)
         XCTAssertEqual(PreTokenizer(ggmlPre: "gpt-2"), .gpt2)
         XCTAssertNil(PreTokenizer(ggmlPre: "deepseek-llm"))
-        XCTAssertTrue(PreTokenizer.llama3.ignoresMerges)
-        XCTAssertFalse(PreTokenizer.qwen2.ignoresMerges)
+        XCTAssertEqual(PreTokenizer(ggmlPre: "dbrx"), .llama3)
+        XCTAssertTrue(PreTokenizer.llama3Family.contains("llama-bpe"))
+        XCTAssertFalse(PreTokenizer.llama3Family.contains("dbrx"))  // same split, but merges as usual
         let message = TokenizerError.unsupportedPreTokenizer("tekken").description
         XCTAssertTrue(message.contains("'tekken'") && message.contains("qwen2") && message.contains("llama-bpe"), message)
     }
