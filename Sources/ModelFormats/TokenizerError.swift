@@ -14,7 +14,8 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
             return "unsupported tokenizer model '\(m)' (supported: gpt2 = byte-level BPE, llama = SentencePiece)"
         case let .unsupportedPreTokenizer(p):
             let names = PreTokenizer.ggmlPreValues.map(\.name).joined(separator: ", ")
-            return "unsupported pre-tokenizer '\(p)' (supported tokenizer.ggml.pre values: \(names))"
+            return "unsupported pre-tokenizer '\(p)' (supported tokenizer.ggml.pre values: \(names); in tokenizer.json: "
+                + "ByteLevel, Digits + ByteLevel, Split on the Llama 3 or Qwen2 regex + ByteLevel, SentencePiece's Metaspace or Prepend + Replace)"
         case let .invalidVocabulary(r): return "invalid tokenizer vocabulary: \(r)"
         case let .invalidJSON(p, r): return "\(p): \(r)"
         }

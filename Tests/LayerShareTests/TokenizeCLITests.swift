@@ -80,6 +80,15 @@ final class TokenizeCLITests: XCTestCase {
         XCTAssertGreaterThan(plain.stdout.split(separator: " ").count, 1, plain.all)
     }
 
+    /// A Hugging Face directory (its tokenizer.json) and the tokenizer.json itself; letters a…h are ids 0…7.
+    func testHuggingFaceDirectoryAndJSON() throws {
+        let dir = try TinyCheckpoint.write(vocabulary: 8, tokenizerTokens: 8, test: self)
+        XCTAssertEqual(try run(["-m", dir.path, "-p", "bad"]).stdout, "1 0 3\n")
+        XCTAssertEqual(try run(["-m", dir.appendingPathComponent("tokenizer.json").path, "-p", "head"]).stdout, "7 4 0 3\n")
+        let empty = try ModelCopies.temporaryDirectory(self)
+        assertClearError(try run(["-m", empty.path, "-p", "x"]), ["without tokenizer.json"])
+    }
+
     func testErrors() throws {
         assertClearError(try run(["-m", "/nonexistent/model.gguf", "-p", "x"]), ["model not found at /nonexistent/model.gguf"])
         let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -120,7 +120,13 @@ final class LlamaCppVocabSuiteTests: XCTestCase {
             try g.write(to: url)
             return url.path
         }
-        XCTAssertEqual(try Tokenizer(gguf: GGUFFile(path: vocabOnly(model: "gpt2", pre: "gpt-2"))).encode("ab").count, 2)
+        // A file without tensors opens and tokenizes, but is refused as a model, by name.
+        let plain = try vocabOnly(model: "gpt2", pre: "gpt-2")
+        XCTAssertEqual(try Tokenizer(gguf: GGUFFile(path: plain)).encode("ab").count, 2)
+        XCTAssertThrowsError(try GGUFModel(path: plain)) { e in
+            XCTAssertEqual(e as? ModelError, .vocabularyOnly(path: plain))
+            XCTAssertTrue(String(describing: e).contains("vocabulary-only"))
+        }
         XCTAssertThrowsError(try Tokenizer(gguf: GGUFFile(path: vocabOnly(model: "bert", pre: "default")))) { e in
             XCTAssertEqual(e as? TokenizerError, .unsupportedModel("bert"))
         }
