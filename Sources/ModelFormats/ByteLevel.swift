@@ -41,4 +41,12 @@ enum ByteLevel {
         for b in bytes { s.append(byteToScalar[Int(b)]) }
         return String(s)
     }
+
+    /// The single-byte token of each byte (-1 where the vocabulary has none; control tokens never count).
+    static func byteTokenIds(vocab: [String: Int], types: [Tokenizer.TokenType]) -> [Int32] {
+        (0..<256).map { b -> Int32 in
+            guard let id = vocab[String(byteToScalar[b])], types[id] != .control else { return -1 }
+            return Int32(id)
+        }
+    }
 }

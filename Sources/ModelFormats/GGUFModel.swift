@@ -5,6 +5,7 @@ public final class GGUFModel: WeightSource {
 
     public init(file: GGUFFile) throws {
         self.file = file
+        guard !file.tensors.isEmpty else { throw ModelError.vocabularyOnly(path: file.path) }
         hyper = try LlamaHyperParameters(gguf: file)
     }
 

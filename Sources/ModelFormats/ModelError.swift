@@ -12,6 +12,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     /// The metadata declares more layers than the file has tensors for (layers `0..<present`).
     case missingLayers(present: Int, declared: Int, key: String)
     case vocabularyMismatch(model: Int, tokenizer: Int, source: String)
+    /// A GGUF with metadata but no tensors (llama.cpp's ggml-vocab-*.gguf).
+    case vocabularyOnly(path: String)
 
     public var description: String {
         switch self {
@@ -30,6 +32,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case let .vocabularyMismatch(model, tokenizer, source):
             return "the model's vocabulary has \(model) rows but the tokenizer (\(source)) has \(tokenizer) tokens: "
                 + "the tokenizer would produce ids the embedding table lacks"
+        case let .vocabularyOnly(p):
+            return "\(p) is a vocabulary-only GGUF (no tensors): it can be tokenized (layershare tokenize) but not run"
         }
     }
 }

@@ -1,18 +1,12 @@
-/// Min-heap of BPE merge candidates, lowest rank first and leftmost among equal ranks.
-struct PairHeap {
-    struct Pair {
-        let rank: Int32
-        /// Position of the left symbol in the pre-token (positions keep their left-to-right order).
-        let left: Int32
-        let leftId: Int32
-        let rightId: Int32
-        let merged: Int32
-        var key: UInt64 { UInt64(UInt32(rank)) << 32 | UInt64(UInt32(left)) }
-    }
+/// Something a `PairHeap` orders: lowest key first.
+protocol HeapItem { var key: UInt64 { get } }
 
-    private var items: [Pair] = []
+/// Min-heap of merge candidates. BPE keys are rank then position (lowest rank, leftmost first);
+/// SentencePiece keys are inverted score then position (highest score, leftmost first).
+struct PairHeap<Item: HeapItem> {
+    private var items: [Item] = []
 
-    mutating func push(_ p: Pair) {
+    mutating func push(_ p: Item) {
         items.append(p)
         var c = items.count - 1
         while c > 0 {
@@ -23,7 +17,7 @@ struct PairHeap {
         }
     }
 
-    mutating func pop() -> Pair? {
+    mutating func pop() -> Item? {
         guard let top = items.first else { return nil }
         let last = items.removeLast()
         if !items.isEmpty {

@@ -1,25 +1,43 @@
-/// Splits text into the pieces that BPE merges never cross.
+/// Splits text into the pieces that BPE merges never cross: one named rule per family of
+/// `tokenizer.ggml.pre` values (llama.cpp keeps the regexes in its source, not in the file).
 ///
-/// `.gpt2` is GPT-2's rule `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
-/// `.gpt2IsolatedDigits` first isolates every `\p{N}` character and applies the GPT-2 rule to the
-/// text between them. That is what llama.cpp does for `tokenizer.ggml.pre` = smollm (and
-/// starcoder, refact, …) and what SmolLM2's tokenizer.json does with
-/// `Sequence[Digits(individual_digits), ByteLevel(use_regex)]`.
+/// - `.gpt2`: GPT-2's `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
+/// - `.gpt2IsolatedDigits`: every `\p{N}` character alone, the GPT-2 rule between them (llama.cpp's
+///   smollm, starcoder, refact, …; SmolLM2's `Sequence[Digits(individual_digits), ByteLevel]`).
+/// - `.llama3`: Llama 3's `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+///   ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`.
+/// - `.qwen2`: the same with `\p{N}` (single digits) in place of `\p{N}{1,3}`.
 ///
-/// Hand-written over Unicode scalars (no regex engine): classification is a table lookup for
-/// ASCII and a general-category lookup otherwise.
-public enum PreTokenizer: String, Sendable {
+/// Hand-written scanners over Unicode scalars (no regex engine): classification is a table lookup
+/// for ASCII and a general-category lookup otherwise.
+public enum PreTokenizer: String, Sendable, CaseIterable {
     case gpt2
     case gpt2IsolatedDigits
+    case llama3
+    case qwen2
+
+    /// `tokenizer.ggml.pre` values and the rule llama.cpp applies for each.
+    public static let ggmlPreValues: [(name: String, rule: PreTokenizer)] = [
+        ("default", .gpt2), ("gpt2", .gpt2), ("gpt-2", .gpt2), ("mpt", .gpt2), ("olmo", .gpt2), ("jais", .gpt2),
+        ("phi-2", .gpt2),
+        ("smollm", .gpt2IsolatedDigits), ("starcoder", .gpt2IsolatedDigits), ("refact", .gpt2IsolatedDigits),
+        ("command-r", .gpt2IsolatedDigits), ("codeshell", .gpt2IsolatedDigits), ("exaone", .gpt2IsolatedDigits),
+        ("minerva", .gpt2IsolatedDigits),
+        ("llama3", .llama3), ("llama-v3", .llama3), ("llama-bpe", .llama3), ("falcon3", .llama3), ("falcon-h1", .llama3),
+        ("pixtral", .llama3), ("midm-2.0", .llama3), ("lfm2", .llama3), ("dbrx", .llama3), ("smaug-bpe", .llama3),
+        ("qwen2", .qwen2), ("stablelm2", .qwen2), ("deepseek-r1-qwen", .qwen2),
+    ]
 
     /// The rule llama.cpp uses for a `tokenizer.ggml.pre` value, nil if not supported here.
     public init?(ggmlPre: String) {
-        switch ggmlPre {
-        case "gpt2", "mpt", "olmo", "jais", "default": self = .gpt2
-        case "smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva": self = .gpt2IsolatedDigits
-        default: return nil
-        }
+        guard let hit = Self.ggmlPreValues.first(where: { $0.name == ggmlPre }) else { return nil }
+        self = hit.rule
     }
+
+    /// The `tokenizer.ggml.pre` values llama.cpp treats as Llama 3 proper: a pre-token that is a
+    /// token is used whole (`ignore_merges`) and BOS is added unless the file says otherwise.
+    public static let llama3Family: Set<String> = ["llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral",
+                                                    "midm-2.0", "lfm2"]
 
     enum CharClass: UInt8 { case letter, number, space, other }
 
@@ -57,51 +75,23 @@ public enum PreTokenizer: String, Sendable {
             for s in scalars[lo..<hi] { bytes.append(contentsOf: UTF8.encode(s)!) }
             pieces.append(bytes)
         }
+        let scan = PreTokenScan(s: scalars, c: classes)
         switch self {
         case .gpt2:
-            Self.gpt2(scalars, classes, 0, scalars.count, emit)
+            scan.gpt2(0, scalars.count, emit)
         case .gpt2IsolatedDigits:
             var start = 0
             for i in 0..<scalars.count where classes[i] == .number {
-                Self.gpt2(scalars, classes, start, i, emit)
+                scan.gpt2(start, i, emit)
                 emit(i, i + 1)
                 start = i + 1
             }
-            Self.gpt2(scalars, classes, start, scalars.count, emit)
+            scan.gpt2(start, scalars.count, emit)
+        case .llama3:
+            scan.llama3(0, scalars.count, maxDigits: 3, emit)
+        case .qwen2:
+            scan.llama3(0, scalars.count, maxDigits: 1, emit)
         }
         return pieces
-    }
-
-    /// The GPT-2 rule on `s[lo..<hi]`, alternatives tried in the regex's order at each position.
-    private static func gpt2(_ s: [Unicode.Scalar], _ c: [CharClass], _ lo: Int, _ hi: Int, _ emit: (Int, Int) -> Void) {
-        var i = lo
-        while i < hi {
-            // 's 't 're 've 'm 'll 'd (case-sensitive, as in the original pattern)
-            if s[i] == "'", i + 1 < hi {
-                let a = s[i + 1]
-                if a == "s" || a == "t" || a == "m" || a == "d" { emit(i, i + 2); i += 2; continue }
-                if i + 2 < hi {
-                    let b = s[i + 2]
-                    if (a == "r" && b == "e") || (a == "v" && b == "e") || (a == "l" && b == "l") {
-                        emit(i, i + 3); i += 3; continue
-                    }
-                }
-            }
-            // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: an optional plain space, then a run of one class.
-            var j = i
-            if s[i] == " ", i + 1 < hi, c[i + 1] != .space { j = i + 1 }
-            let k = c[j]
-            if k != .space {
-                var e = j + 1
-                while e < hi, c[e] == k { e += 1 }
-                emit(i, e); i = e; continue
-            }
-            // `\s+(?!\S)` then `\s+`: a whitespace run, leaving its last character to prefix
-            // the following word when one follows.
-            var e = i + 1
-            while e < hi, c[e] == .space { e += 1 }
-            if e < hi, e - i >= 2 { e -= 1 }
-            emit(i, e); i = e
-        }
     }
 }

@@ -1,7 +1,8 @@
 /// Turns tokens into text one at a time during generation. A token may end in the middle of a
 /// multi-byte UTF-8 character (emoji are often split over 2–4 byte tokens); those bytes are
 /// held back until the character is complete, so the concatenated outputs equal
-/// `tokenizer.decode(allIds)`.
+/// `tokenizer.decode(allIds)` (except for the leading space a SentencePiece `decode` drops: the
+/// stream continues a text, so it keeps every token's space).
 public struct StreamingDecoder {
     public let tokenizer: Tokenizer
     private var pending: [UInt8] = []

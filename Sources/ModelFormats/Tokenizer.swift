@@ -1,29 +1,10 @@
 import Foundation
 
-public enum TokenizerError: Error, CustomStringConvertible, Equatable {
-    case idOutOfRange(Int, Int)
-    case unsupportedModel(String)
-    case unsupportedPreTokenizer(String)
-    case invalidVocabulary(String)
-    case invalidJSON(path: String, reason: String)
-
-    public var description: String {
-        switch self {
-        case let .idOutOfRange(id, vocab): return "token id \(id) is outside the vocabulary (0..<\(vocab))"
-        case let .unsupportedModel(m): return "unsupported tokenizer model '\(m)' (only byte-level BPE / gpt2 is supported)"
-        case let .unsupportedPreTokenizer(p): return "unsupported pre-tokenizer '\(p)'"
-        case let .invalidVocabulary(r): return "invalid tokenizer vocabulary: \(r)"
-        case let .invalidJSON(p, r): return "\(p): \(r)"
-        }
-    }
-}
-
-extension TokenizerError: LocalizedError { public var errorDescription: String? { description } }
-
-/// GPT-2 style byte-level BPE tokenizer (the `gpt2` tokenizer model of GGUF, `BPE` + `ByteLevel`
-/// in Hugging Face `tokenizer.json`).
+/// A GGUF / Hugging Face tokenizer: byte-level BPE (GGUF `gpt2`, `BPE` + `ByteLevel` in
+/// `tokenizer.json`) or SentencePiece (GGUF `llama`: scores, byte fallback, `▁` for spaces), with
+/// the special-token handling llama.cpp applies to both.
 ///
-/// Bytes whose single-byte token is missing from the vocabulary (SmolLM2 lacks a few control
+/// BPE: bytes whose single-byte token is missing from the vocabulary (SmolLM2 lacks a few control
 /// characters and the 0xF1/0xF2 lead bytes) are dropped, as both llama.cpp and HF tokenizers do,
 /// so `decode(encode(s)) == s` holds for every string made of bytes the vocabulary covers
 /// (`canEncode(byte:)`).
@@ -33,34 +14,74 @@ public final class Tokenizer: @unchecked Sendable {
         case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
     }
 
+    /// How a text fragment becomes ids.
+    public enum Model: Sendable, Equatable {
+        /// Byte-level BPE: merges by rank over a pre-tokenizer's pieces.
+        case bytePairs
+        /// SentencePiece as llama.cpp runs it: spaces become `▁`, adjacent symbols merge while their
+        /// concatenation is a token, highest score first; leftovers become `<0xXX>` byte tokens.
+        case sentencePiece
+    }
+
+    public let model: Model
     public let vocabSize: Int
     public let bosId: Int?
     public let eosId: Int?
     public let padId: Int?
-    /// Whether the model expects BOS prepended (`tokenizer.ggml.add_bos_token`); `encode` never adds it.
+    /// Whether the model expects BOS prepended (`tokenizer.ggml.add_bos_token`); see `encode(_:addSpecial:parseSpecial:)`.
     public let addBosToken: Bool
+    /// Whether the model expects EOS appended (`tokenizer.ggml.add_eos_token`).
+    public let addEosToken: Bool
+    /// SentencePiece: a space is put before text that starts the input or follows a special token
+    /// (`tokenizer.ggml.add_space_prefix`, default on), and decoding drops it again.
+    public let addSpacePrefix: Bool
     public let preTokenizer: PreTokenizer
+    /// BPE: a pre-token that is itself a token is used whole, merges skipped (llama.cpp's `ignore_merges`).
+    public let ignoreMerges: Bool
 
-    private let tokens: [String]
-    private let types: [TokenType]
-    private let tokenBytes: [[UInt8]]
-    private let vocab: [String: Int]
+    let tokens: [String]
+    let types: [TokenType]
+    let tokenBytes: [[UInt8]]
+    let vocab: [String: Int]
     /// id of the single-byte token for each byte, -1 when the vocabulary lacks it.
-    private let byteToId: [Int32]
-    /// (left id << 32 | right id) → (rank, merged id)
-    private let merges: [UInt64: (rank: Int32, id: Int32)]
-    /// Tokens matched verbatim in the input when `parseSpecial` is on (control and user-defined),
-    /// grouped by first byte, longest first.
-    private let specialByFirstByte: [UInt8: [(bytes: [UInt8], id: Int)]]
+    let byteToId: [Int32]
+    /// BPE: (left id << 32 | right id) → (rank, merged id)
+    let merges: [UInt64: (rank: Int32, id: Int32)]
+    /// SentencePiece: token bytes → (id, score) for every token (llama.cpp merges into any of them).
+    let pieces: [[UInt8]: (id: Int32, score: Float)]
+    /// Tokens split out of the input before tokenizing (control, user-defined, unknown), grouped by first byte.
+    let specialByFirstByte: [UInt8: [(bytes: [UInt8], id: Int)]]
 
-    private let cacheLock = NSLock()
-    private var cache: [[UInt8]: [Int32]] = [:]
+    let cacheLock = NSLock()
+    var cache: [[UInt8]: [Int32]] = [:]
 
+    /// A byte-level BPE tokenizer.
     /// - Parameters:
     ///   - tokens: token strings in byte-level form (control/user-defined tokens as raw text).
     ///   - merges: merge rules in priority order (first = applied first).
-    public init(tokens: [String], types: [TokenType], merges: [(String, String)], preTokenizer: PreTokenizer,
-                bosId: Int?, eosId: Int?, padId: Int? = nil, addBosToken: Bool = false) throws {
+    public convenience init(tokens: [String], types: [TokenType], merges: [(String, String)], preTokenizer: PreTokenizer,
+                            bosId: Int?, eosId: Int?, padId: Int? = nil, addBosToken: Bool = false,
+                            addEosToken: Bool = false, ignoreMerges: Bool = false) throws {
+        try self.init(model: .bytePairs, tokens: tokens, types: types, merges: merges, scores: [], preTokenizer: preTokenizer,
+                      bosId: bosId, eosId: eosId, padId: padId, addBosToken: addBosToken, addEosToken: addEosToken,
+                      addSpacePrefix: false, ignoreMerges: ignoreMerges)
+    }
+
+    /// A SentencePiece tokenizer: `tokens` as stored (with `▁` for spaces, `<0xXX>` byte tokens), one score each.
+    public convenience init(sentencePieceTokens tokens: [String], scores: [Float], types: [TokenType],
+                            bosId: Int?, eosId: Int?, padId: Int? = nil, addBosToken: Bool = true,
+                            addEosToken: Bool = false, addSpacePrefix: Bool = true) throws {
+        guard scores.count == tokens.count else {
+            throw TokenizerError.invalidVocabulary("\(tokens.count) tokens but \(scores.count) scores")
+        }
+        try self.init(model: .sentencePiece, tokens: tokens, types: types, merges: [], scores: scores, preTokenizer: .gpt2,
+                      bosId: bosId, eosId: eosId, padId: padId, addBosToken: addBosToken, addEosToken: addEosToken,
+                      addSpacePrefix: addSpacePrefix, ignoreMerges: false)
+    }
+
+    private init(model: Model, tokens: [String], types: [TokenType], merges: [(String, String)], scores: [Float],
+                 preTokenizer: PreTokenizer, bosId: Int?, eosId: Int?, padId: Int?, addBosToken: Bool, addEosToken: Bool,
+                 addSpacePrefix: Bool, ignoreMerges: Bool) throws {
         guard !tokens.isEmpty, tokens.count == types.count else {
             throw TokenizerError.invalidVocabulary("\(tokens.count) tokens but \(types.count) token types")
         }
@@ -69,6 +90,7 @@ public final class Tokenizer: @unchecked Sendable {
                 throw TokenizerError.invalidVocabulary("\(name) id \(id) is outside the vocabulary (0..<\(tokens.count))")
             }
         }
+        self.model = model
         self.tokens = tokens
         self.types = types
         vocabSize = tokens.count
@@ -76,7 +98,10 @@ public final class Tokenizer: @unchecked Sendable {
         self.eosId = eosId
         self.padId = padId
         self.addBosToken = addBosToken
+        self.addEosToken = addEosToken
+        self.addSpacePrefix = addSpacePrefix
         self.preTokenizer = preTokenizer
+        self.ignoreMerges = ignoreMerges
 
         var vocab: [String: Int] = [:]
         vocab.reserveCapacity(tokens.count)
@@ -87,19 +112,32 @@ public final class Tokenizer: @unchecked Sendable {
         bytes.reserveCapacity(tokens.count)
         var specials: [UInt8: [(bytes: [UInt8], id: Int)]] = [:]
         for (i, t) in tokens.enumerated() {
-            let isText = types[i] == .control || types[i] == .userDefined
-            bytes.append(isText ? Array(t.utf8) : (ByteLevel.decode(t) ?? Array(t.utf8)))
+            let isText = types[i] == .control || types[i] == .userDefined || types[i] == .unknown
+            switch model {
+            case .bytePairs: bytes.append(isText ? Array(t.utf8) : (ByteLevel.decode(t) ?? Array(t.utf8)))
+            case .sentencePiece: bytes.append(SentencePiece.pieceBytes(t, type: types[i]))
+            }
             if isText, let first = t.utf8.first { specials[first, default: []].append((Array(t.utf8), i)) }
         }
         tokenBytes = bytes
         specialByFirstByte = specials.mapValues { $0.sorted { $0.bytes.count > $1.bytes.count } }
 
-        var b2i = [Int32](repeating: -1, count: 256)
-        for b in 0..<256 {
-            if let id = vocab[String(ByteLevel.byteToScalar[b])], types[id] != .control { b2i[b] = Int32(id) }
+        switch model {
+        case .bytePairs:
+            byteToId = ByteLevel.byteTokenIds(vocab: vocab, types: types)
+            self.merges = Self.mergeTable(merges, vocab: vocab)
+            pieces = [:]
+        case .sentencePiece:
+            byteToId = SentencePiece.byteTokenIds(vocab: vocab)
+            self.merges = [:]
+            var p: [[UInt8]: (id: Int32, score: Float)] = [:]
+            p.reserveCapacity(tokens.count)
+            for (i, t) in tokens.enumerated() where p[Array(t.utf8)] == nil { p[Array(t.utf8)] = (Int32(i), scores[i]) }
+            pieces = p
         }
-        byteToId = b2i
+    }
 
+    private static func mergeTable(_ merges: [(String, String)], vocab: [String: Int]) -> [UInt64: (rank: Int32, id: Int32)] {
         var m: [UInt64: (rank: Int32, id: Int32)] = [:]
         m.reserveCapacity(merges.count)
         for (rank, (a, b)) in merges.enumerated() {
@@ -108,7 +146,7 @@ public final class Tokenizer: @unchecked Sendable {
             let key = UInt64(ia) << 32 | UInt64(ib)
             if m[key] == nil { m[key] = (Int32(rank), Int32(im)) }
         }
-        self.merges = m
+        return m
     }
 
     // MARK: Lookup
@@ -122,101 +160,54 @@ public final class Tokenizer: @unchecked Sendable {
     public var imEndId: Int? { vocab["<|im_end|>"] }
     /// Whether byte `b` has a single-byte token, i.e. survives a round trip.
     public func canEncode(byte b: UInt8) -> Bool { byteToId[Int(b)] >= 0 }
+    /// The bytes token `id` decodes to on its own (nil when out of range).
+    public func pieceBytes(_ id: Int) -> [UInt8]? { (0..<vocabSize).contains(id) ? tokenBytes[id] : nil }
 
     // MARK: Encode
 
-    /// Tokenizes `text`. With `parseSpecial`, control and user-defined token texts in the input
+    /// Tokenizes `text`. With `parseSpecial`, control and unknown token texts in the input
     /// (e.g. `<|im_start|>`) become their single ids; otherwise they are tokenized as plain text.
-    /// BOS is never added; see `addBosToken`.
+    /// User-defined tokens always become their ids, as in llama.cpp. BOS is never added; see
+    /// `encode(_:addSpecial:parseSpecial:)`.
     public func encode(_ text: String, parseSpecial: Bool = true) -> [Int] {
         var out: [Int] = []
         out.reserveCapacity(text.utf8.count / 3 + 1)
-        guard parseSpecial, !specialByFirstByte.isEmpty else {
-            encodePlain(Substring(text), into: &out)
-            return out
-        }
-        let utf8 = Array(text.utf8)
-        var segStart = 0
-        var i = 0
-        while i < utf8.count {
-            if let cands = specialByFirstByte[utf8[i]],
-               let hit = cands.first(where: { i + $0.bytes.count <= utf8.count && utf8[i..<(i + $0.bytes.count)].elementsEqual($0.bytes) }) {
-                if segStart < i { encodePlain(Self.substring(utf8[segStart..<i]), into: &out) }
-                out.append(hit.id)
-                i += hit.bytes.count
-                segStart = i
-            } else {
-                i += 1
+        var previousWasSpecial = true
+        for fragment in SpecialTokenSplit.fragments(of: text, specials: specialByFirstByte, types: types, parseSpecial: parseSpecial) {
+            switch fragment {
+            case let .token(id):
+                out.append(id)
+                previousWasSpecial = true
+            case let .text(t):
+                switch model {
+                case .bytePairs: encodeBytePairs(t, into: &out)
+                case .sentencePiece: encodeSentencePiece(t, spacePrefix: addSpacePrefix && previousWasSpecial, into: &out)
+                }
+                previousWasSpecial = false
             }
         }
-        if segStart < utf8.count { encodePlain(Self.substring(utf8[segStart..<utf8.count]), into: &out) }
         return out
     }
 
-    /// Special tokens are ASCII-delimited and start with a full character, so segments between
-    /// them are valid UTF-8.
-    private static func substring(_ bytes: ArraySlice<UInt8>) -> Substring {
-        Substring(String(decoding: bytes, as: UTF8.self))
-    }
-
-    private func encodePlain(_ text: Substring, into out: inout [Int]) {
-        for piece in preTokenizer.split(text) {
-            for id in bpe(piece) { out.append(Int(id)) }
-        }
-    }
-
-    /// Byte-pair merges over one pre-token: repeatedly merge the adjacent pair with the lowest
-    /// rank (leftmost on ties), as HF tokenizers and llama.cpp do.
-    private func bpe(_ piece: [UInt8]) -> [Int32] {
-        cacheLock.lock()
-        if let hit = cache[piece] { cacheLock.unlock(); return hit }
-        cacheLock.unlock()
-
-        var syms: [Int32] = []
-        syms.reserveCapacity(piece.count)
-        for b in piece where byteToId[Int(b)] >= 0 { syms.append(byteToId[Int(b)]) }
-        if syms.count > 1 { syms = merged(syms) }
-
-        cacheLock.lock()
-        if cache.count > 50_000 { cache.removeAll(keepingCapacity: true) }
-        cache[piece] = syms
-        cacheLock.unlock()
-        return syms
-    }
-
-    /// The merges in that order, from a heap of adjacent pairs (rank, then position) over symbols
-    /// linked in place: a pre-token of thousands of letters costs n log n, not n² as rescanning did.
-    private func merged(_ initial: [Int32]) -> [Int32] {
-        var syms = initial  // -1: absorbed into the symbol on its left
-        let n = syms.count
-        var next = Array(1...n), prev = Array(-1..<(n - 1))  // n, -1: none
-        var heap = PairHeap()
-        func push(_ i: Int) {
-            let j = next[i]
-            guard j < n, let m = merges[UInt64(UInt32(syms[i])) << 32 | UInt64(UInt32(syms[j]))] else { return }
-            heap.push(PairHeap.Pair(rank: m.rank, left: Int32(i), leftId: syms[i], rightId: syms[j], merged: m.id))
-        }
-        for i in 0..<(n - 1) { push(i) }
-        while let p = heap.pop() {
-            let i = Int(p.left), j = next[i]
-            // Stale when either side has merged since: a symbol's id changes with each merge it takes part in.
-            guard syms[i] == p.leftId, j < n, syms[j] == p.rightId else { continue }
-            syms[i] = p.merged
-            syms[j] = -1
-            next[i] = next[j]
-            if next[j] < n { prev[next[j]] = i }
-            if prev[i] >= 0 { push(prev[i]) }
-            push(i)
-        }
-        return syms.filter { $0 >= 0 }
+    /// `encode` with BOS / EOS added as the model asks (`addBosToken`, `addEosToken`) when `addSpecial`,
+    /// as llama.cpp's `llama_tokenize(add_special:)`.
+    public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool) -> [Int] {
+        var ids = encode(text, parseSpecial: parseSpecial)
+        if addSpecial, addBosToken, let bosId { ids.insert(bosId, at: 0) }
+        if addSpecial, addEosToken, let eosId { ids.append(eosId) }
+        return ids
     }
 
     // MARK: Decode
 
-    /// Raw bytes of the tokens (special tokens as their text).
+    /// Raw bytes of the tokens (special tokens as their text). SentencePiece: the space that
+    /// encoding put in front is dropped from the first token, as llama.cpp's detokenizer does.
     public func decodeBytes(_ ids: [Int]) throws -> [UInt8] {
         var out: [UInt8] = []
         for id in ids { try appendBytes(of: id, to: &out) }
+        if model == .sentencePiece, addSpacePrefix, let first = ids.first, tokenBytes[first].first == 0x20 {
+            out.removeFirst()
+        }
         return out
     }
 
@@ -230,6 +221,7 @@ public final class Tokenizer: @unchecked Sendable {
         out.append(contentsOf: tokenBytes[id])
     }
 
-    /// A decoder for generated tokens that only ever returns whole characters.
+    /// A decoder for generated tokens that only ever returns whole characters. It continues text,
+    /// so (unlike `decode`) it keeps a SentencePiece token's leading space.
     public func makeStreamingDecoder() -> StreamingDecoder { StreamingDecoder(tokenizer: self) }
 }

@@ -1,12 +1,11 @@
 import Foundation
 
 extension Tokenizer {
-    /// Reads `tokenizer.ggml.*` from a GGUF file (model must be `gpt2`, i.e. byte-level BPE).
+    /// Reads `tokenizer.ggml.*` from a GGUF file: model `gpt2` (byte-level BPE, pre-tokenizer from
+    /// `tokenizer.ggml.pre`) or `llama` (SentencePiece with `tokenizer.ggml.scores`). The file may be
+    /// vocabulary-only (no tensors).
     public convenience init(gguf: GGUFFile) throws {
         let model = try gguf.string("tokenizer.ggml.model")
-        guard model == "gpt2" else { throw TokenizerError.unsupportedModel(model) }
-        let preName = try gguf.optionalString("tokenizer.ggml.pre") ?? "default"
-        guard let pre = PreTokenizer(ggmlPre: preName) else { throw TokenizerError.unsupportedPreTokenizer(preName) }
         let tokens = try gguf.stringArray("tokenizer.ggml.tokens")
         var types = [TokenType](repeating: .normal, count: tokens.count)
         if gguf.metadata["tokenizer.ggml.token_type"] != nil {
@@ -16,17 +15,39 @@ extension Tokenizer {
             }
             types = raw.map { TokenType(rawValue: $0) ?? .normal }
         }
-        let merges = try gguf.stringArray("tokenizer.ggml.merges").enumerated().map { i, m -> (String, String) in
-            guard let pair = Self.splitMerge(m) else {
-                throw TokenizerError.invalidVocabulary("tokenizer.ggml.merges[\(i)] = \"\(m)\" is not two tokens separated by a space")
+        let bos = try gguf.optionalInt("tokenizer.ggml.bos_token_id")
+        let eos = try gguf.optionalInt("tokenizer.ggml.eos_token_id")
+        let pad = try gguf.optionalInt("tokenizer.ggml.padding_token_id")
+        let addEos = try gguf.optionalBool("tokenizer.ggml.add_eos_token") ?? false
+        switch model {
+        case "gpt2":
+            let preName = try gguf.optionalString("tokenizer.ggml.pre") ?? "default"
+            guard let pre = PreTokenizer(ggmlPre: preName) else { throw TokenizerError.unsupportedPreTokenizer(preName) }
+            let merges = try gguf.stringArray("tokenizer.ggml.merges").enumerated().map { i, m -> (String, String) in
+                guard let pair = Self.splitMerge(m) else {
+                    throw TokenizerError.invalidVocabulary("tokenizer.ggml.merges[\(i)] = \"\(m)\" is not two tokens separated by a space")
+                }
+                return pair
             }
-            return pair
+            let llama3 = PreTokenizer.llama3Family.contains(preName)
+            try self.init(tokens: tokens, types: types, merges: merges, preTokenizer: pre, bosId: bos, eosId: eos, padId: pad,
+                          addBosToken: try gguf.optionalBool("tokenizer.ggml.add_bos_token") ?? llama3,
+                          addEosToken: addEos, ignoreMerges: llama3)
+        case "llama":
+            let scores = try gguf.array("tokenizer.ggml.scores").enumerated().map { i, v -> Float in
+                guard let f = v.float else {
+                    throw GGUFError.typeMismatch(key: "tokenizer.ggml.scores[\(i)]", actual: v.typeName, expected: "float")
+                }
+                // NaN would make the merge order meaningless.
+                guard !f.isNaN else { throw TokenizerError.invalidVocabulary("tokenizer.ggml.scores[\(i)] is NaN") }
+                return Float(f)
+            }
+            try self.init(sentencePieceTokens: tokens, scores: scores, types: types, bosId: bos, eosId: eos, padId: pad,
+                          addBosToken: try gguf.optionalBool("tokenizer.ggml.add_bos_token") ?? true, addEosToken: addEos,
+                          addSpacePrefix: try gguf.optionalBool("tokenizer.ggml.add_space_prefix") ?? true)
+        default:
+            throw TokenizerError.unsupportedModel(model)
         }
-        try self.init(tokens: tokens, types: types, merges: merges, preTokenizer: pre,
-                      bosId: try gguf.optionalInt("tokenizer.ggml.bos_token_id"),
-                      eosId: try gguf.optionalInt("tokenizer.ggml.eos_token_id"),
-                      padId: try gguf.optionalInt("tokenizer.ggml.padding_token_id"),
-                      addBosToken: try gguf.optionalBool("tokenizer.ggml.add_bos_token") ?? false)
     }
 
     /// "a b" → ("a", "b"); byte-level tokens never contain a real space.
@@ -34,107 +55,5 @@ extension Tokenizer {
         guard let sp = m.firstIndex(of: " ") else { return nil }
         let a = String(m[..<sp]), b = String(m[m.index(after: sp)...])
         return a.isEmpty || b.isEmpty ? nil : (a, b)
-    }
-
-    /// Reads a Hugging Face `tokenizer.json` (BPE model with ByteLevel pre-tokenizer). BOS/EOS come
-    /// from `tokenizer_config.json` beside it when present (`bos_token`, `eos_token`), else
-    /// `<|endoftext|>` is used as EOS when it exists.
-    public convenience init(huggingFaceJSON path: String) throws {
-        guard let data = try FileCheck.contentsIfPresent(path, "tokenizer") else {
-            throw TokenizerError.invalidJSON(path: path, reason: "cannot read file")
-        }
-        let configPath = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("tokenizer_config.json")
-        try self.init(huggingFaceJSON: data, config: FileCheck.contentsIfPresent(configPath, "tokenizer config"), path: path)
-    }
-
-    /// The same from the contents of `tokenizer.json` and of `tokenizer_config.json` (nil when there
-    /// is none); `path` names the first in errors.
-    public convenience init(huggingFaceJSON data: Data, config: Data?, path: String) throws {
-        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw TokenizerError.invalidJSON(path: path, reason: "not a JSON object")
-        }
-        guard let model = root["model"] as? [String: Any] else {
-            throw TokenizerError.invalidJSON(path: path, reason: "missing 'model'")
-        }
-        let modelType = model["type"] as? String ?? "BPE"
-        guard modelType == "BPE" else { throw TokenizerError.unsupportedModel(modelType) }
-        guard let vocabObj = model["vocab"] as? [String: Any] else {
-            throw TokenizerError.invalidJSON(path: path, reason: "missing 'model.vocab'")
-        }
-        var byId: [Int: String] = [:]
-        for (tok, v) in vocabObj {
-            guard let id = JSON.int(v), id >= 0, id < 1 << 23 else {
-                throw TokenizerError.invalidJSON(path: path, reason: "vocab entry '\(tok)' has an invalid id")
-            }
-            byId[id] = tok
-        }
-        var special = Set<Int>()
-        var userDefined = Set<Int>()
-        for case let t as [String: Any] in root["added_tokens"] as? [Any] ?? [] {
-            guard let id = JSON.int(t["id"]), id >= 0, id < 1 << 23, let content = t["content"] as? String else {
-                throw TokenizerError.invalidJSON(path: path, reason: "malformed added_tokens entry")
-            }
-            byId[id] = content
-            if (t["special"] as? Bool) ?? false { special.insert(id) } else { userDefined.insert(id) }
-        }
-        let count = (byId.keys.max() ?? -1) + 1
-        var tokens = [String](repeating: "", count: count)
-        var types = [TokenType](repeating: .unused, count: count)
-        for (id, t) in byId {
-            tokens[id] = t
-            types[id] = special.contains(id) ? .control : userDefined.contains(id) ? .userDefined : .normal
-        }
-        var merges: [(String, String)] = []
-        for (i, m) in (model["merges"] as? [Any] ?? []).enumerated() {
-            if let s = m as? String, let pair = Self.splitMerge(s) {
-                merges.append(pair)
-            } else if let p = m as? [Any], p.count == 2, let a = p[0] as? String, let b = p[1] as? String {
-                merges.append((a, b))
-            } else {
-                throw TokenizerError.invalidJSON(path: path, reason: "model.merges[\(i)] is neither \"a b\" nor [a, b]")
-            }
-        }
-        let pre = try Self.hfPreTokenizer(root["pre_tokenizer"], path: path)
-
-        var bosText: String?, eosText: String?, padText: String?
-        var addBos = false
-        if let cdata = config,
-           let cfg = (try? JSONSerialization.jsonObject(with: cdata)) as? [String: Any] {
-            // Tokens may be plain strings or AddedToken objects {"content": ...}.
-            func tokenString(_ v: Any?) -> String? {
-                if let s = v as? String { return s }
-                return (v as? [String: Any])?["content"] as? String
-            }
-            bosText = tokenString(cfg["bos_token"])
-            eosText = tokenString(cfg["eos_token"])
-            padText = tokenString(cfg["pad_token"])
-            addBos = cfg["add_bos_token"] as? Bool ?? false
-        }
-        let index = Dictionary(tokens.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
-        try self.init(tokens: tokens, types: types, merges: merges, preTokenizer: pre,
-                      bosId: bosText.flatMap { index[$0] },
-                      eosId: index[eosText ?? "<|endoftext|>"],
-                      padId: padText.flatMap { index[$0] },
-                      addBosToken: addBos)
-    }
-
-    /// Recognises the pre-tokenizer configurations this class implements.
-    static func hfPreTokenizer(_ v: Any?, path: String) throws -> PreTokenizer {
-        guard let p = v as? [String: Any], let type = p["type"] as? String else {
-            throw TokenizerError.unsupportedPreTokenizer("(none)")
-        }
-        func isByteLevel(_ d: [String: Any]) -> Bool {
-            d["type"] as? String == "ByteLevel" && (d["use_regex"] as? Bool ?? true) && !(d["add_prefix_space"] as? Bool ?? false)
-        }
-        if isByteLevel(p) { return .gpt2 }
-        if type == "Sequence", let items = p["pretokenizers"] as? [[String: Any]] {
-            if items.count == 1, isByteLevel(items[0]) { return .gpt2 }
-            if items.count == 2, items[0]["type"] as? String == "Digits", items[0]["individual_digits"] as? Bool == true,
-               isByteLevel(items[1]) {
-                return .gpt2IsolatedDigits
-            }
-            throw TokenizerError.unsupportedPreTokenizer("Sequence of " + items.map { $0["type"] as? String ?? "?" }.joined(separator: ", "))
-        }
-        throw TokenizerError.unsupportedPreTokenizer(type)
     }
 }

@@ -51,7 +51,8 @@ struct InfoCommand: ParsableCommand {
 
     private func tokenizerLine(_ t: Tokenizer) -> String {
         func id(_ v: Int?) -> String { v.map(String.init) ?? "none" }
-        return "tokenizer: byte-level BPE (\(t.preTokenizer.rawValue) pre-tokenizer); BOS \(id(t.bosId)) (added: \(t.addBosToken)), "
+        let kind = t.model == .sentencePiece ? "SentencePiece" : "byte-level BPE (\(t.preTokenizer.rawValue) pre-tokenizer)"
+        return "tokenizer: \(kind); BOS \(id(t.bosId)) (added: \(t.addBosToken)), "
             + "EOS \(id(t.eosId)), PAD \(id(t.padId)), <|im_start|> \(id(t.imStartId)), <|im_end|> \(id(t.imEndId))"
     }
 

@@ -217,15 +217,4 @@ final class TokenizerTests: XCTestCase {
             XCTAssertEqual(tok.encode(word), rescanning(word), word)
         }
     }
-
-    func testPreTokenizerSplits() {
-        func split(_ p: PreTokenizer, _ s: String) -> [String] { p.split(Substring(s)).map { String(decoding: $0, as: UTF8.self) } }
-        XCTAssertEqual(split(.gpt2, "Hello  world's 123!!"), ["Hello", " ", " world", "'s", " 123", "!!"])
-        XCTAssertEqual(split(.gpt2IsolatedDigits, "Hello  world's 123!!"), ["Hello", " ", " world", "'s", " ", "1", "2", "3", "!!"])
-        XCTAssertEqual(split(.gpt2, "a \n\nb  "), ["a", " \n", "\n", "b", "  "])
-        XCTAssertEqual(split(.gpt2, "x\t y"), ["x", "\t", " y"])
-        XCTAssertEqual(split(.gpt2, ""), [])
-        XCTAssertEqual(PreTokenizer(ggmlPre: "smollm"), .gpt2IsolatedDigits)
-        XCTAssertNil(PreTokenizer(ggmlPre: "llama-bpe"))
-    }
 }

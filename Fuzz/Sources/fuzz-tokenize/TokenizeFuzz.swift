@@ -1,13 +1,16 @@
+import Foundation
 import FuzzSupport
 @testable import ModelFormats
 
-/// Text from outside (prompts, `ppl --file`, chat input) through a fixed byte-level BPE with ChatML
-/// control tokens: pre-tokenization, merges and special-token matching. Text of valid UTF-8 must
-/// come back exactly from `decode`, whole and streamed.
+/// Text from outside (prompts, `ppl --file`, chat input) through every pre-tokenizer, a fixed
+/// byte-level BPE with ChatML control tokens (merges, special-token matching) and a fixed
+/// SentencePiece vocabulary (score merges, byte fallback). Text of valid UTF-8 must come back
+/// exactly from `decode`, whole and streamed (SentencePiece: without special tokens, and unless the
+/// text holds U+2581 itself, which decodes as a space there as in llama.cpp).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTokenize(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
-    for pre in [PreTokenizer.gpt2, .gpt2IsolatedDigits] {
+    for pre in PreTokenizer.allCases {
         let pieces = pre.split(Substring(text))
         precondition(Array(pieces.joined()) == Array(text.utf8), "pre-tokenizer pieces do not concatenate to the text")
     }
@@ -20,8 +23,28 @@ public func fuzzTokenize(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         streamed += stream.finish()
         precondition(streamed == text, "streamed decode differs from the text")
     }
+    let spmIds = fixedSentencePiece.encode(text, parseSpecial: true)
+    precondition(spmIds.allSatisfy { (0..<fixedSentencePiece.vocabSize).contains($0) })
+    if !text.unicodeScalars.contains("\u{2581}") {
+        let ids = fixedSentencePiece.encode(text, parseSpecial: false)
+        precondition((try? fixedSentencePiece.decode(ids)) == text, "SentencePiece decode(encode(text)) differs from the text")
+    }
     return 0
 }
+
+/// `<unk>`, `<s>`, `</s>`, all 256 byte tokens, and a few pieces with scores.
+let fixedSentencePiece: Tokenizer = {
+    var tokens = ["<unk>", "<s>", "</s>"]
+    var types: [Tokenizer.TokenType] = [.unknown, .control, .control]
+    for b in 0..<256 {
+        tokens.append("<0x" + String(format: "%02X", b) + ">")
+        types.append(.byte)
+    }
+    let pieces = ["▁", "a", "b", "e", "h", "l", "o", "▁a", "ab", "▁h", "he", "ll", "hell", "▁hello", "▁▁", "é", "1", "12"]
+    for p in pieces { tokens.append(p); types.append(.normal) }
+    let scores = tokens.indices.map { -Float($0 % 7) }
+    return try! Tokenizer(sentencePieceTokens: tokens, scores: scores, types: types, bosId: 1, eosId: 2)
+}()
 
 /// Every byte, a few merges across letters, digits, spaces and a multi-byte character, and ChatML tokens.
 let fixedTokenizer: Tokenizer = {
