@@ -57,7 +57,7 @@ class Suite:
 
     def case_health_and_models(self):
         status, headers, body = self.server.request("GET", "/health")
-        check(status == 200 and body["status"] == "ok", f"/health: {status} {body}")
+        check(status == 200 and body == {"status": "ok", "model": self.model, "requests": 0}, f"/health: {status} {body}")
         check(headers.get("Content-Type", "").startswith("application/json"), f"/health content type {headers}")
         ids = [m.id for m in self.client.models.list().data]
         check(ids == [self.model] and self.model == "SmolLM2-135M-Instruct.Q4_1", f"models: {ids}")

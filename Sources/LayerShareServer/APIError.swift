@@ -45,11 +45,14 @@ public struct APIError: Error, CustomStringConvertible, Sendable {
         return (try? JSONEncoder().encode(body)) ?? Data(#"{"error":{"message":"error","type":"server_error"}}"#.utf8)
     }
 
-    var response: Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: json)))
-    }
+    var response: Response { jsonResponse(json, status: status) }
+}
+
+/// A response whose body is `data`, a JSON document.
+func jsonResponse(_ data: Data, status: HTTPResponse.Status = .ok) -> Response {
+    var headers = HTTPFields()
+    headers[.contentType] = "application/json"
+    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
 }
 
 private struct ErrorBody: Encodable {

@@ -44,7 +44,7 @@ struct APIResponder: HTTPResponder {
         }
         switch path {
         case "/health":
-            return jsonResponse(["status": "ok", "model": service.settings.modelID, "queued": "\(service.worker.depth)"])
+            return jsonResponse(Health(model: service.settings.modelID, requests: service.worker.depth))
         case "/v1/models":
             return jsonResponse(ModelList(data: [modelEntry]))
         case "/v1/chat/completions":
@@ -76,11 +76,15 @@ struct APIResponder: HTTPResponder {
     }
 
     private func jsonResponse<T: Encodable>(_ value: T) -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        let data = (try? JSONEncoder().encode(value)) ?? Data("{}".utf8)
-        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        LayerShareServer.jsonResponse((try? JSONEncoder().encode(value)) ?? Data("{}".utf8))
     }
+}
+
+/// `GET /health`: the model is loaded and the server answers; `requests` = running + waiting.
+struct Health: Encodable {
+    var status = "ok"
+    let model: String
+    let requests: Int
 }
 
 struct ModelEntry: Encodable {

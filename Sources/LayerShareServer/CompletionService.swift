@@ -86,9 +86,7 @@ final class CompletionService: Sendable {
         log.record(promptTokens: result.promptTokens, completionTokens: result.completionTokens)
         let object = shape.object(kind: shape.chat ? .chat : .text, text: text, role: true, finish: result.finishReason,
                                   usage: Usage(promptTokens: result.promptTokens, completionTokens: result.completionTokens))
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: object.jsonData())))
+        return jsonResponse(object.jsonData())
     }
 
     /// Server-sent events as the text comes: one chunk per piece, a last chunk with finish_reason,
