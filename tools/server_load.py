@@ -50,7 +50,7 @@ def main():
 
     def one(i):
         body = {"prompt": PROMPTS[i % len(PROMPTS)], "max_tokens": args.max_tokens, "temperature": 0.8, "seed": i,
-                "stream": args.stream}
+                **({"stream": True, "stream_options": {"include_usage": True}} if args.stream else {})}
         t = time.time()
         status, _, payload = server.request("POST", "/v1/completions", body, timeout=args.timeout)
         elapsed = time.time() - t
@@ -59,7 +59,9 @@ def main():
             return elapsed, 0
         if args.stream:
             events = [json.loads(e[6:]) for e in payload.split("\n\n") if e.startswith("data: {")]
-            tokens = None if not events else sum(1 for e in events if e["choices"] and e["choices"][0]["text"])
+            tokens = next((e["usage"]["completion_tokens"] for e in events if e.get("usage")), None)
+            if tokens is None or not payload.endswith("data: [DONE]\n\n"):
+                failures.append(f"request {i}: incomplete stream {payload[-200:]!r}")
         else:
             tokens = payload["usage"]["completion_tokens"]
         return elapsed, tokens or 0
