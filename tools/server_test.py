@@ -228,6 +228,19 @@ class Suite:
         status, _, body = self.server.request("GET", "/health")
         check(status == 200 and body["status"] == "ok", "the server did not survive the bad requests")
 
+    def case_plan_applies_to_every_request(self):
+        plan = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "plans", "sa-last8-21-28.json")
+        cli = self.generate("--plan", plan, "-p", PROMPT, "-n", "10", "--temperature", "0")
+        plain = self.generate("-p", PROMPT, "-n", "10", "--temperature", "0")
+        check(cli != plain, "the plan does not change the text; the check cannot tell whether it was applied")
+        server = Server(self.args.binary, [*self.model_args, "--plan", plan])
+        try:
+            for _ in range(2):
+                status, _, body = server.request("POST", "/v1/completions", {"prompt": PROMPT, "max_tokens": 10, "temperature": 0})
+                check(status == 200 and body["choices"][0]["text"] == cli, f"with --plan: {body} != generate --plan {cli!r}")
+        finally:
+            check(server.stop() == 0, "the --plan server did not stop cleanly:\n" + server.log())
+
     def case_logs_one_line_per_request(self):
         time.sleep(0.3)  # a line is written once its response is sent: let the previous case's lines land
         before = len(self.server.log_lines())
