@@ -76,7 +76,7 @@ struct ServeCommand: ParsableCommand {
             finished.signal()
         }
         finished.wait()
-        if let error = outcome.error { throw ValidationError("the server stopped: \(error)") }
+        if let error = outcome.error { throw ValidationError("cannot serve on \(host):\(port): \(error)") }
         note("server stopped")
     }
 

@@ -41,6 +41,24 @@ final class ServerTests: XCTestCase {
         }
     }
 
+    func testAPortInUseIsAnErrorNamingIt() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 1) == 0
+                && getsockname(listener, $0, &length) == 0 }
+        }
+        XCTAssertTrue(bound, "could not bind a loopback port for the test")
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let r = try CLIProcess.run(["serve", "--port", "\(port)", "--ctx", "64"], timeout: 120)
+        XCTAssertNotEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stderr.contains("cannot serve on 127.0.0.1:\(port)") && r.stderr.contains("Address already in use"), r.stderr)
+    }
+
     func testServeRejectsBadOptionsBeforeLoading() throws {
         for (args, message) in [(["--port", "70000"], "--port must be in 0...65535"), (["--queue-limit", "0"], "--queue-limit must be at least 1"),
                                 (["--temperature", "-1"], "temperature")] {
