@@ -138,10 +138,7 @@ class Suite:
         check(cli != other, "seeds 42 and 5 gave the same text; the check cannot tell them apart")
 
     def case_disconnect_mid_stream(self):
-        body = json.dumps({"prompt": COUNTING, "max_tokens": 400, "temperature": 0, "stream": True}).encode()
-        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=60)
-        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        s = self.open_stream({"prompt": COUNTING, "max_tokens": 400, "temperature": 0, "stream": True})
         received = b""
         while received.count(b"data: ") < 3:
             chunk = s.recv(4096)
@@ -153,17 +150,48 @@ class Suite:
         after = self.client.completions.create(model=self.model, prompt=PROMPT, max_tokens=3, temperature=0)
         check(after.choices[0].text.startswith(" Paris"), f"request after the disconnect: {after}")
         waited = time.time() - t0
-        line = None
-        for _ in range(100):
-            line = next((l for l in self.server.log_lines() if l.startswith("POST /v1/completions 200") and "client went away" in l), None)
-            if line:
-                break
-            time.sleep(0.1)
-        check(line is not None, "no log line for the disconnected stream:\n" + self.server.log())
+        line = self.wait_for_log(lambda l: l.startswith("POST /v1/completions 200") and "client went away" in l,
+                                 "the disconnected stream")
         tokens = line.split(" tokens ")[1].split(" ")[0] if " tokens " in line else None
         if tokens is not None:
             check(int(tokens.split("+")[1]) < 400, f"the cancelled stream generated all its tokens: {line}")
         print(f"  next request answered {waited:.2f} s after the disconnect; log: {line}")
+
+    def open_stream(self, body):
+        """A raw streaming request on its own socket, returned once its response has begun."""
+        data = json.dumps(body).encode()
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=60)
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  + f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+        return s
+
+    def wait_for_log(self, predicate, what):
+        for _ in range(100):
+            line = next((l for l in self.server.log_lines() if predicate(l)), None)
+            if line:
+                return line
+            time.sleep(0.1)
+        raise Failure(f"no log line for {what}:\n" + self.server.log())
+
+    def case_disconnect_while_queued(self):
+        # A long stream holds the worker; a second request waits behind it and its client leaves.
+        running = self.open_stream({"prompt": COUNTING, "max_tokens": 400, "temperature": 0, "stream": True})
+        check(running.recv(4096).startswith(b"HTTP/1.1 200"), "the running stream did not start")
+        waiting = self.open_stream({"prompt": "Queued and abandoned", "max_tokens": 400, "temperature": 0})
+        for _ in range(50):
+            if self.server.request("GET", "/health")[2]["requests"] == 2:
+                break
+            time.sleep(0.1)
+        else:
+            raise Failure("the second request never showed as waiting in /health")
+        waiting.close()
+        running.close()
+        after = self.client.completions.create(model=self.model, prompt=PROMPT, max_tokens=3, temperature=0)
+        check(after.choices[0].text.startswith(" Paris"), f"request after the disconnects: {after}")
+        line = self.wait_for_log(lambda l: "cancelled before it started" in l, "the abandoned queued request")
+        check(line.startswith("POST /v1/completions ") and "client went away" in line and " tokens " not in line, line)
+        status, _, health = self.server.request("GET", "/health")
+        check(health["requests"] == 0, f"requests left after the disconnects: {health}")
 
     def case_bad_requests(self):
         long_prompt = " ".join(["word"] * (CTX + 10))

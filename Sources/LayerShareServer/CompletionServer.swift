@@ -21,6 +21,7 @@ public enum CompletionServer {
         let host = settings.host
         let app = Application(
             responder: APIResponder(service: service),
+            server: .http1(additionalChannelHandlers: [ClientCloseHandler()]),
             configuration: .init(address: .hostname(host, port: settings.port), serverName: nil),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? settings.port

@@ -79,8 +79,8 @@ final class CompletionService: Sendable {
             }
         }
         guard let result else {
-            log.note("failed: \(failure)")
-            throw APIError.internalError(failure)
+            // The responder logs the message.
+            throw APIError.internalError(job.isCancelled ? "client went away: \(failure)" : failure)
         }
         if job.isCancelled { log.note("client went away") }
         log.record(promptTokens: result.promptTokens, completionTokens: result.completionTokens)
@@ -92,6 +92,7 @@ final class CompletionService: Sendable {
     /// Server-sent events as the text comes: one chunk per piece, a last chunk with finish_reason,
     /// the usage chunk if asked for, then `[DONE]`. A failed write (client gone) cancels the job.
     private func stream(_ job: GenerationJob, shape: ResponseShape, log: RequestLog) -> Response {
+        log.streaming = true
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"

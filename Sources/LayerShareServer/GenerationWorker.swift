@@ -69,7 +69,7 @@ public final class GenerationWorker: @unchecked Sendable {
 
     private func run(_ job: GenerationJob) {
         guard !job.isCancelled else {
-            job.send(.failed("cancelled before it started"))
+            job.send(.failed("cancelled before it started, nothing generated"))
             return
         }
         generator.runner.reset()

@@ -10,6 +10,13 @@ final class RequestLog: @unchecked Sendable {
     private let start = DispatchTime.now().uptimeNanoseconds
     private var tokens: (prompt: Int, completion: Int)?
     private var outcome: String?
+    /// A streamed response is logged once its body is written; others as soon as they are ready
+    /// (if the client is gone by then, Hummingbird never writes them).
+    var streaming: Bool {
+        get { lock.withLock { streamingFlag } }
+        set { lock.withLock { streamingFlag = newValue } }
+    }
+    private var streamingFlag = false
 
     init(method: String, path: String) {
         self.method = method
@@ -32,8 +39,12 @@ final class RequestLog: @unchecked Sendable {
         FileHandle.standardError.write(Data(line.utf8))
     }
 
-    /// `response` whose body, once written (or failed), writes the log line.
+    /// `response`, logged now, or (streaming) with a body that writes the line once written or failed.
     func attach(to response: Response) -> Response {
+        guard streaming else {
+            write(status: response.status.code)
+            return response
+        }
         var response = response
         let body = response.body
         let status = response.status.code
