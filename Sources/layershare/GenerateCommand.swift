@@ -24,25 +24,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: [.customShort("n"), .customLong("max-tokens")], parsing: .unconditional, help: "Maximum number of tokens to generate.")
     var maxTokens = 128
 
-    @Option(name: [.customLong("temperature"), .customLong("temp")], parsing: .unconditional, help: "Sampling temperature; 0 = greedy.")
-    var temperature: Float = 0.7
-
-    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Keep only the K most likely tokens (0 = off).")
-    var topK = 40
-
-    @Option(name: .customLong("top-p"), parsing: .unconditional, help: "Nucleus sampling: keep the smallest set of tokens with this total probability.")
-    var topP: Float = 0.95
-
-    @Option(name: .customLong("min-p"), parsing: .unconditional,
-            help: "Keep only tokens whose probability (at temperature 1) is at least this fraction of the most likely one's (0 = off).")
-    var minP: Float = 0
-
-    @Option(name: .customLong("repeat-penalty"), parsing: .unconditional,
-            help: "Divide the logits of tokens seen in the last --repeat-last-n tokens by this (multiply negative ones); 1 = off. Applies to greedy decoding too.")
-    var repeatPenalty: Float = 1
-
-    @Option(name: .customLong("repeat-last-n"), parsing: .unconditional, help: "How many of the latest tokens (prompt included) --repeat-penalty looks at.")
-    var repeatLastN = 64
+    @OptionGroup var sampling: SamplingOptions
 
     @Option(help: "Stop when the output contains this text, which is not printed (repeatable).")
     var stop: [String] = []
@@ -62,14 +44,8 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         try requireNonNegative(maxTokens, "--max-tokens")
         let seed = self.seed ?? UInt64(Date().timeIntervalSince1970 * 1000)
-        var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, minP: minP, seed: seed,
-                                  repeatPenalty: repeatPenalty, repeatLastN: repeatLastN)  // before the slow load
-        let model = try options.loadModel()
-        let runner = try RunnerFactory.make(model: model, options: try options.runnerOptions(model: model), log: note)
-        note("[\(runner.backendName), context \(runner.capacity), weights \(formatBytes(runner.weightBytes)), KV cache \(formatBytes(runner.kvCacheBytes))]")
-        if model.paddedVocabulary > 0 {
-            note("note: the embedding table has \(model.paddedVocabulary) rows past the tokenizer's \(model.tokenizer.vocabSize) tokens (padding); they are never sampled")
-        }
+        var sampler = try sampling.sampler(seed: seed)  // before the slow load
+        let (model, runner) = try options.loadRunner()
         let generator = Generator(runner: runner, tokenizer: model.tokenizer)
         if ignoreEOS { generator.stopIds = [] }
         var template = model.chatTemplate
