@@ -26,6 +26,7 @@ let package = Package(
         .systemLibrary(name: "CVulkan", path: "Sources/CVulkan"),
         .systemLibrary(name: "CGlslang", path: "Sources/CGlslang"),
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CEditLine", path: "Sources/CEditLine"),  // libedit, for generate --chat's line editing
         .target(
             name: "VulkanCompute",
             dependencies: ["CVulkan", "CGlslang"],
@@ -40,6 +41,7 @@ let package = Package(
             name: "layershare",
             dependencies: [
                 "LayerShare",
+                "CEditLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
