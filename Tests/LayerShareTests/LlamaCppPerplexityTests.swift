@@ -114,6 +114,22 @@ final class LlamaCppPerplexityTests: XCTestCase {
         XCTAssertFalse(r.stderr.contains("[\(chunks + 1)]"), r.stderr)
     }
 
+    func testBadOptionsEndInAClearError() throws {
+        let ppl = ["ppl", "--method", "llama.cpp", "--backend", "cpu", "--file", "/usr/share/common-licenses/GPL-3"]
+        let cases: [([String], String)] = [
+            (ppl + ["--stride", "4"], "--stride applies to --method sliding"),
+            (ppl + ["--score-tokens", "64"], "--chunks N scores the first N chunks"),
+            (ppl + ["--chunks", "0"], "--chunks must be at least 1, got 0"),
+            (ppl + ["--window", "5000", "--ctx", "8192"], "needs at least two windows of tokens (2 × 5000)"),
+            (["ppl", "--backend", "cpu", "--file", "/usr/share/common-licenses/GPL-3", "--chunks", "2"], "--chunks applies to --method llama.cpp"),
+            (["ppl", "--method", "llama", "--file", "/usr/share/common-licenses/GPL-3"], "llama"),
+            (["logits", "--backend", "cpu", "--tokens", "1,x", "--output", "/tmp/never.npy"], "--tokens: \"x\" is not a token id"),
+            (["logits", "--backend", "cpu", "--tokens", "1,99999999", "--output", "/tmp/never.npy"], "id 99999999 is outside the vocabulary"),
+            (["logits", "--backend", "cpu", "--tokens", "1", "--prompt", "hi", "--output", "/tmp/never.npy"], "exactly one of --prompt and --tokens"),
+        ]
+        for (arguments, fragment) in cases { assertClearError(try CLIProcess.run(arguments, timeout: 60), [fragment]) }
+    }
+
     private func number(after marker: String, in text: String) -> Double? {
         guard let range = text.range(of: marker) else { return nil }
         return Double(text[range.upperBound...].prefix { $0.isNumber || $0 == "." || $0 == "-" })
