@@ -31,6 +31,7 @@ let package = Package(
         .systemLibrary(name: "CGlslang", path: "Sources/CGlslang"),
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CEditLine", path: "Sources/CEditLine"),  // libedit, for generate --chat's line editing
         .target(
             name: "VulkanCompute",
             dependencies: ["CVulkan", "CGlslang"],
@@ -56,6 +57,7 @@ let package = Package(
             dependencies: [
                 "LayerShare",
                 "LayerShareServer",
+                "CEditLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
