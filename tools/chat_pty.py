@@ -6,7 +6,10 @@ Usage:
 
 STEPS.json is a list of ["send", TEXT] (bytes written to the terminal; "\\u0003" is Ctrl-C, "\\u0004"
 Ctrl-D), ["wait", TEXT] (block until TEXT appears in the output after the previous wait's match) and
-["more", N] (block until N more bytes have come after it, e.g. part of a reply).
+["more", N] (block until N more bytes have come after it, e.g. part of a reply) and ["editing", 0]
+(block until the program's line editor has the terminal out of canonical mode: keys typed before that
+moment go through the terminal's own line discipline, where Ctrl-D on an empty line is an end-of-file
+that the switch of modes drops).
 Prints one JSON object: the whole transcript (the terminal shows stdout and stderr together),
 the exit status, and "error" if a wait or the exit timed out.
 """
@@ -18,6 +21,7 @@ import pty
 import select
 import signal
 import sys
+import termios
 import time
 
 
@@ -56,6 +60,14 @@ def main():
             os.write(fd, text.encode())
             continue
         deadline = time.time() + args.timeout
+        if kind == "editing":
+            while termios.tcgetattr(fd)[3] & termios.ICANON:
+                if time.time() > deadline or not pump(min(deadline, time.time() + 0.01)):
+                    error = "timed out waiting for the line editor"
+                    break
+            if error:
+                break
+            continue
         if kind == "more":
             while len(out) < mark + text:
                 if time.time() > deadline or not pump(deadline):

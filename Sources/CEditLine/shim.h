@@ -8,3 +8,11 @@ static inline int layershare_el_set_signal(EditLine *el, int handle) { return el
 static inline int layershare_el_set_history(EditLine *el, History *h) { return el_set(el, EL_HIST, history, h); }
 static inline int layershare_history_set_size(History *h, int size) { HistEvent ev; return history(h, &ev, H_SETSIZE, size); }
 static inline int layershare_history_enter(History *h, const char *line) { HistEvent ev; return history(h, &ev, H_ENTER, line); }
+// Ctrl-C at the prompt: the edit-mode terminal settings drop ISIG, so Ctrl-C reaches libedit as a key
+// bound to `fn` (no signal that libedit's read loop could swallow by retrying the read).
+static inline int layershare_el_setty_no_signals(EditLine *el) { return el_set(el, EL_SETTY, "-d", "-isig", (const char *)NULL); }
+static inline int layershare_el_add_function(EditLine *el, const char *name, const char *help, unsigned char (*fn)(EditLine *, int)) {
+    return el_set(el, EL_ADDFN, name, help, fn);
+}
+static inline int layershare_el_bind(EditLine *el, const char *key, const char *name) { return el_set(el, EL_BIND, key, name, (const char *)NULL); }
+static inline int layershare_el_set_getc(EditLine *el, el_rfunc_t fn) { return el_set(el, EL_GETCFN, fn); }

@@ -21,6 +21,9 @@ enum ChatInterrupt {
 
     static var isSet: Bool { flag.load(ordering: .relaxed) }
 
+    /// Ctrl-C seen as a key by the line editor.
+    static func raise() { flag.store(true, ordering: .relaxed) }
+
     /// Whether Ctrl-C was pressed since the last call; clears it.
     static func take() -> Bool { flag.exchange(false, ordering: .relaxed) }
 }

@@ -60,6 +60,17 @@ final class EditLineReader: LineReader {
         _ = layershare_el_set_prompt(editor) { _ in editLinePrompt }
         _ = layershare_el_set_editor(editor, "emacs")
         _ = layershare_el_set_signal(editor, 0)  // our handler; libedit's would re-send SIGINT to the process group
+        // While a line is edited Ctrl-C is a key (a SIGINT there is retried away by libedit's read loop,
+        // so it only counted at the next key press); during a reply the terminal is back to signals.
+        _ = layershare_el_setty_no_signals(editor)
+        _ = layershare_el_add_function(editor, "layershare-interrupt", "discard the line") { _, _ in
+            ChatInterrupt.raise()
+            return UInt8(CC_EOF)
+        }
+        _ = layershare_el_bind(editor, "^C", "layershare-interrupt")
+        // A SIGINT just before libedit reads (the terminal still in its normal mode) must not wait for
+        // the next key either: characters come from here, which sees the flag within 100 ms.
+        _ = layershare_el_set_getc(editor) { _, out in readCharacter(into: out) }
         _ = el_source(editor, nil)  // ~/.editrc, if any
     }
 
@@ -87,3 +98,33 @@ final class EditLineReader: LineReader {
 }
 
 private let editLinePrompt: UnsafeMutablePointer<CChar> = strdup("> ")
+
+/// libedit's character source: one character (UTF-8 decoded) from standard input, or Ctrl-C (0x03,
+/// bound to the interrupt key) as soon as ChatInterrupt is set. 1: a character, 0: end of input, -1: error.
+private func readCharacter(into out: UnsafeMutablePointer<wchar_t>?) -> Int32 {
+    guard let out else { return -1 }
+    var state = mbstate_t()
+    while true {
+        if ChatInterrupt.isSet {
+            out.pointee = 3
+            return 1
+        }
+        var ready = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
+        let polled = poll(&ready, 1, 100)
+        if polled < 0 && errno != EINTR { return -1 }
+        if polled <= 0 { continue }
+        var byte: CChar = 0
+        let n = read(STDIN_FILENO, &byte, 1)
+        if n == 0 { return 0 }
+        if n < 0 { if errno == EINTR { continue } else { return -1 } }
+        var wide: wchar_t = 0
+        let used = mbrtowc(&wide, &byte, 1, &state)
+        if used == -2 { continue }  // the middle of a multibyte character
+        if used == -1 {  // not UTF-8: pass the byte on as it is
+            state = mbstate_t()
+            wide = wchar_t(UInt8(bitPattern: byte))
+        }
+        out.pointee = wide
+        return 1
+    }
+}

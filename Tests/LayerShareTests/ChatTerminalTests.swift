@@ -19,9 +19,13 @@ final class ChatTerminalTests: XCTestCase {
     }
 
     /// The text between the echo of `message` and the statistics line, for each time it was sent.
+    /// A line typed before libedit has switched the terminal to its own echo is echoed twice (once by
+    /// the terminal, once by libedit): a second echo at the start of the reply is not part of it.
     private func replies(to message: String, in transcript: String) -> [String] {
         transcript.components(separatedBy: "> " + message).dropFirst().map {
-            $0.components(separatedBy: "prompt tokens:")[0].trimmingCharacters(in: .whitespacesAndNewlines)
+            var reply = $0.components(separatedBy: "prompt tokens:")[0].trimmingCharacters(in: .whitespacesAndNewlines)
+            if reply.hasPrefix(message) { reply = String(reply.dropFirst(message.count)).trimmingCharacters(in: .whitespacesAndNewlines) }
+            return reply
         }
     }
 
@@ -33,12 +37,17 @@ final class ChatTerminalTests: XCTestCase {
         let (t, status) = try runAtTerminal(chat + ["-n", "200"], steps: [
             ["wait", "> "], ["send", "\n"], ["wait", "> "],  // an empty line: ignored, prompt again
             ["send", france + "\n"], ["wait", "context: "], ["wait", "> "],
-            ["send", "Tell me a long story about a dragon.\n"], ["wait", "dragon.\r\n"], ["more", 40], ["send", "\u{03}"],
+            // 120 bytes past the echo: a line may be echoed twice (the terminal's echo before libedit's own, ~40
+            // bytes), so this is well into the reply (> 3 tokens) and far from its end (200 tokens).
+            ["send", "Tell me a long story about a dragon.\n"], ["wait", "dragon.\r\n"], ["more", 120], ["send", "\u{03}"],
             ["wait", "interrupted"], ["wait", "> "],
             ["send", "Which city did you name first?\n"], ["wait", "context: "], ["wait", "> "],
             ["send", "/reset\n"], ["wait", "new conversation"], ["wait", "> "],
             ["send", france + "\n"], ["wait", "context: "], ["wait", "> "],
-            ["send", "half a line\u{03}"], ["wait", "line discarded"], ["wait", "> "], ["send", "\u{04}"],
+            // Ctrl-C once libedit has echoed the text, i.e. is reading the line (a SIGINT in the instant
+            // before the read starts would only count at the next key press).
+            ["send", "half a line"], ["wait", "half a line"], ["send", "\u{03}"], ["wait", "line discarded"], ["wait", "> "],
+            ["editing", 0], ["send", "\u{04}"],
         ])
         XCTAssertEqual(status, 0, t)
         let prompts = numbers(after: "prompt tokens: ", in: t), generated = numbers(after: "generated tokens: ", in: t)
