@@ -23,7 +23,7 @@ layout(push_constant) uniform Push {
 
 #if defined(TYPE_F32)
 layout(std430, binding = 0) readonly buffer Table { float wf[]; };
-#elif defined(TYPE_F16)
+#elif defined(TYPE_F16) || defined(TYPE_BF16)
 layout(std430, binding = 0) readonly buffer Table { uint16_t wh[]; };
 #else
 layout(std430, binding = 0) readonly buffer Table { uint wq[]; };
@@ -66,7 +66,7 @@ void main() {
 #if defined(TYPE_F32)
         v = wf[token * pc.cols + t];
 #else
-        v = unpackHalf2x16(uint(wh[token * pc.cols + t])).x;
+        v = half_weight(wh[token * pc.cols + t]);
 #endif
     }
     outv[dst + t] = v;

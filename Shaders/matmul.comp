@@ -32,7 +32,7 @@ layout(push_constant) uniform Push {
 
 #if defined(TYPE_F32)
 layout(std430, binding = 0) readonly buffer Weights { float wf[]; };
-#elif defined(TYPE_F16)
+#elif defined(TYPE_F16) || defined(TYPE_BF16)
 layout(std430, binding = 0) readonly buffer Weights { uint16_t wh[]; };
 #else
 layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
@@ -104,7 +104,7 @@ void main() {
 #if defined(TYPE_F32)
                 v = wf[stored_row(o) * pc.cols + i];
 #else
-                v = unpackHalf2x16(uint(wh[stored_row(o) * pc.cols + i])).x;
+                v = half_weight(wh[stored_row(o) * pc.cols + i]);
 #endif
             }
             wTile[k * BM + m] = v;

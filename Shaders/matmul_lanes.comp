@@ -72,7 +72,7 @@ layout(push_constant) uniform Push {  // the first seven as matvec.comp
 #endif
 } pc;
 
-#if defined(TYPE_F32) || defined(TYPE_F16)
+#if defined(TYPE_F32) || defined(TYPE_F16) || defined(TYPE_BF16)
 #error matmul_lanes.comp is for the quantized types
 #endif
 #if defined(WEIGHTS_TEXEL)

@@ -37,13 +37,13 @@ layout(push_constant) uniform Push {
 
 #if defined(WEIGHTS_TEXEL)
 // Quantized weights as R32G32B32A32_UINT texels (see quant.glsl): much faster on lavapipe.
-#if defined(TYPE_F32) || defined(TYPE_F16)
+#if defined(TYPE_F32) || defined(TYPE_F16) || defined(TYPE_BF16)
 #error WEIGHTS_TEXEL is for the quantized types
 #endif
 layout(binding = 0) uniform usamplerBuffer wt;
 #elif defined(TYPE_F32)
 layout(std430, binding = 0) readonly buffer Weights { float wf[]; };
-#elif defined(TYPE_F16)
+#elif defined(TYPE_F16) || defined(TYPE_BF16)
 layout(std430, binding = 0) readonly buffer Weights { uint16_t wh[]; };
 #else
 layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
@@ -52,7 +52,7 @@ layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
 // Activations as R32G32B32A32_SFLOAT texels (one fetch per 4 floats; vector gathers on lavapipe,
 // where every storage-buffer load is a per-lane loop). Only used for quantized weights, with
 // xOffset and xStride multiples of 4 so every 4-float group is one whole texel.
-#if defined(TYPE_F32) || defined(TYPE_F16)
+#if defined(TYPE_F32) || defined(TYPE_F16) || defined(TYPE_BF16)
 #error X_TEXEL is for the quantized types
 #endif
 layout(binding = 1) uniform samplerBuffer xt;
@@ -149,7 +149,7 @@ void main() {
 #if defined(TYPE_F32)
             float w = wf[stored_row(row) * pc.cols + i];
 #else
-            float w = unpackHalf2x16(uint(wh[stored_row(row) * pc.cols + i])).x;
+            float w = half_weight(wh[stored_row(row) * pc.cols + i]);
 #endif
             [[unroll]] for (uint j = 0u; j < NUM_X; j++) acc[r * NUM_X + j] += xi[j] * w;
         }

@@ -1,6 +1,6 @@
 // Quantized weight decoding for the matmul / matvec / embedding kernels.
 //
-// The including shader defines exactly one of TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_1,
+// The including shader defines exactly one of TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_1,
 // TYPE_Q5_0, TYPE_Q5_1 and, for the quantized types, CHUNK_UNITS (see below), WEIGHT_ROWS and WEIGHT_COL_BLOCKS (the
 // matrix's rows and blocks per row, expressions of its push constants), WEIGHT_TILE (the host's
 // define; 1 when absent) and the weights as `uint wq[]` (32-bit words) — or, with WEIGHTS_TEXEL,
@@ -31,6 +31,13 @@
 // row r is stored row rowTable[r / ROW_BLOCK]·ROW_BLOCK + r % ROW_BLOCK. The including shader
 // defines ROW_BLOCK, ROW_TABLE_BINDING (where this file declares the table) and WEIGHT_ROWS as the
 // stored row count.
+// 16-bit float weights (`uint16_t wh[]`): F16, or BF16 (the top half of a float32: exact).
+#if defined(TYPE_BF16)
+float half_weight(uint16_t h) { return uintBitsToFloat(uint(h) << 16); }
+#elif defined(TYPE_F16)
+float half_weight(uint16_t h) { return unpackHalf2x16(uint(h)).x; }
+#endif
+
 #ifdef ROW_TABLE
 layout(std430, binding = ROW_TABLE_BINDING) readonly buffer RowTable { uint rowTable[]; };
 uint stored_row(uint row) { return rowTable[row / ROW_BLOCK] * ROW_BLOCK + row % ROW_BLOCK; }

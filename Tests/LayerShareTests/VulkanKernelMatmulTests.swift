@@ -5,7 +5,7 @@ import XCTest
 /// Matrix products (decode matvec and prefill matmul) against a float64 reference over weights
 /// dequantized by ModelFormats.Dequantize.row, plus bit-exact GPU dequantization.
 final class VulkanKernelMatmulTests: VulkanKernelTestCase {
-    static let types: [GGMLType] = [.f32, .f16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1]
+    static let types: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1]
 
     /// (weight rows O, cols K, activation rows R). Quantized K must be a multiple of 32.
     static let quantizedShapes: [(Int, Int, Int)] = [
@@ -402,6 +402,28 @@ final class VulkanMixedStackTests: XCTestCase {
         let ragged = WeightTensorTestSupport.tensor(.q8_0, rows: 1, cols: 256, bytes: random.matrixBytes(.q8_0, rows: 1, cols: 256))
         XCTAssertThrowsError(try backend.loadStacked([tensors[0], ragged], label: "bad")) {
             XCTAssertTrue("\($0)".contains("row length"), "\($0)")
+        }
+        if let messages = device.instance.validationLog?.messages { XCTAssertEqual(messages, []) }
+    }
+
+    /// Norm weights stored as F16 or BF16 (HF directories in those types) are loaded as floats: the
+    /// norm kernels read float32 (an F16 norm vector once failed with "weight needs floats 0..<576").
+    func testVectorsLoadAsFloatsWhateverTheirType() throws {
+        var random = TestRandom(#function)
+        let device = try VulkanDevice()
+        let backend = try VulkanBackend(device: device)
+        for type in [GGMLType.f16, .bf16, .f32] {
+            let bytes = random.matrixBytes(type, rows: 1, cols: 577)
+            let tensor = WeightTensorTestSupport.tensor(type, rows: 1, cols: 577, bytes: bytes)
+            let vector = WeightTensor(name: "norm \(type)", type: type, shape: [577], data: tensor.data, owner: tensor.owner)
+            let m = try backend.loadWeight(vector)
+            XCTAssertEqual(m.type, .f32, "\(type)")
+            let stored = try m.buffer.download(Float.self, count: 577)
+            XCTAssertEqual(stored.map(\.bitPattern), referenceRows(type, bytes, rows: 1, cols: 577).map(\.bitPattern), "\(type)")
+            let x = try backend.makeTensor(577, label: "x"), y = try backend.makeTensor(577, label: "y")
+            try x.buffer.upload(random.floats(577))
+            XCTAssertNoThrow(try backend.rmsnorm(x, weight: m, into: y, rows: 1, dim: 577, eps: 1e-5), "\(type)")
+            try backend.finish()
         }
         if let messages = device.instance.validationLog?.messages { XCTAssertEqual(messages, []) }
     }

@@ -72,6 +72,13 @@ public final class VulkanBackend: InferenceBackend {
     }
 
     public func loadWeight(_ weight: WeightTensor) throws -> VulkanMatrix {
+        // Vectors (norm weights) are read as float32 by the norm kernels whatever the file stores.
+        if weight.shape.count == 1, weight.type != .f32 {
+            let values = Dequantize.row(weight.type, weight.data.baseAddress!, count: weight.elementCount)
+            let m = try VulkanMatrix(device: device, values: values, rows: 1, cols: values.count, label: weight.name)
+            weightBytes += m.buffer.byteCount
+            return m
+        }
         let m = try VulkanMatrix(device: device, type: weight.type, rows: weight.rows, cols: weight.cols, bytes: weight.data,
                                  tileRows: kernels.tuning.weightTileRows, label: weight.name)
         weightBytes += m.buffer.byteCount

@@ -71,7 +71,8 @@ public final class VulkanKernels {
         case .q4_1: return "TYPE_Q4_1"
         case .q5_0: return "TYPE_Q5_0"
         case .q5_1: return "TYPE_Q5_1"
-        case .bf16, .q4_K, .q5_K, .q6_K:
+        case .bf16: return "TYPE_BF16"
+        case .q4_K, .q5_K, .q6_K:
             throw VulkanError.invalidArgument("\(type) weights have no GPU kernel; VulkanMatrix widens them to F32 on upload")
         }
     }

@@ -2,11 +2,11 @@ import Foundation
 import ModelFormats
 import VulkanCompute
 
-/// A weight matrix on the GPU in its stored GGUF format (F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), dequantized
-/// inside the shaders. F32/F16 rows are uploaded unchanged; quantized blocks keep their bytes but
+/// A weight matrix on the GPU in its stored GGUF format (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), dequantized
+/// inside the shaders. F32/F16/BF16 rows are uploaded unchanged; quantized blocks keep their bytes but
 /// are split into parts (`splitBlocks`: all quants, then all scales) so shader reads are aligned,
 /// and stored in tiles of `tileRows` rows (see Shaders/quant.glsl).
-/// BF16 and the K-quants have no kernels yet and are widened to F32 on upload
+/// The K-quants have no kernels yet and are widened to F32 on upload
 /// (`GGMLType.widenedOnDevice`; `type` is then `.f32`).
 ///
 /// A matrix must fit one storage-buffer binding (`maxStorageBufferRange`); larger ones are
@@ -250,8 +250,8 @@ extension GGMLType {
     /// Types the Vulkan kernels cannot read as stored: dequantized to F32 when uploaded.
     public var widenedOnDevice: Bool {
         switch self {
-        case .bf16, .q4_K, .q5_K, .q6_K: return true
-        case .f32, .f16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: return false
+        case .q4_K, .q5_K, .q6_K: return true
+        case .f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: return false
         }
     }
 }
