@@ -50,6 +50,7 @@ struct GenerateCommand: ParsableCommand {
         if ignoreEOS { generator.stopIds = [] }
         var template = model.chatTemplate
         if let system { template.defaultSystemPrompt = system }
+        if chat, let notice = template.notice { note("warning: \(notice)") }
 
         func turn(_ text: String) throws -> [Int] {
             var watch = StopText(stop)

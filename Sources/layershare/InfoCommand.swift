@@ -32,7 +32,9 @@ struct InfoCommand: ParsableCommand {
         print("context: \(h.contextLength) (trained), rope theta \(h.ropeTheta), rms eps \(h.rmsEps), tied embeddings: \(h.tiedEmbeddings)")
         try tensorTypeLines(model).forEach { print($0) }
         print(tokenizerLine(model.tokenizer))
-        print("chat template: ChatML, default system prompt: " + (model.chatTemplate.defaultSystemPrompt.map { "\"\($0)\"" } ?? "none"))
+        let template = model.chatTemplate
+        print("chat template: \(template.family.rawValue)\(template.notice == nil ? "" : " (fallback: \(template.notice!))"), default system prompt: "
+              + (template.defaultSystemPrompt.map { "\"\($0)\"" } ?? "none"))
         for backend in [BackendKind.cpu, .vulkan] { print(memoryLine(model, backend)) }
     }
 

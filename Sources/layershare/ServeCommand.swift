@@ -55,6 +55,7 @@ struct ServeCommand: ParsableCommand {
         let generator = Generator(runner: runner, tokenizer: model.tokenizer)
         let defaults = SamplingDefaults(temperature: sampling.temperature, topK: sampling.topK, topP: sampling.topP,
                                         minP: sampling.minP, repeatPenalty: sampling.repeatPenalty, repeatLastN: sampling.repeatLastN)
+        if let notice = model.chatTemplate.notice { note("warning: /v1/chat/completions: \(notice)") }
         var settings = ServerSettings(modelID: modelID ?? Self.defaultID(path: model.path), sampling: defaults,
                                       template: model.chatTemplate)
         settings.host = host

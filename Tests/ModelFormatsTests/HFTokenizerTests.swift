@@ -102,6 +102,31 @@ final class ChatTemplateTests: XCTestCase {
         XCTAssertEqual(ids.filter { $0 == 2 }.count, 2)
     }
 
+    /// Families recognised from template text (shortened forms of the markers real templates use),
+    /// their rendering, and the named fallback.
+    func testTemplateFamilies() {
+        let llama3 = ChatTemplate(template: "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n{{ m['content'] | trim }}<|eot_id|>{% endfor %}")
+        XCTAssertEqual(llama3.family, .llama3)
+        XCTAssertNil(llama3.notice)
+        XCTAssertEqual(llama3.render(messages: [(role: "system", content: "S"), (role: "user", content: "Hi")], addGenerationPrompt: true),
+                       "<|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+                       + "<|start_header_id|>assistant<|end_header_id|>\n\n")
+        let gemma = ChatTemplate(template: "{{ bos_token }}{% for message in messages %}<start_of_turn>{{ role }}\n{{ message['content'] | trim }}<end_of_turn>\n{% endfor %}")
+        XCTAssertEqual(gemma.family, .gemma)
+        XCTAssertEqual(gemma.render(messages: [(role: "system", content: "Be brief."), (role: "user", content: "Hi"),
+                                               (role: "assistant", content: "Hello"), (role: "user", content: "Bye")], addGenerationPrompt: true),
+                       "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello<end_of_turn>\n"
+                       + "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n")
+        XCTAssertEqual(ChatTemplate(template: "{% for m in messages %}<|im_start|>{{m.role}}{% endfor %}").family, .chatML)
+        let none = ChatTemplate(template: nil), odd = ChatTemplate(template: "[INST] {{ m }} [/INST]")
+        XCTAssertEqual(none.family, .chatML)
+        XCTAssertTrue(none.notice?.contains("no chat template") ?? false, "\(none.notice ?? "nil")")
+        XCTAssertEqual(odd.family, .chatML)
+        XCTAssertTrue(odd.notice?.contains("none of ChatML, Llama 3, Gemma") ?? false, "\(odd.notice ?? "nil")")
+        XCTAssertEqual([ChatTemplate.Family.chatML, .llama3, .gemma].map { ChatTemplate(family: $0).endOfTurn },
+                       ["<|im_end|>", "<|eot_id|>", "<end_of_turn>"])
+    }
+
     func testTemplateWithoutDefault() {
         XCTAssertNil(ChatTemplate.defaultSystemPrompt(inTemplate: "{% for m in messages %}<|im_start|>{{m.role}}\n{{m.content}}<|im_end|>\n{% endfor %}"))
         XCTAssertEqual(ChatTemplate().render(messages: [(role: "user", content: "x")], addGenerationPrompt: false),

@@ -28,7 +28,8 @@ public struct ContextFullError: Error, CustomStringConvertible {
 public final class Generator {
     public let runner: ModelRunner
     public let tokenizer: Tokenizer
-    /// Ids that end generation (EOS and, for chat models, <|im_end|>).
+    /// Ids that end generation: EOS, and the end-of-turn tokens of the chat template families
+    /// (<|im_end|>, <|eot_id|>, <end_of_turn>) that the vocabulary has.
     public var stopIds: Set<Int>
 
     public init(runner: ModelRunner, tokenizer: Tokenizer) {
@@ -36,7 +37,9 @@ public final class Generator {
         self.tokenizer = tokenizer
         var stops: Set<Int> = []
         if let eos = tokenizer.eosId { stops.insert(eos) }
-        if let end = tokenizer.imEndId { stops.insert(end) }
+        for family in ChatTemplate.Family.allCases {
+            if let end = tokenizer.tokenId(for: ChatTemplate(family: family).endOfTurn) { stops.insert(end) }
+        }
         stopIds = stops
     }
 
