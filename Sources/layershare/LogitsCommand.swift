@@ -21,7 +21,7 @@ struct LogitsCommand: ParsableCommand {
 
     func run() throws {
         let model = try options.loadModel()
-        let tokens = model.tokenizer.encode(try readPromptText(prompt))
+        let tokens = model.promptTokens(try readPromptText(prompt))
         guard !tokens.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
         let runner = try RunnerFactory.make(model: model, options: try options.runnerOptions(model: model), log: note)
         let vocab = runner.hyper.vocabSize

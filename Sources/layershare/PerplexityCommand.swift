@@ -28,13 +28,14 @@ struct PerplexityCommand: ParsableCommand {
 
     func run() throws {
         // Options first, so a bad --window is blamed on itself and not on the context it sets.
-        let evaluation = try PerplexityEvaluation(window: window, stride: stride)
+        var evaluation = try PerplexityEvaluation(window: window, stride: stride)
         let maxTokens = scoreTokens ?? oldMaxTokens
         if let maxTokens { try requireNonNegative(maxTokens, "--score-tokens") }
         let text = try readTextFile(file, "--file")
         let model = try options.loadModel()
-        var tokens = model.tokenizer.encode(text, parseSpecial: false)
+        var tokens = model.promptTokens(text, parseSpecial: false)
         if let maxTokens { tokens = Array(tokens.prefix(maxTokens)) }
+        evaluation.beginning = model.beginningToken
         var runnerOptions = try options.runnerOptions(model: model)
         if runnerOptions.context == nil {
             runnerOptions.context = window

@@ -276,6 +276,9 @@ public final class VulkanBackend: InferenceBackend {
         let (v, _) = try op.values.stream(.values, "attention values")
         switch op.scores {
         case let .queries(queries, keyCache):
+            if let window = op.window {
+                throw ModelLoadError("attention: sliding-window attention (window \(window)) is not implemented on Vulkan yet; use --backend cpu")
+            }
             let (k, _) = try keyCache.stream(.keys, "attention keys")
             let scratch = try scratch(heads: s.heads, headDim: s.headDim, context: keyCache.capacity)
             try ensureRecording()
@@ -286,7 +289,7 @@ public final class VulkanBackend: InferenceBackend {
                           flops: 4 * visiblePairs * Double(s.queryRow))
             try attentionKernels.attention(batch, q: queries.buffer, k: k, v: v, out: op.out.buffer, scratch: scratch,
                                            rows: rows, startPosition: start, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
-                                           scale: 1 / Float(s.headDim).squareRoot(), probabilities: op.emittedProbabilities?.buffer,
+                                           scale: op.scale ?? 1 / Float(s.headDim).squareRoot(), probabilities: op.emittedProbabilities?.buffer,
                                            label: rows == 1 ? "attention decode" : "attention prefill", group: group)
         case let .probabilities(p):
             guard case .nothing = op.emit else {
@@ -312,6 +315,23 @@ public final class VulkanBackend: InferenceBackend {
         batch.setCost(bytes: Double(3 * count * 4), flops: Double(6 * count))
         try kernels.swiglu(batch, gate: gate.buffer, gateOffset: gateOffset, up: up.buffer, upOffset: upOffset, out: out.buffer,
                            count: count, label: "swiglu", group: group)
+    }
+
+    public func geglu(gate: Tensor, gateOffset: Int, up: Tensor, upOffset: Int, into out: Tensor, count: Int) throws {
+        try ensureRecording()
+        batch.setCost(bytes: Double(3 * count * 4), flops: Double(12 * count))
+        try kernels.geglu(batch, gate: gate.buffer, gateOffset: gateOffset, up: up.buffer, upOffset: upOffset, out: out.buffer,
+                          count: count, label: "geglu", group: group)
+    }
+
+    public func headNorm(_ x: Tensor, rows: Int, rowSize: Int, offset: Int, heads: Int, headDim: Int, weight: VulkanMatrix, eps: Float) throws {
+        throw ModelLoadError("per-head RMSNorm (QK-norm) is not implemented on Vulkan yet; use --backend cpu")
+    }
+
+    public func scale(_ x: Tensor, by factor: Float, count: Int) throws {
+        try ensureRecording()
+        batch.setCost(bytes: Double(2 * count * 4), flops: Double(count))
+        try kernels.scale(batch, x: x.buffer, factor: factor, out: x.buffer, count: count, label: "scale", group: group)
     }
 
     public func add(_ a: Tensor, _ b: Tensor, into out: Tensor, count: Int) throws {
