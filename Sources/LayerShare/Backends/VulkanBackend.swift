@@ -22,7 +22,7 @@ public final class VulkanBackend: InferenceBackend {
     let batch: CommandBatch
     private var recording = false
     var group = ""
-    private var tokenBuffer: DeviceBuffer?
+    var tokenBuffer: DeviceBuffer?
     private var attentionScratch: DeviceBuffer?
     /// Host-visible buffer results are copied into at the end of a batch, reused across steps, so reading
     /// logits on a device without unified memory needs neither a new staging buffer nor a second submit.
@@ -72,9 +72,8 @@ public final class VulkanBackend: InferenceBackend {
     }
 
     public func loadWeight(_ weight: WeightTensor) throws -> VulkanMatrix {
-        let m = try VulkanMatrix(device: device, type: weight.type, rows: weight.rows, cols: weight.cols, bytes: weight.data,
-                                 tileRows: kernels.tuning.weightTileRows, label: weight.name)
-        weightBytes += m.buffer.byteCount
+        let m = try uploadMatrix(weight)
+        weightBytes += m.rowParts.isEmpty ? m.buffer.byteCount : m.rowParts.map(\.matrix.buffer.byteCount).reduce(0, +)
         return m
     }
 
@@ -114,17 +113,21 @@ public final class VulkanBackend: InferenceBackend {
 
     public func setGroup(_ group: String) { self.group = group }
 
-    public func embed(_ table: VulkanMatrix, tokens: [Int], into out: Tensor) throws {
-        if tokenBuffer == nil || tokenBuffer!.byteCount < tokens.count * 4 {
-            tokenBuffer = try DeviceBuffer(device: device, byteCount: max(tokens.count, 64) * 4, label: "token ids")
+    /// Token ids into `tokenBuffer`, inside the command stream: no staging buffer or extra submit per step.
+    func uploadTokens(_ ids: [UInt32]) throws {
+        if tokenBuffer == nil || tokenBuffer!.byteCount < ids.count * 4 {
+            tokenBuffer = try DeviceBuffer(device: device, byteCount: max(ids.count, 64) * 4, label: "token ids")
         }
         try ensureRecording()
-        // Token ids travel inside the command stream: no staging buffer or extra submit per step.
-        let ids = tokens.map { UInt32($0) }
         for start in stride(from: 0, to: ids.count, by: 16_384) {
             let chunk = ids[start..<min(start + 16_384, ids.count)]
             try chunk.withUnsafeBytes { try batch.update(tokenBuffer!, offset: start * 4, bytes: $0, label: "token_ids", group: group) }
         }
+    }
+
+    public func embed(_ table: VulkanMatrix, tokens: [Int], into out: Tensor) throws {
+        if !table.rowParts.isEmpty { return try rowPartsEmbed(table, tokens: tokens, into: out) }
+        try uploadTokens(tokens.map { UInt32($0) })
         let rowBytes = Double(table.byteCount / max(table.rows, 1))
         batch.setCost(bytes: Double(tokens.count) * (rowBytes + Double(table.cols * 4)), flops: Double(tokens.count * table.cols))
         try kernels.embedding(batch, table: table, tokens: tokenBuffer!, out: out.buffer, rows: tokens.count,
@@ -132,6 +135,9 @@ public final class VulkanBackend: InferenceBackend {
     }
 
     public func matmul(_ weight: VulkanMatrix, _ x: Tensor, into y: Tensor, rows: Int, label: String) throws {
+        if !weight.rowParts.isEmpty {
+            return try rowPartsProduct(weight, x, rows: rows, input: .plain, output: .store(y), label: label)
+        }
         if !weight.columnParts.isEmpty {
             return try columnPartsProduct(weight, x, rows: rows, input: .plain, output: .store(y), label: label)
         }
@@ -149,7 +155,9 @@ public final class VulkanBackend: InferenceBackend {
     /// CPU-type devices), else the separate ops.
     public func product(_ weight: VulkanMatrix, _ x: Tensor, rows: Int, input: FusedInput<VulkanMatrix>,
                         output: FusedOutput<Tensor, VulkanMatrix, Cache>, label: String) throws {
-        if !weight.columnParts.isEmpty {
+        if !weight.rowParts.isEmpty {
+            try rowPartsProduct(weight, x, rows: rows, input: input, output: output, label: label)
+        } else if !weight.columnParts.isEmpty {
             try columnPartsProduct(weight, x, rows: rows, input: input, output: output, label: label)
         } else {
             try product(weight, x, xColumns: nil, rows: rows, input: input, output: output, label: label)
@@ -276,9 +284,6 @@ public final class VulkanBackend: InferenceBackend {
         let (v, _) = try op.values.stream(.values, "attention values")
         switch op.scores {
         case let .queries(queries, keyCache):
-            if let window = op.window {
-                throw ModelLoadError("attention: sliding-window attention (window \(window)) is not implemented on Vulkan yet; use --backend cpu")
-            }
             let (k, _) = try keyCache.stream(.keys, "attention keys")
             let scratch = try scratch(heads: s.heads, headDim: s.headDim, context: keyCache.capacity)
             try ensureRecording()
@@ -289,7 +294,7 @@ public final class VulkanBackend: InferenceBackend {
                           flops: 4 * visiblePairs * Double(s.queryRow))
             try attentionKernels.attention(batch, q: queries.buffer, k: k, v: v, out: op.out.buffer, scratch: scratch,
                                            rows: rows, startPosition: start, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
-                                           scale: op.scale ?? 1 / Float(s.headDim).squareRoot(), probabilities: op.emittedProbabilities?.buffer,
+                                           scale: op.scale ?? 1 / Float(s.headDim).squareRoot(), probabilities: op.emittedProbabilities?.buffer, window: op.window,
                                            label: rows == 1 ? "attention decode" : "attention prefill", group: group)
         case let .probabilities(p):
             guard case .nothing = op.emit else {
@@ -325,7 +330,10 @@ public final class VulkanBackend: InferenceBackend {
     }
 
     public func headNorm(_ x: Tensor, rows: Int, rowSize: Int, offset: Int, heads: Int, headDim: Int, weight: VulkanMatrix, eps: Float) throws {
-        throw ModelLoadError("per-head RMSNorm (QK-norm) is not implemented on Vulkan yet; use --backend cpu")
+        try ensureRecording()
+        batch.setCost(bytes: Double(2 * rows * heads * headDim * 4), flops: Double(3 * rows * heads * headDim))
+        try kernels.headRmsnorm(batch, x: x.buffer, offset: offset, weight: weight.buffer, rows: rows, rowStride: rowSize,
+                                heads: heads, headDim: headDim, eps: eps, group: group)
     }
 
     public func scale(_ x: Tensor, by factor: Float, count: Int) throws {

@@ -15,9 +15,6 @@ public enum RunnerFactory {
             return try Transformer(backend: CPUBackend(), weights: model.weights, capacity: context,
                                    maxChunk: chunk, specs: options.specs)
         case .vulkan:
-            if h.options.qkNorm || h.options.slidingWindow != nil {
-                throw ModelLoadError("\(h.architecture) needs per-head Q/K norms and sliding-window attention, which the Vulkan backend does not implement yet: use --backend cpu")
-            }
             let device = try device ?? VulkanDevice(selector: options.device, validation: options.validation)
             let plan = vulkanPlan(model: model, specs: specs, tensors: tensors, device: device.info)
             let (context, chunk) = try plan.resolve(context: options.context, label: options.contextLabel, chunk: options.maxChunk, modelContext: h.contextLength, log: log)
