@@ -21,12 +21,17 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Only the HTTP server target uses it; the LayerShare library never imports it.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CVulkan", path: "Sources/CVulkan"),
         .systemLibrary(name: "CGlslang", path: "Sources/CGlslang"),
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CEditLine", path: "Sources/CEditLine"),  // libedit, for generate --chat's line editing
         .target(
             name: "VulkanCompute",
             dependencies: ["CVulkan", "CGlslang"],
@@ -37,10 +42,22 @@ let package = Package(
             name: "LayerShare",
             dependencies: ["VulkanCompute", "ModelFormats", "CBLAS", "CZlib"]
         ),
+        // `layershare serve`: OpenAI-compatible HTTP on Hummingbird, around one model runner.
+        .target(
+            name: "LayerShareServer",
+            dependencies: [
+                "LayerShare",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "layershare",
             dependencies: [
                 "LayerShare",
+                "LayerShareServer",
+                "CEditLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

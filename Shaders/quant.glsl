@@ -1,24 +1,27 @@
 // Quantized weight decoding for the matmul / matvec / embedding kernels.
 //
-// The including shader defines exactly one of TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_1
-// and, for the quantized types, CHUNK_UNITS (see below), WEIGHT_ROWS and WEIGHT_COL_BLOCKS (the
+// The including shader defines exactly one of TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_1,
+// TYPE_Q5_0, TYPE_Q5_1 and, for the quantized types, CHUNK_UNITS (see below), WEIGHT_ROWS and WEIGHT_COL_BLOCKS (the
 // matrix's rows and blocks per row, expressions of its push constants), WEIGHT_TILE (the host's
 // define; 1 when absent) and the weights as `uint wq[]` (32-bit words) — or, with WEIGHTS_TEXEL,
 // as `uniform usamplerBuffer wt` (R32G32B32A32_UINT) — before including this file.
 //
 // Device layout (VulkanMatrix.splitBlocks): GGUF blocks split into their parts, so that every
-// read is aligned. GGUF blocks are 18 (Q4_0), 20 (Q4_1) or 34 (Q8_0) bytes, which straddle words
-// and texels; here, for the block stored at index gb (see block_walk for where block (row, b) is):
-//   quants  bytes gb·QB .. gb·QB + QB − 1    QB = 16 (Q4: byte j holds element j in its low nibble,
-//                                            element j+16 in its high nibble) or 32 (Q8_0: int8)
-//   header  after all quants, from word WEIGHT_BLOCKS·QB/4: Q4_1 one word per block (f16 d | f16 m
-//           << 16), Q4_0 / Q8_0 one f16 d per block, two per word (gb even: low half).
+// read is aligned. GGUF blocks are 18 (Q4_0), 20 (Q4_1), 22 (Q5_0), 24 (Q5_1) or 34 (Q8_0) bytes,
+// which straddle words and texels; here, for the block stored at index gb (see block_walk for
+// where block (row, b) is):
+//   quants  bytes gb·QB .. gb·QB + QB − 1    QB = 16 (Q4/Q5: byte j holds element j in its low
+//                                            nibble, element j+16 in its high nibble) or 32 (Q8_0)
+//   high    Q5 only, after all quants: word gb holds the fifth bit of element j in bit j
+//   header  after those, from word WEIGHT_BLOCKS·(QB/4 [+ 1]): Q4_1/Q5_1 one word per block (f16 d
+//           | f16 m << 16), Q4_0 / Q5_0 / Q8_0 one f16 d per block, two per word (gb even: low half).
 // Block order: rows are grouped in tiles of WEIGHT_TILE (a power of two; the last tile may be
 // shorter) and a tile is stored block column by block column. WEIGHT_TILE = 1 is plain row-major
 // order (for GPUs, whose neighbouring invocations read neighbouring blocks of one row); on CPU
 // drivers, where an invocation owns rows and walks their blocks, tiles made of whole groups of a
 // workgroup's rows turn its reads into a few sequential streams the hardware prefetcher follows.
-// Values: Q8_0 x = d·q, Q4_0 x = d·(q − 8), Q4_1 x = d·q + m — the GGUF formulas, bit for bit.
+// Values: Q8_0 x = d·q, Q4_0 x = d·(q − 8), Q5_0 x = d·(q − 16), Q4_1/Q5_1 x = d·q + m — the GGUF
+// formulas, bit for bit.
 // Lavapipe gathers 16-byte texels with vector code while every storage-buffer load is a scalar
 // per-invocation loop, so with WEIGHTS_TEXEL a Q4 block's quants are one fetch and a Q8_0 block's
 // two (GGUF's layout needed 2 and 3 plus word-shuffling selects).
@@ -35,11 +38,17 @@ uint stored_row(uint row) { return rowTable[row / ROW_BLOCK] * ROW_BLOCK + row %
 uint stored_row(uint row) { return row; }
 #endif
 
-#if defined(TYPE_Q8_0) || defined(TYPE_Q4_0) || defined(TYPE_Q4_1)
+#if defined(TYPE_Q5_0) || defined(TYPE_Q5_1)
+#define HIGH_BITS 1
+#endif
+#if defined(TYPE_Q4_1) || defined(TYPE_Q5_1)
+#define HAS_MIN 1
+#endif
+#if defined(TYPE_Q8_0) || defined(TYPE_Q4_0) || defined(TYPE_Q4_1) || defined(HIGH_BITS)
 #define QUANTIZED 1
 
 // A block is handled in 4 "units" of 8 elements. Unit u covers elements
-//   Q4:   4u..4u+3 (qa) and 16+4u..16+4u+3 (qb)   — quant word u
+//   Q4/Q5: 4u..4u+3 (qa) and 16+4u..16+4u+3 (qb)  — quant word u (Q5: bits 4u.. and 16+4u.. of high)
 //   Q8_0: 8u..8u+3 (qa) and 8u+4..8u+7 (qb)       — quant words 2u, 2u+1
 // An invocation loads a "chunk" of CHUNK_UNITS consecutive units of one block (the including
 // shader defines CHUNK_UNITS, a constant expression dividing 4) into registers and decodes from
@@ -103,6 +112,9 @@ void load_quants(uint w0, out uint q[CHUNK_WORDS]) {
 struct Chunk {
     vec2 dm;                 // (d, m); m = 0 for the types without a minimum
     uint q[CHUNK_WORDS];     // quant bytes, 4 per word, little-endian
+#ifdef HIGH_BITS
+    uint qh;                 // the block's fifth bits, shifted so the chunk's first unit is at bit 0
+#endif
 };
 
 // Chunk u0 of the block stored at index gb (block_index).
@@ -110,7 +122,11 @@ Chunk load_chunk(uint gb, uint u0) {
     Chunk c;
     load_quants(gb * BLOCK_WORDS + u0 * WORDS_PER_UNIT, c.q);
     uint headers = (WEIGHT_BLOCKS) * BLOCK_WORDS;  // first header word
-#if defined(TYPE_Q4_1)
+#ifdef HIGH_BITS
+    c.qh = weight_word(headers + gb) >> (4u * u0);
+    headers += (WEIGHT_BLOCKS);
+#endif
+#if defined(HAS_MIN)
     c.dm = unpackHalf2x16(weight_word(headers + gb));
 #else
     uint pair = weight_word(headers + (gb >> 1));
@@ -127,7 +143,7 @@ uvec2 unit_offsets(uint u) {
 #endif
 }
 
-// Raw quant values of the chunk's k-th unit as floats (Q4_0 already shifted by −8; exact).
+// Raw quant values of the chunk's k-th unit as floats (Q4_0 / Q5_0 already shifted by −8 / −16; exact).
 void chunk_unit(Chunk c, uint k, out vec4 qa, out vec4 qb) {
 #if defined(TYPE_Q8_0)
     int w0 = int(c.q[2u * k]);
@@ -138,9 +154,17 @@ void chunk_unit(Chunk c, uint k, out vec4 qa, out vec4 qb) {
     uint w = c.q[k];
     qa = vec4(uvec4(w, w >> 8, w >> 16, w >> 24) & 0xFu);
     qb = vec4(uvec4(w >> 4, w >> 12, w >> 20, w >> 28) & 0xFu);
+#ifdef HIGH_BITS
+    uint ha = c.qh >> (4u * k), hb = c.qh >> (16u + 4u * k);
+    qa += 16.0 * vec4(uvec4(ha, ha >> 1, ha >> 2, ha >> 3) & 1u);
+    qb += 16.0 * vec4(uvec4(hb, hb >> 1, hb >> 2, hb >> 3) & 1u);
+#endif
 #if defined(TYPE_Q4_0)
     qa -= 8.0;
     qb -= 8.0;
+#elif defined(TYPE_Q5_0)
+    qa -= 16.0;
+    qb -= 16.0;
 #endif
 #endif
 }
@@ -150,7 +174,7 @@ void chunk_unit(Chunk c, uint k, out vec4 qa, out vec4 qb) {
 void dequant_unit(Chunk c, uint k, out vec4 va, out vec4 vb) {
     vec4 qa, qb;
     chunk_unit(c, k, qa, qb);
-#if defined(TYPE_Q4_1)
+#if defined(HAS_MIN)
     precise vec4 ta = c.dm.x * qa + c.dm.y;
     precise vec4 tb = c.dm.x * qb + c.dm.y;
 #else

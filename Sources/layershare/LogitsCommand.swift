@@ -11,7 +11,10 @@ struct LogitsCommand: ParsableCommand {
     @OptionGroup var options: ModelOptions
 
     @Option(name: [.customShort("p"), .long], help: "Prompt text, @FILE, or - for standard input.")
-    var prompt: String
+    var prompt: String?
+
+    @Option(help: "Token ids instead of a prompt, separated by commas (fed as they are; no BOS added).")
+    var tokens: String?
 
     @Option(help: "Output .npy path.")
     var output: String
@@ -20,9 +23,14 @@ struct LogitsCommand: ParsableCommand {
     var tokensOutput: String?
 
     func run() throws {
+        guard (prompt == nil) != (tokens == nil) else { throw ValidationError("give exactly one of --prompt and --tokens") }
+        let ids = try tokens.map(Self.parseIds)
         let model = try options.loadModel()
-        let tokens = model.promptTokens(try readPromptText(prompt))
+        let tokens = try ids ?? model.promptTokens(readPromptText(prompt!))
         guard !tokens.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
+        if let bad = tokens.first(where: { !(0..<model.tokenizer.vocabSize).contains($0) }) {
+            throw ValidationError("--tokens: id \(bad) is outside the vocabulary (0..<\(model.tokenizer.vocabSize))")
+        }
         let runner = try RunnerFactory.make(model: model, options: try options.runnerOptions(model: model), log: note)
         let vocab = runner.hyper.vocabSize
         let writer = try NpyWriter(url: URL(fileURLWithPath: output), shape: [tokens.count, vocab])
@@ -43,5 +51,14 @@ struct LogitsCommand: ParsableCommand {
             try tokens.map(String.init).joined(separator: "\n").write(toFile: tokensOutput, atomically: true, encoding: .utf8)
         }
         note("wrote \(tokens.count) × \(vocab) logits to \(output) [\(runner.backendName)]")
+    }
+
+    static func parseIds(_ list: String) throws -> [Int] {
+        try list.split(separator: ",").map { item in
+            guard let id = Int(item.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--tokens: \"\(item)\" is not a token id")
+            }
+            return id
+        }
     }
 }

@@ -40,6 +40,17 @@ struct ModelOptions: ParsableArguments {
         return model
     }
 
+    /// The model on its backend for generation, with the lines `generate` and `serve` print about it.
+    func loadRunner() throws -> (LoadedModel, ModelRunner) {
+        let model = try loadModel()
+        let runner = try RunnerFactory.make(model: model, options: try runnerOptions(model: model), log: note)
+        note("[\(runner.backendName), context \(runner.capacity), weights \(formatBytes(runner.weightBytes)), KV cache \(formatBytes(runner.kvCacheBytes))]")
+        if model.paddedVocabulary > 0 {
+            note("note: the embedding table has \(model.paddedVocabulary) rows past the tokenizer's \(model.tokenizer.vocabSize) tokens (padding); they are never sampled")
+        }
+        return (model, runner)
+    }
+
     /// Runner options from the flags; `--plan` is read and checked against `model` (its weights hash is memoized).
     func runnerOptions(model: LoadedModel, backend override: BackendKind? = nil) throws -> RunnerOptions {
         var o = RunnerOptions()

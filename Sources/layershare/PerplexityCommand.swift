@@ -5,9 +5,26 @@ import LayerShare
 struct PerplexityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ppl",
-        abstract: "Perplexity of a text file under the model (sliding windows).",
-        discussion: "Progress goes to stderr; the last line of stdout is `perplexity: X` with the number of scored tokens."
+        abstract: "Perplexity of a text file under the model.",
+        discussion: """
+        --method sliding (the default): windows of --window tokens advanced by --stride, each from an empty cache; every token but the first is scored once.
+
+        --method llama.cpp: llama-perplexity's scoring, comparable with published llama.cpp numbers: ⌊tokens / --window⌋ non-overlapping chunks (the tail that fills no chunk is dropped; --chunks N keeps the first N), each from an empty cache with its first token replaced by BOS when the model adds BOS, and only the second half of each chunk scored (window − window/2 − 1 tokens per chunk). Needs at least 2 × --window tokens. Running values go to stderr as [chunk]ppl, and stdout gets `Final estimate: PPL = X +/- SE` as llama.cpp prints it.
+
+        Progress goes to stderr; the last line of stdout is `perplexity: X` with the number of scored tokens.
+        """
     )
+
+    enum Method: String, ExpressibleByArgument, CaseIterable {
+        case sliding
+        case llamaCpp = "llama.cpp"
+    }
+
+    @Option(help: "How to cut and score the text: sliding or llama.cpp (see below).")
+    var method: Method = .sliding
+
+    @Option(parsing: .unconditional, help: "--method llama.cpp: score only the first N chunks (llama.cpp's --chunks).")
+    var chunks: Int?
 
     @OptionGroup var options: ModelOptions
 
@@ -27,6 +44,8 @@ struct PerplexityCommand: ParsableCommand {
     var oldMaxTokens: Int?  // the name before --score-tokens (--max-tokens now means tokens to generate)
 
     func run() throws {
+        if method == .llamaCpp { return try runLlamaCpp() }
+        if chunks != nil { throw ValidationError("--chunks applies to --method llama.cpp") }
         // Options first, so a bad --window is blamed on itself and not on the context it sets.
         var evaluation = try PerplexityEvaluation(window: window, stride: stride)
         let maxTokens = scoreTokens ?? oldMaxTokens
@@ -36,12 +55,7 @@ struct PerplexityCommand: ParsableCommand {
         var tokens = model.promptTokens(text, parseSpecial: false)
         if let maxTokens { tokens = Array(tokens.prefix(maxTokens)) }
         evaluation.beginning = model.beginningToken
-        var runnerOptions = try options.runnerOptions(model: model)
-        if runnerOptions.context == nil {
-            runnerOptions.context = window
-            runnerOptions.contextLabel = "--window \(window)"
-        }
-        let runner = try RunnerFactory.make(model: model, options: runnerOptions, log: note)
+        let runner = try makeRunner(model)
         note("scoring \(tokens.count) tokens of \(file) with window \(evaluation.window), stride \(evaluation.stride) [\(runner.backendName)]")
         let start = Date()
         let result = try evaluation.run(runner, tokens: tokens) { done, total in
@@ -50,5 +64,15 @@ struct PerplexityCommand: ParsableCommand {
             note(String(format: "  %d/%d tokens scored, %.0f tok/s", done, total, Double(done) / max(elapsed, 1e-9)) + memory)
         }
         print(String(format: "perplexity: %.4f (%d tokens scored, mean NLL %.4f nats)", result.value, result.count, result.meanNegativeLogLikelihood))
+    }
+
+    /// A runner whose context defaults to the window.
+    func makeRunner(_ model: LoadedModel) throws -> ModelRunner {
+        var runnerOptions = try options.runnerOptions(model: model)
+        if runnerOptions.context == nil {
+            runnerOptions.context = window
+            runnerOptions.contextLabel = "--window \(window)"
+        }
+        return try RunnerFactory.make(model: model, options: runnerOptions, log: note)
     }
 }

@@ -14,7 +14,7 @@ struct LayerShareCommand: ParsableCommand {
         version: LayerShareVersion.string,
         subcommands: [DevicesCommand.self, InfoCommand.self, GenerateCommand.self, CompareCommand.self, LogitsCommand.self,
                       PerplexityCommand.self, ProfileCommand.self, BenchCommand.self, AnalyzeCommand.self, PlanCommand.self,
-                      TokenizeCommand.self]
+                      TokenizeCommand.self, ServeCommand.self]
     )
 }
 

@@ -58,8 +58,9 @@ final class LimitsCLITests: XCTestCase {
         let r = try CLIProcess.run(["generate", "--backend", "cpu", "--chat", "--ctx", "64", "--max-tokens", "100", "--temperature", "0"],
                                    input: ["Tell me a long story about a dragon.", "And then?"])
         XCTAssertEqual(r.status, 0, r.all)
-        XCTAssertTrue(r.stderr.contains("(the next message starts a new conversation)"), r.stderr)
-        XCTAssertTrue(r.stderr.contains("the context is full") && r.stderr.contains("starting a new conversation with this message"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("the reply stops here, and the next message starts a new conversation with the system prompt"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("starting a new conversation with the system prompt and this message (the last reply filled the context)"),
+                      r.stderr)
         XCTAssertEqual(r.stderr.components(separatedBy: "prompt tokens:").count - 1, 2, r.stderr)
     }
 

@@ -107,6 +107,15 @@ enum ModelCopies {
         return try patched(SharedModel.path, at: typeOffset + 4, bytes: withUnsafeBytes(of: value.littleEndian, Array.init), test: test)
     }
 
+    /// The real model with the bool value of metadata key `key` replaced.
+    static func withMetadata(_ key: String, bool value: Bool, test: XCTestCase) throws -> URL {
+        let data = try Data(contentsOf: URL(fileURLWithPath: SharedModel.path), options: .alwaysMapped)
+        guard let range = data.range(of: Data(key.utf8)) else { throw ModelLoadError("no key \(key)") }
+        // key bytes, then the value type (bool = 7, as a uint32) and one byte
+        guard data[range.upperBound] == 7 else { throw ModelLoadError("\(key) is not a bool") }
+        return try patched(SharedModel.path, at: range.upperBound + 4, bytes: [value ? 1 : 0], test: test)
+    }
+
     private static func patched(_ source: String, at offset: Int, bytes: [UInt8], test: XCTestCase) throws -> URL {
         let copy = try temporaryDirectory(test).appendingPathComponent("model.gguf")
         try FileManager.default.copyItem(at: URL(fileURLWithPath: source), to: copy)

@@ -31,7 +31,7 @@ final class VulkanGPUTuningTests: AttentionTestCase {
         XCTAssertFalse(attention.lanesDecode)
         let bytes = random.matrixBytes(.q4_1, rows: 64, cols: 64)
         let weight = try bytes.withUnsafeBytes { try VulkanMatrix(device: device, type: .q4_1, rows: 64, cols: 64, bytes: $0, label: "W") }
-        for type in [GGMLType.q4_1, .q8_0, .f16, .f32] {
+        for type in [GGMLType.q4_1, .q8_0, .q5_0, .q5_1, .f16, .f32] {
             XCTAssertEqual(kernels.productKernel(for: type, rows: 1), .matvec, "\(type)")
             XCTAssertEqual(kernels.productKernel(for: type, rows: 7), .tiled, "\(type)")
         }
@@ -92,7 +92,7 @@ final class VulkanGPUTuningTests: AttentionTestCase {
         let quantized = [(1, 32, 1), (33, 576, 1), (577, 96, 1), (7, 64, 7), (65, 576, 33), (97, 160, 19)]
         let float = [(7, 1, 1), (33, 577, 1), (577, 33, 7), (65, 7, 33)]
         var worst = 0.0
-        for type in [GGMLType.q4_0, .q4_1, .q8_0, .f16, .f32] {
+        for type in [GGMLType.q4_0, .q4_1, .q8_0, .q5_0, .q5_1, .f16, .f32] {
             for (index, (outRows, cols, rows)) in (type.isQuantized ? quantized : float).enumerated() {
                 worst = max(worst, try checkProduct(type: type, outRows: outRows, cols: cols, rows: rows,
                                                     xOffset: index % 3, yOffset: (index * 5) % 7))

@@ -183,7 +183,7 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
     /// prefill of 3 rows (a partial activation-row group), x 4-aligned (texel view) or not
     /// (storage buffer). Each distinct define set is one more pipeline for the driver to compile,
     /// so the combinations are spread over the types rather than multiplied out.
-    func allCases(types: [GGMLType] = [.q4_0, .q4_1, .q8_0]) throws -> Double {
+    func allCases(types: [GGMLType] = [.q4_0, .q4_1, .q8_0, .q5_0, .q5_1]) throws -> Double {
         var worst = 0.0
         let outputs: [(Output, Int)] = [
             (.store, 97), (.accumulate, 97), (.swiglu, 90),

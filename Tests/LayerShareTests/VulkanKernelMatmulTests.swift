@@ -5,7 +5,7 @@ import XCTest
 /// Matrix products (decode matvec and prefill matmul) against a float64 reference over weights
 /// dequantized by ModelFormats.Dequantize.row, plus bit-exact GPU dequantization.
 final class VulkanKernelMatmulTests: VulkanKernelTestCase {
-    static let types: [GGMLType] = [.f32, .f16, .q8_0, .q4_0, .q4_1]
+    static let types: [GGMLType] = [.f32, .f16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1]
 
     /// (weight rows O, cols K, activation rows R). Quantized K must be a multiple of 32.
     static let quantizedShapes: [(Int, Int, Int)] = [
@@ -110,10 +110,10 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         }
     }
 
-    /// Q5_0/Q5_1 and the K-quants have no kernels yet: uploaded widened to F32 (same values as the
+    /// The K-quants have no kernels yet: uploaded widened to F32 (same values as the
     /// CPU's dequantization), then every float kernel applies; decode and prefill shapes, odd rows.
     func testWidenedTypesMultiplyLikeTheirDequantization() throws {
-        for type in [GGMLType.q5_0, .q5_1, .q4_K, .q5_K, .q6_K] {
+        for type in [GGMLType.q4_K, .q5_K, .q6_K] {
             var worst = 0.0
             for (o, k, r) in [(7, 256, 1), (33, 512, 5), (65, 768, 1)] {
                 worst = max(worst, try checkMatmul(type: type, outRows: o, cols: k, rows: r, xOffset: 1, yOffset: 2))
@@ -233,7 +233,7 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
                 t.gemmBM = 32; t.gemmBN = 16; t.gemmTM = 2; t.gemmTN = 4
                 t.reduceWorkgroup = wg
                 kernels = try VulkanKernels(library: library, tuning: t, useSubgroupArithmetic: useSubgroups)
-                for type in [GGMLType.q4_1, .q8_0, .q4_0, .f16] {
+                for type in [GGMLType.q4_1, .q8_0, .q4_0, .q5_0, .q5_1, .f16] {
                     _ = try checkMatmul(type: type, outRows: 75, cols: 160, rows: 1, xOffset: 1, yOffset: 0)
                     _ = try checkMatmul(type: type, outRows: 37, cols: 160, rows: 19, xOffset: 0, yOffset: 2)
                     _ = try checkMatmul(type: type, outRows: 37, cols: 160, rows: 5, xOffset: 3, yOffset: 2)  // x unaligned

@@ -9,7 +9,7 @@ final class VulkanKernelRowTableTests: VulkanKernelTestCase {
     func testRowTableViewsOnDeviceAndGPUTunings() throws {
         let gpu = try VulkanKernels(library: library, tuning: KernelTuning.defaults(for: device.info, as: .discreteGPU, environment: [:]))
         for (name, k) in [("device defaults", kernels!), ("discrete-GPU tuning", gpu)] {
-            for type in [GGMLType.q4_1, .q8_0, .q4_0, .f16, .f32] {
+            for type in [GGMLType.q4_1, .q8_0, .q4_0, .q5_0, .q5_1, .f16, .f32] {
                 // Blocks of 32 rows: whole tiles of the quantized layout on CPU drivers (16 rows).
                 let block = 32, storedBlocks = 5
                 let cols = type.isQuantized ? 96 : 37

@@ -8,6 +8,8 @@ public struct Perplexity: Sendable {
     public private(set) var count = 0
     /// Sum of −log p(target) over all predictions, in nats.
     public private(set) var totalNegativeLogLikelihood = 0.0
+    /// Sum of the squared per-prediction NLLs, for the standard error.
+    public private(set) var totalSquaredNegativeLogLikelihood = 0.0
 
     public init() {}
 
@@ -20,6 +22,7 @@ public struct Perplexity: Sendable {
         for l in logits { sum += exp(Double(l) - maxLogit) }
         let logProbability = Double(logits[target]) - maxLogit - log(sum)
         totalNegativeLogLikelihood -= logProbability
+        totalSquaredNegativeLogLikelihood += logProbability * logProbability
         count += 1
     }
 
@@ -33,4 +36,14 @@ public struct Perplexity: Sendable {
 
     /// exp(mean NLL) (NaN before anything was added).
     public var value: Double { exp(meanNegativeLogLikelihood) }
+
+    /// Standard error of `value` as llama-perplexity reports it: the standard error of the mean NLL,
+    /// sqrt((E[v²] − E[v]²) / (n − 1)), times the perplexity. Nil below two predictions or without spread.
+    public var standardError: Double? {
+        guard count >= 2 else { return nil }
+        let mean = meanNegativeLogLikelihood
+        let variance = totalSquaredNegativeLogLikelihood / Double(count) - mean * mean
+        guard variance > 0 else { return nil }
+        return (variance / Double(count - 1)).squareRoot() * value
+    }
 }

@@ -69,7 +69,9 @@ public final class VulkanKernels {
         case .q8_0: return "TYPE_Q8_0"
         case .q4_0: return "TYPE_Q4_0"
         case .q4_1: return "TYPE_Q4_1"
-        case .bf16, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K:
+        case .q5_0: return "TYPE_Q5_0"
+        case .q5_1: return "TYPE_Q5_1"
+        case .bf16, .q4_K, .q5_K, .q6_K:
             throw VulkanError.invalidArgument("\(type) weights have no GPU kernel; VulkanMatrix widens them to F32 on upload")
         }
     }

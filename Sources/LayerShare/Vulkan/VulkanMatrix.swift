@@ -2,11 +2,11 @@ import Foundation
 import ModelFormats
 import VulkanCompute
 
-/// A weight matrix on the GPU in its stored GGUF format (F32, F16, Q8_0, Q4_0, Q4_1), dequantized
+/// A weight matrix on the GPU in its stored GGUF format (F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), dequantized
 /// inside the shaders. F32/F16 rows are uploaded unchanged; quantized blocks keep their bytes but
 /// are split into parts (`splitBlocks`: all quants, then all scales) so shader reads are aligned,
 /// and stored in tiles of `tileRows` rows (see Shaders/quant.glsl).
-/// BF16, Q5_0, Q5_1 and the K-quants have no kernels yet and are widened to F32 on upload
+/// BF16 and the K-quants have no kernels yet and are widened to F32 on upload
 /// (`GGMLType.widenedOnDevice`; `type` is then `.f32`).
 ///
 /// A stored matrix must fit one storage-buffer binding (`maxStorageBufferRange`); a larger weight
@@ -248,23 +248,25 @@ public final class VulkanMatrix {
         }
     }
 
-    /// The device layout of quantized blocks (Shaders/quant.glsl): GGUF's blocks of header + quants
-    /// (18, 20 or 34 bytes) straddle 4- and 16-byte boundaries; here the quant bytes of all blocks
-    /// come first (16 or 32 per block, so each block is whole texels), then the headers (Q4_1's
-    /// 4-byte d,m; Q4_0's and Q8_0's 2-byte d), both in the stored block order. Same bytes, same size.
+    /// The device layout of quantized blocks (Shaders/quant.glsl): GGUF's blocks of header [+ high
+    /// bits] + quants (18 to 34 bytes) straddle 4- and 16-byte boundaries; here the quant bytes of all
+    /// blocks come first (16 or 32 per block, so each block is whole texels), then Q5's 4-byte high
+    /// bits, then the headers (Q4_1/Q5_1's 4-byte d,m; Q4_0's, Q5_0's and Q8_0's 2-byte d), each
+    /// part in the stored block order. Same bytes, same size.
     ///
     /// Stored block order: the rows are cut into tiles of `tileRows` (the last may be shorter) and
     /// each tile is stored block column by block column — block b of all its rows, then block b+1.
     /// `tileRows` = 1 is GGUF's row-major order.
     static func splitBlocks(_ type: GGMLType, _ raw: UnsafeRawBufferPointer, rows: Int, tileRows: Int) -> [UInt8] {
         let blockBytes = type.bytesPerBlock
-        let headerBytes = type == .q4_1 ? 4 : 2
-        let quantBytes = blockBytes - headerBytes
+        let headerBytes = type == .q4_1 || type == .q5_1 ? 4 : 2  // GGUF: the header comes first,
+        let highBytes = type == .q5_0 || type == .q5_1 ? 4 : 0    // then Q5's high bits, then quants
+        let quantBytes = blockBytes - headerBytes - highBytes
         let blocks = raw.count / blockBytes
         let perRow = blocks / rows
         var out = [UInt8](repeating: 0, count: blocks * blockBytes)
         out.withUnsafeMutableBytes { dst in
-            let headers = blocks * quantBytes
+            let highs = blocks * quantBytes, headers = highs + blocks * highBytes
             var stored = 0
             for t0 in stride(from: 0, to: rows, by: tileRows) {
                 let tileEnd = min(t0 + tileRows, rows)
@@ -272,7 +274,10 @@ public final class VulkanMatrix {
                     for row in t0..<tileEnd {
                         let block = raw.baseAddress! + (row * perRow + b) * blockBytes
                         (dst.baseAddress! + headers + stored * headerBytes).copyMemory(from: block, byteCount: headerBytes)
-                        (dst.baseAddress! + stored * quantBytes).copyMemory(from: block + headerBytes, byteCount: quantBytes)
+                        if highBytes > 0 {
+                            (dst.baseAddress! + highs + stored * highBytes).copyMemory(from: block + headerBytes, byteCount: highBytes)
+                        }
+                        (dst.baseAddress! + stored * quantBytes).copyMemory(from: block + headerBytes + highBytes, byteCount: quantBytes)
                         stored += 1
                     }
                 }
@@ -289,8 +294,8 @@ extension GGMLType {
     /// Types the Vulkan kernels cannot read as stored: dequantized to F32 when uploaded.
     public var widenedOnDevice: Bool {
         switch self {
-        case .bf16, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K: return true
-        case .f32, .f16, .q4_0, .q4_1, .q8_0: return false
+        case .bf16, .q4_K, .q5_K, .q6_K: return true
+        case .f32, .f16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: return false
         }
     }
 }
