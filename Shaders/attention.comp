@@ -14,7 +14,8 @@
 // products, and the online softmax runs over chunks of CHUNK keys. No shared memory and no barriers
 // at all: on CPU drivers such as lavapipe every shared-memory or buffer load costs a loop over the
 // lanes, so the kernel does few, wide loads. The key loop stops at the block's last visible key
-// (causal early exit); only the last ROWS − 1 keys need a per-row mask.
+// (causal early exit); only the last ROWS − 1 keys need a per-row mask. With WINDOW (sliding-window
+// layers) the loop starts at the first row's first visible key and the mask also drops keys before each row's window.
 //
 // Defines (chosen by VulkanAttention.swift from the device limits):
 //   HEAD_DIM  head dimension (multiple of 16)
@@ -89,7 +90,8 @@ void main() {
         }
     }
 
-    for (uint c0 = 0u; c0 < kEnd; c0 += CHUNK) {
+    // Keys before the first row's window are invisible to the whole block.
+    for (uint c0 = attnFirstKey(firstPos); c0 < kEnd; c0 += CHUNK) {
         // Scores of CHUNK keys against the M vectors; loop bounds are uniform, so subgroupAdd is too.
         float s[M * CHUNK];
         [[unroll]] for (uint kk = 0u; kk < CHUNK; kk++) {
@@ -106,8 +108,9 @@ void main() {
             }
             [[unroll]] for (uint m = 0u; m < M; m++) {
                 const float sc = subgroupAdd(dots[m]);
-                // Causal mask: row r sees keys ≤ firstPos + r (also masks keys ≥ kEnd).
-                s[m * CHUNK + kk] = key <= firstPos + m / GROUP && key < kEnd ? sc : ATTN_MASKED;
+                // Causal mask: row r sees keys ≤ firstPos + r (also masks keys ≥ kEnd), and within its window.
+                const uint pos = firstPos + m / GROUP;
+                s[m * CHUNK + kk] = key <= pos && key < kEnd && !attnOutsideWindow(key, pos) ? sc : ATTN_MASKED;
             }
         }
         // Online softmax step over the chunk (identical in every lane of the subgroup).
@@ -140,7 +143,7 @@ void main() {
     [[unroll]] for (uint m = 0u; m < M; m++) {
         const uint r = m / GROUP;
         if (r < rowsHere) {
-            // Key 0 is visible to every row, so the sum is ≥ 1 (the max key contributes exp(0)).
+            // A row always sees its own key, so the sum is ≥ 1 (the max key contributes exp(0)).
             const float inv = 1.0 / runSum[m];
             const uint ob = ((row0 + r) * heads + kvh * GROUP + m % GROUP) * DV;
             [[unroll]] for (uint j = 0u; j < SLOTS; j++) {

@@ -56,4 +56,14 @@ float attnSoftmaxAddKey(inout float runMax, inout float runSum, float s, bool va
     return attnSoftmaxUpdate(runMax, runSum, newMax, p);
 }
 
+// Sliding window (local layers; WINDOW = its length, defined by the host): the query at position p
+// sees keys p − WINDOW < k ≤ p only. Without WINDOW every earlier key is visible.
+#ifdef WINDOW
+bool attnOutsideWindow(uint key, uint pos) { return key + uint(WINDOW) <= pos; }
+uint attnFirstKey(uint pos) { return pos >= uint(WINDOW) ? pos + 1u - uint(WINDOW) : 0u; }
+#else
+bool attnOutsideWindow(uint key, uint pos) { return false; }
+uint attnFirstKey(uint pos) { return 0u; }
+#endif
+
 #endif

@@ -84,6 +84,8 @@ void main() {
         kBegin = split * pc.splitLen;
         kEnd = min(total, kBegin + pc.splitLen);
     }
+    // A split wholly before the window sees nothing (an empty state, which the merge weighs 0).
+    kBegin = max(kBegin, attnFirstKey(pc.start));
 
     KVT qr[M * UPL];
     KVT acc[M * UPL];

@@ -59,6 +59,8 @@ void main() {
         kBegin = split * pc.splitLen;
         kEnd = min(total, kBegin + pc.splitLen);
     }
+    // A split wholly before the window sees nothing (an empty state, which the merge weighs 0).
+    kBegin = max(kBegin, attnFirstKey(pc.start));
 
     vec4 qr[M * U];  // the group's Q rows, pre-scaled
     [[unroll]] for (uint m = 0u; m < M; m++) {

@@ -1,6 +1,7 @@
 #version 450
 // Element-wise ops over `count` floats, one element per invocation. OP selects:
 //   OP_SWIGLU: out = silu(a) · b   (a = gate, b = up; silu(g) = g / (1 + e^−g))
+//   OP_GEGLU:  out = gelu(a) · b   (GELU's tanh form: g/2 · (1 + tanh(√(2/π) (g + 0.044715 g³))))
 //   OP_ADD:    out = a + b
 //   OP_MUL:    out = a · b
 //   OP_SCALE:  out = a · scalar
@@ -47,6 +48,8 @@ void main() {
 #endif
 #if defined(OP_SWIGLU)
     float v = va / (1.0 + exp(-va)) * vb;
+#elif defined(OP_GEGLU)
+    float v = gelu_tanh(va) * vb;
 #elif defined(OP_ADD)
     float v = va + vb;
 #elif defined(OP_MUL)

@@ -24,7 +24,8 @@
 //                next (n': NEXT_NORM_BINDING, into XN_BINDING) and partial sums of y² into
 //                PARTIALS_OUT_BINDING: one per subgroup with PARTIALS_PER_SUBGROUP (the host then
 //                guarantees full subgroups of the size it counts with), else one per invocation.
-//   OUT_GLU      W = [gate; up] (outRows = 2·F): y[r, f] = silu(gate_f·x) · (up_f·x), F columns.
+//   OUT_GLU      W = [gate; up] (outRows = 2·F): y[r, f] = silu(gate_f·x) · (up_f·x), F columns
+//                (GLU_GELU: gelu_tanh instead of silu, Gemma's GeGLU).
 //   OUT_ROPE_KV  W = [q; k; v] (heads + 2·kvHeads heads of headDim rows): Q rows rotated into y
 //                (heads·headDim columns), K rows rotated into the K cache and V rows copied into
 //                the V cache at position startPosition + r (RoPE as rope.comp, HALF_ROTATION for
@@ -154,7 +155,11 @@ uvec2 pair_rows(uint P) {
 void emit_pair(uint P, uint xr, float a, float b) {
 #if defined(OUT_GLU)
     // silu(g) = g / (1 + e^−g), as elementwise.comp (for g → −∞ this gives −0, the right limit).
+#ifdef GLU_GELU
+    y[pc.yOffset + xr * pc.yStride + P] = gelu_tanh(a) * b;
+#else
     y[pc.yOffset + xr * pc.yStride + P] = a / (1.0 + exp(-a)) * b;
+#endif
 #else
     uint h = P / (pc.headDim / 2u);
     uvec2 rr = pair_rows(P);

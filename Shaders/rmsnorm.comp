@@ -2,6 +2,8 @@
 // RMS normalization per row: y = x · rsqrt(mean(x²) + eps) · w, one workgroup per row.
 // IN_PLACE: y is x (one readWrite binding); every invocation reads its elements before the
 // reduction's barriers and writes only its own elements after them, so that is safe.
+// HEADS (in place only): a "row" is one head of `dim` floats; `perRow` heads lie side by side in
+// each of the rows `xStride` apart (Q or K heads of a stacked [q | k | v] row: Gemma's QK-norm).
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -14,6 +16,9 @@ layout(push_constant) uniform Push {
     uint xStride;  // elements between rows
     uint yOffset;
     uint yStride;
+#ifdef HEADS
+    uint perRow;
+#endif
 } pc;
 
 #if defined(IN_PLACE)
@@ -34,7 +39,11 @@ void main() {
     if (row >= pc.rows) return;
     uint lid = gl_LocalInvocationIndex;
     uint WG = gl_WorkGroupSize.x;
+#ifdef HEADS
+    uint xb = pc.xOffset + (row / pc.perRow) * pc.xStride + (row % pc.perRow) * pc.dim;
+#else
     uint xb = pc.xOffset + row * pc.xStride;
+#endif
     float ss = 0.0;
     for (uint i = lid; i < pc.dim; i += WG) {
         float v = x[xb + i];

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent float64 NumPy forward pass of a llama-architecture GGUF model.
+"""Independent float64 NumPy forward pass of a llama- or gemma3-architecture GGUF model.
 
 It shares no code with the Swift engine: the file is read with the `gguf` PyPI package and every
 tensor is dequantized with `gguf.quants.dequantize`, then all arithmetic is done in float64.
@@ -20,6 +20,14 @@ projection weight is [out, in] and y = x @ W.T.
 
 RoPE uses the GGUF adjacent-pair form: pairs (x[2i], x[2i+1]) rotated by pos * theta^(-2i/n_rot).
 (llama.cpp's converter permutes the Hugging Face Q/K rows so this equals HF's half rotation.)
+
+gemma3 (Gemma 3, as llama.cpp computes it): embeddings times sqrt(dim); per layer RMSNorm, Q/K/V,
+Q and K RMS-normalised per head (attn_q_norm / attn_k_norm), NEOX RoPE (pairs (x[i], x[i+d/2]))
+with base 10000 on sliding-window layers and the model's base on every sixth (global) layer,
+scores scaled by 1/sqrt(head_dim), local layers masking keys with query_pos - key_pos >= window;
+the attention and FFN outputs RMS-normalised (post_attention_norm / post_ffw_norm) before their
+residual adds; FFN down(gelu_tanh(gate) * up). The GGUF norm weights already hold Gemma's +1.
+`--sliding-window N` overrides the model's window (tests use a short one).
 """
 
 import argparse
@@ -80,14 +88,33 @@ def rope_adjacent(x, positions, theta, n_rot, freq_factors=None):
     return out
 
 
-def attention(q, k, v, n_kv_heads):
-    """Causal GQA attention over a fresh prompt. q: [n, H, d], k/v: [n, Hkv, d] -> [n, H*d]."""
+def rope_neox(x, positions, theta):
+    """x: [n, heads, d]; rotates (x[i], x[i + d/2]) by pos * theta^(-2i/d)."""
+    d = x.shape[-1]
+    half = d // 2
+    inv_freq = theta ** (-2.0 * np.arange(half, dtype=np.float64) / d)
+    angle = positions[:, None].astype(np.float64) * inv_freq[None, :]
+    cos = np.cos(angle)[:, None, :]
+    sin = np.sin(angle)[:, None, :]
+    a, b = x[..., :half], x[..., half:]
+    return np.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
+
+
+def gelu_tanh(g):
+    return 0.5 * g * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (g + 0.044715 * g ** 3)))
+
+
+def attention(q, k, v, n_kv_heads, scale=None, window=None):
+    """Causal GQA attention over a fresh prompt. q: [n, H, d], k/v: [n, Hkv, d] -> [n, H*d].
+    With `window`, query i sees keys j with i - window < j <= i."""
     n, n_heads, d = q.shape
     group = n_heads // n_kv_heads
     k = np.repeat(k, group, axis=1)  # head h uses kv head h // group
     v = np.repeat(v, group, axis=1)
-    scores = np.einsum("ihd,jhd->hij", q, k) / np.sqrt(d)  # [H, n, n]
-    mask = np.triu(np.ones((n, n), dtype=bool), k=1)
+    scale = 1.0 / np.sqrt(d) if scale is None else scale
+    scores = np.einsum("ihd,jhd->hij", q, k) * scale  # [H, n, n]
+    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    mask = (j > i) if window is None else (j > i) | (i - j >= window)
     scores[:, mask] = -np.inf
     scores -= scores.max(axis=-1, keepdims=True)
     p = np.exp(scores)
@@ -108,6 +135,7 @@ def main():
     ap.add_argument("--hidden-output", help="residual stream after each block .npy [layers, n_tokens, dim]")
     ap.add_argument("--dtype", choices=["f32", "f64"], default="f32", help="dtype of the written arrays")
     ap.add_argument("--top", type=int, default=5, help="print this many top ids of the last row")
+    ap.add_argument("--sliding-window", type=int, help="gemma3: override the local layers' window")
     args = ap.parse_args()
 
     ids = []
@@ -120,16 +148,19 @@ def main():
 
     reader = gguf.GGUFReader(args.model)
     arch = field(reader, "general.architecture")
-    if arch != "llama":
-        sys.exit(f"error: architecture {arch!r} is not llama")
-    n_layers = int(field(reader, "llama.block_count"))
-    dim = int(field(reader, "llama.embedding_length"))
-    n_heads = int(field(reader, "llama.attention.head_count"))
-    n_kv_heads = int(field(reader, "llama.attention.head_count_kv", n_heads))
-    eps = float(field(reader, "llama.attention.layer_norm_rms_epsilon"))
-    theta = float(field(reader, "llama.rope.freq_base", 10000.0))
-    head_dim = dim // n_heads
-    n_rot = int(field(reader, "llama.rope.dimension_count", head_dim))
+    if arch not in ("llama", "gemma3"):
+        sys.exit(f"error: architecture {arch!r} is not llama or gemma3")
+    a = arch + "."
+    n_layers = int(field(reader, a + "block_count"))
+    dim = int(field(reader, a + "embedding_length"))
+    n_heads = int(field(reader, a + "attention.head_count"))
+    n_kv_heads = int(field(reader, a + "attention.head_count_kv", n_heads))
+    eps = float(field(reader, a + "attention.layer_norm_rms_epsilon"))
+    theta = float(field(reader, a + "rope.freq_base", 10000.0))
+    head_dim = int(field(reader, a + "attention.key_length", dim // n_heads))
+    n_rot = int(field(reader, a + "rope.dimension_count", head_dim))
+    gemma = arch == "gemma3"
+    window = args.sliding_window or (int(field(reader, a + "attention.sliding_window")) if gemma else None)
     if n_heads % n_kv_heads != 0:
         sys.exit(f"error: {n_heads} heads is not a multiple of {n_kv_heads} kv heads")
 
@@ -144,6 +175,8 @@ def main():
     n = len(ids)
     positions = np.arange(n)
     x = embd[np.array(ids)]  # [n, dim]
+    if gemma:
+        x = x * np.sqrt(dim)
     hidden = np.empty((n_layers, n, dim)) if args.hidden_output else None
 
     for layer in range(n_layers):
@@ -152,15 +185,27 @@ def main():
         q = (h @ w.get(p + "attn_q.weight").T).reshape(n, n_heads, head_dim)
         k = (h @ w.get(p + "attn_k.weight").T).reshape(n, n_kv_heads, head_dim)
         v = (h @ w.get(p + "attn_v.weight").T).reshape(n, n_kv_heads, head_dim)
-        q = rope_adjacent(q, positions, theta, n_rot, freq_factors)
-        k = rope_adjacent(k, positions, theta, n_rot, freq_factors)
-        x = x + attention(q, k, v, n_kv_heads) @ w.get(p + "attn_output.weight").T
+        if gemma:
+            # every sixth layer (5, 11, 17, ...) is global; the others are sliding-window
+            local = (layer + 1) % 6 != 0
+            q = rope_neox(rms_norm(q, w.get(p + "attn_q_norm.weight"), eps), positions, 10000.0 if local else theta)
+            k = rope_neox(rms_norm(k, w.get(p + "attn_k_norm.weight"), eps), positions, 10000.0 if local else theta)
+            out = attention(q, k, v, n_kv_heads, 1.0 / np.sqrt(head_dim), window if local else None)
+            x = x + rms_norm(out @ w.get(p + "attn_output.weight").T, w.get(p + "post_attention_norm.weight"), eps)
+        else:
+            q = rope_adjacent(q, positions, theta, n_rot, freq_factors)
+            k = rope_adjacent(k, positions, theta, n_rot, freq_factors)
+            x = x + attention(q, k, v, n_kv_heads) @ w.get(p + "attn_output.weight").T
 
         h = rms_norm(x, w.get(p + "ffn_norm.weight"), eps)
         gate = h @ w.get(p + "ffn_gate.weight").T
         up = h @ w.get(p + "ffn_up.weight").T
-        silu = gate / (1.0 + np.exp(-gate))
-        x = x + (silu * up) @ w.get(p + "ffn_down.weight").T
+        if gemma:
+            ffn = (gelu_tanh(gate) * up) @ w.get(p + "ffn_down.weight").T
+            x = x + rms_norm(ffn, w.get(p + "post_ffw_norm.weight"), eps)
+        else:
+            silu = gate / (1.0 + np.exp(-gate))
+            x = x + (silu * up) @ w.get(p + "ffn_down.weight").T
         if hidden is not None:
             hidden[layer] = x
 

@@ -21,10 +21,12 @@ public struct LlamaHyperParameters: Sendable, Codable, Equatable {
     public var contextLength: Int
     public var tiedEmbeddings: Bool
     public var ropeLayout: RopeLayout
+    /// Gemma-style departures from Llama (`.llama` for Llama itself).
+    public var options: ArchitectureOptions
 
     public init(architecture: String = "llama", layers: Int, hiddenSize: Int, ffnSize: Int, heads: Int, kvHeads: Int,
                 headDim: Int, vocabSize: Int, rmsEps: Float, ropeTheta: Float, contextLength: Int,
-                tiedEmbeddings: Bool, ropeLayout: RopeLayout) {
+                tiedEmbeddings: Bool, ropeLayout: RopeLayout, options: ArchitectureOptions = .llama) {
         self.architecture = architecture
         self.layers = layers
         self.hiddenSize = hiddenSize
@@ -38,6 +40,7 @@ public struct LlamaHyperParameters: Sendable, Codable, Equatable {
         self.contextLength = contextLength
         self.tiedEmbeddings = tiedEmbeddings
         self.ropeLayout = ropeLayout
+        self.options = options
     }
 
     /// Width of the concatenated query heads.
@@ -76,14 +79,32 @@ public struct LlamaHyperParameters: Sendable, Codable, Equatable {
         guard ropeTheta.isFinite, ropeTheta > 1 else {
             throw ModelError.invalidHyperParameter(name: "ropeTheta", value: "\(ropeTheta)", reason: "must be a finite number > 1")
         }
+        if let w = options.slidingWindow {
+            try check("slidingWindow", w, 1 << 24)
+        }
+        if let t = options.localRopeTheta, !(t.isFinite && t > 1) {
+            throw ModelError.invalidHyperParameter(name: "localRopeTheta", value: "\(t)", reason: "must be a finite number > 1")
+        }
+        guard options.embeddingScale.isFinite, options.embeddingScale > 0 else {
+            throw ModelError.invalidHyperParameter(name: "embeddingScale", value: "\(options.embeddingScale)", reason: "must be finite and positive")
+        }
+        if let s = options.attentionScale, !(s.isFinite && s > 0) {
+            throw ModelError.invalidHyperParameter(name: "attentionScale", value: "\(s)", reason: "must be finite and positive")
+        }
+        guard options.globalLayerPeriod >= 0, options.globalLayerPeriod <= 1024 else {
+            throw ModelError.invalidHyperParameter(name: "globalLayerPeriod", value: "\(options.globalLayerPeriod)", reason: "must be in 0...1024")
+        }
     }
 }
 
 extension LlamaHyperParameters {
-    /// Reads `llama.*` keys. `tiedEmbeddings` is true when the file has no `output.weight`.
+    /// Architectures read from GGUF metadata.
+    public static let supportedArchitectures = ["llama", "gemma3"]
+
+    /// Reads `llama.*` (or `gemma3.*`) keys. `tiedEmbeddings` is true when the file has no `output.weight`.
     public init(gguf: GGUFFile) throws {
         let arch = try gguf.optionalString("general.architecture") ?? "llama"
-        guard arch == "llama" else { throw ModelError.unsupportedArchitecture(arch) }
+        guard Self.supportedArchitectures.contains(arch) else { throw ModelError.unsupportedArchitecture(arch) }
         let p = arch + "."
         let hidden = try gguf.int(p + "embedding_length")
         let heads = try gguf.int(p + "attention.head_count")
@@ -129,7 +150,30 @@ extension LlamaHyperParameters {
                   ropeTheta: try gguf.optionalFloat(p + "rope.freq_base") ?? 10000,
                   contextLength: try gguf.int(p + "context_length"),
                   tiedEmbeddings: gguf.tensor(named: "output.weight") == nil,
-                  ropeLayout: .adjacentPairs)
+                  ropeLayout: arch == "gemma3" ? .halfRotation : .adjacentPairs,
+                  options: arch == "gemma3" ? try Self.gemma3Options(gguf: gguf, hidden: hidden, headDim: headDim) : .llama)
         try validate()
+    }
+}
+
+extension LlamaHyperParameters {
+    /// Gemma 3 as llama.cpp runs it: embeddings scaled by √hidden, QK-norm, post-norms, GeGLU, Q·Kᵀ
+    /// scaled by 1/√headDim (`query_pre_attn_scalar` = head dim; llama.cpp's 27B exception has 62
+    /// layers), sliding-window layers with a global one every sixth, local RoPE base 10 000, NEOX
+    /// (half-split) RoPE. Final logit soft-capping is refused: Gemma 3 has none, and a file asking
+    /// for it would be computed wrongly.
+    static func gemma3Options(gguf: GGUFFile, hidden: Int, headDim: Int) throws -> ArchitectureOptions {
+        let p = "gemma3."
+        for key in ["final_logit_softcapping", "attn_logit_softcapping"] {
+            if let cap = try gguf.optionalFloat(p + key), cap != 0 {
+                throw ModelError.invalidHyperParameter(name: p + key, value: "\(cap)", reason: "logit soft-capping is not supported")
+            }
+        }
+        let window = try gguf.optionalInt(p + "attention.sliding_window")
+        let layers = try gguf.int(p + "block_count")
+        let heads = try gguf.int(p + "attention.head_count")
+        let scale = layers == 62 ? 1 / Float(hidden / max(heads, 1)).squareRoot() : 1 / Float(headDim).squareRoot()
+        return ArchitectureOptions(embeddingScale: Float(hidden).squareRoot(), qkNorm: true, postNorms: true, activation: .geluTanh,
+                                   attentionScale: scale, slidingWindow: window, globalLayerPeriod: 6, localRopeTheta: 10000)
     }
 }

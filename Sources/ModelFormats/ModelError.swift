@@ -20,7 +20,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case let .missingTensor(n): return "missing tensor '\(n)'"
         case let .shapeMismatch(t, e, a): return "tensor '\(t)' has shape \(a), expected \(e)"
         case let .invalidHyperParameter(n, v, r): return "invalid hyper-parameter \(n) = \(v): \(r)"
-        case let .unsupportedArchitecture(a): return "unsupported architecture '\(a)' (only llama is supported)"
+        case let .unsupportedArchitecture(a): return "unsupported architecture '\(a)' (supported: \(LlamaHyperParameters.supportedArchitectures.joined(separator: ", ")))"
         case let .unsupportedFormat(p, r): return "cannot open model '\(p)': \(r)"
         case let .invalidConfig(p, k, r): return "\(p): key '\(k)' \(r)"
         case let .nonFiniteWeight(t, r, c, v):

@@ -67,6 +67,11 @@ public enum LlamaTensorName {
     public static func ffnGate(_ l: Int) -> String { "blk.\(l).ffn_gate.weight" }
     public static func ffnUp(_ l: Int) -> String { "blk.\(l).ffn_up.weight" }
     public static func ffnDown(_ l: Int) -> String { "blk.\(l).ffn_down.weight" }
+    // Gemma: per-head Q/K norms and the norms after the attention and FFN blocks.
+    public static func attnQNorm(_ l: Int) -> String { "blk.\(l).attn_q_norm.weight" }
+    public static func attnKNorm(_ l: Int) -> String { "blk.\(l).attn_k_norm.weight" }
+    public static func postAttentionNorm(_ l: Int) -> String { "blk.\(l).post_attention_norm.weight" }
+    public static func postFFNNorm(_ l: Int) -> String { "blk.\(l).post_ffw_norm.weight" }
 }
 
 extension WeightSource {
@@ -95,6 +100,8 @@ extension WeightSource {
                 (N.ffnUp(l), [h.hiddenSize, h.ffnSize]),
                 (N.ffnDown(l), [h.ffnSize, h.hiddenSize]),
             ]
+            if h.options.qkNorm { out += [(N.attnQNorm(l), [h.headDim]), (N.attnKNorm(l), [h.headDim])] }
+            if h.options.postNorms { out += [(N.postAttentionNorm(l), [h.hiddenSize]), (N.postFFNNorm(l), [h.hiddenSize])] }
         }
         out.append((N.outputNorm, [h.hiddenSize]))
         if !h.tiedEmbeddings { out.append((N.output, [h.hiddenSize, h.vocabSize])) }

@@ -48,7 +48,7 @@ struct BenchCommand: ParsableCommand {
         guard !overflow else { throw ValidationError("--contexts \(maxContext) + --max-tokens \(steps) is too large") }
         let text = try readTextFile(file, "--file")
         let model = try options.loadModel()
-        var tokens = model.tokenizer.encode(text, parseSpecial: false)
+        var tokens = model.promptTokens(text, parseSpecial: false)
         guard !tokens.isEmpty else { throw ValidationError("--file \(file) encodes to no tokens") }
         var configurations: [(name: String, specs: [LayerSpec]?)] = [("baseline", nil)]
         // --plan (shared with the other commands) is one more plan to compare, not a replacement of the baseline.

@@ -30,7 +30,7 @@ struct CompareCommand: ParsableCommand {
         try requireNonNegative(tokens, "--max-tokens")
         guard tolerance.isFinite, tolerance >= 0 else { throw ValidationError("--tolerance must be a finite number ≥ 0, got \(tolerance)") }
         let model = try options.loadModel()
-        let ids = model.tokenizer.encode(try readPromptText(prompt))
+        let ids = model.promptTokens(try readPromptText(prompt))
         guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
         var runnerOptions = try options.runnerOptions(model: model, backend: .vulkan)
         if runnerOptions.context == nil {

@@ -54,7 +54,7 @@ struct GenerateCommand: ParsableCommand {
 
         func turn(_ text: String) throws -> [Int] {
             var watch = StopText(stop)
-            let (tokens, stats) = try generator.generate(promptTokens: model.tokenizer.encode(text), maxTokens: maxTokens, sampler: &sampler) { _, piece in
+            let (tokens, stats) = try generator.generate(promptTokens: model.promptTokens(text), maxTokens: maxTokens, sampler: &sampler) { _, piece in
                 FileHandle.standardOutput.write(Data(watch.append(piece).utf8))
                 return !watch.stopped
             }

@@ -26,7 +26,7 @@ struct LogitsCommand: ParsableCommand {
         guard (prompt == nil) != (tokens == nil) else { throw ValidationError("give exactly one of --prompt and --tokens") }
         let ids = try tokens.map(Self.parseIds)
         let model = try options.loadModel()
-        let tokens = try ids ?? model.tokenizer.encode(readPromptText(prompt!))
+        let tokens = try ids ?? model.promptTokens(readPromptText(prompt!))
         guard !tokens.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
         if let bad = tokens.first(where: { !(0..<model.tokenizer.vocabSize).contains($0) }) {
             throw ValidationError("--tokens: id \(bad) is outside the vocabulary (0..<\(model.tokenizer.vocabSize))")

@@ -47,13 +47,14 @@ struct PerplexityCommand: ParsableCommand {
         if method == .llamaCpp { return try runLlamaCpp() }
         if chunks != nil { throw ValidationError("--chunks applies to --method llama.cpp") }
         // Options first, so a bad --window is blamed on itself and not on the context it sets.
-        let evaluation = try PerplexityEvaluation(window: window, stride: stride)
+        var evaluation = try PerplexityEvaluation(window: window, stride: stride)
         let maxTokens = scoreTokens ?? oldMaxTokens
         if let maxTokens { try requireNonNegative(maxTokens, "--score-tokens") }
         let text = try readTextFile(file, "--file")
         let model = try options.loadModel()
-        var tokens = model.tokenizer.encode(text, parseSpecial: false)
+        var tokens = model.promptTokens(text, parseSpecial: false)
         if let maxTokens { tokens = Array(tokens.prefix(maxTokens)) }
+        evaluation.beginning = model.beginningToken
         let runner = try makeRunner(model)
         note("scoring \(tokens.count) tokens of \(file) with window \(evaluation.window), stride \(evaluation.stride) [\(runner.backendName)]")
         let start = Date()

@@ -148,7 +148,7 @@ struct PlanSharedAttentionCommand: ParsableCommand {
     private func heldOutTokens(model: LoadedModel, similarity: AttentionSimilarity, analysedText: String?) throws -> [Int] {
         let path = calibrationFile ?? similarity.settings.file
         let text = try readTextFile(path, "held-out text (--calibration-file)")
-        var ids = model.tokenizer.encode(text, parseSpecial: false)
+        var ids = model.promptTokens(text, parseSpecial: false)
         let sameFile = URL(fileURLWithPath: path).standardizedFileURL == URL(fileURLWithPath: similarity.settings.file).standardizedFileURL
         if sameFile { ids = Array(ids.dropFirst(similarity.settings.tokensUsed)) }
         ids = Array(ids.prefix(calibrationTokens))

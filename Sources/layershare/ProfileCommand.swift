@@ -35,7 +35,7 @@ struct ProfileCommand: ParsableCommand {
         let tokens = renamed(maxTokens, old: oldTokens)
         try requireNonNegative(tokens, "--max-tokens")
         let model = try options.loadModel()
-        let ids = model.tokenizer.encode(try readPromptText(prompt))
+        let ids = model.promptTokens(try readPromptText(prompt))
         guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
         var runnerOptions = try options.runnerOptions(model: model)
         runnerOptions.profiling = true

@@ -154,7 +154,8 @@ public final class CPUBackend: InferenceBackend {
             defer { if let observed, observed != emitted?.storage { observed.deallocate() } }
             CPUKernels.attention(q: queries.storage, k: k.storage, v: v.storage, out: op.out.storage,
                                  queryCount: op.rows, keyCount: total, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
-                                 queryStart: op.startPosition, probabilitiesOut: observed ?? emitted?.storage)
+                                 queryStart: op.startPosition, scale: op.scale, window: op.window,
+                                 probabilitiesOut: observed ?? emitted?.storage)
             if let observed, let attentionObserver {
                 attentionObserver(currentLayer, UnsafeBufferPointer(start: observed, count: s.heads * op.rows * total), s.heads, op.rows, total)
             }
@@ -174,6 +175,25 @@ public final class CPUBackend: InferenceBackend {
 
     public func swiglu(gate: Tensor, gateOffset: Int, up: Tensor, upOffset: Int, into out: Tensor, count: Int) throws {
         CPUKernels.swiglu(gate: gate.storage + gateOffset, up: up.storage + upOffset, into: out.storage, count: count)
+    }
+
+    public func geglu(gate: Tensor, gateOffset: Int, up: Tensor, upOffset: Int, into out: Tensor, count: Int) throws {
+        CPUKernels.geglu(gate: gate.storage + gateOffset, up: up.storage + upOffset, into: out.storage, count: count)
+    }
+
+    public func headNorm(_ x: Tensor, rows: Int, rowSize: Int, offset: Int, heads: Int, headDim: Int, weight: Weight, eps: Float) throws {
+        precondition(offset + heads * headDim <= rowSize && rows * rowSize <= x.count && weight.values.count == headDim)
+        weight.values.withUnsafeBufferPointer { w in
+            for r in 0..<rows {
+                let row = x.storage + r * rowSize + offset
+                CPUKernels.rmsnorm(row, weight: w.baseAddress!, into: row, rows: heads, dim: headDim, eps: eps)
+            }
+        }
+    }
+
+    public func scale(_ x: Tensor, by factor: Float, count: Int) throws {
+        precondition(count <= x.count)
+        CPUKernels.scale(x.storage, by: factor, count: count)
     }
 
     public func add(_ a: Tensor, _ b: Tensor, into out: Tensor, count: Int) throws {

@@ -72,7 +72,7 @@ extension VulkanBackend {
             switch output {
             case let .store(y): partOutput = i == 0 ? .store(y) : .accumulate(y)
             case let .accumulate(y, next): partOutput = .accumulate(y, nextNorm: i == parts.count - 1 ? next : nil)
-            case .swiglu, .ropeIntoCache:
+            case .swiglu, .geglu, .ropeIntoCache:
                 throw ModelLoadError("\(label): a weight stored in column parts supports stored and accumulated outputs only")
             }
             try product(part.matrix, x, xColumns: (part.firstColumn, weight.cols), rows: rows, input: .plain, output: partOutput,
@@ -95,7 +95,7 @@ extension VulkanBackend {
             try kernels.matmul(batch, weight: weight, x: x.buffer, xOffset: xColumns.offset, y: wide.buffer, rows: rows,
                                xStride: xColumns.stride, label: name, group: group)
             try kernels.add(batch, a: y.buffer, b: wide.buffer, out: y.buffer, count: rows * weight.rows, label: "add", group: group)
-        case .swiglu, .ropeIntoCache:
+        case .swiglu, .geglu, .ropeIntoCache:
             throw ModelLoadError("\(label): a weight stored in column parts supports stored and accumulated outputs only")
         }
     }

@@ -22,7 +22,7 @@ public final class VulkanBackend: InferenceBackend {
     let batch: CommandBatch
     private var recording = false
     var group = ""
-    private var tokenBuffer: DeviceBuffer?
+    var tokenBuffer: DeviceBuffer?
     private var attentionScratch: DeviceBuffer?
     /// Host-visible buffer results are copied into at the end of a batch, reused across steps, so reading
     /// logits on a device without unified memory needs neither a new staging buffer nor a second submit.
@@ -79,9 +79,8 @@ public final class VulkanBackend: InferenceBackend {
             weightBytes += m.buffer.byteCount
             return m
         }
-        let m = try VulkanMatrix(device: device, type: weight.type, rows: weight.rows, cols: weight.cols, bytes: weight.data,
-                                 tileRows: kernels.tuning.weightTileRows, label: weight.name)
-        weightBytes += m.buffer.byteCount
+        let m = try uploadMatrix(weight)
+        weightBytes += m.rowParts.isEmpty ? m.buffer.byteCount : m.rowParts.map(\.matrix.buffer.byteCount).reduce(0, +)
         return m
     }
 
@@ -121,17 +120,21 @@ public final class VulkanBackend: InferenceBackend {
 
     public func setGroup(_ group: String) { self.group = group }
 
-    public func embed(_ table: VulkanMatrix, tokens: [Int], into out: Tensor) throws {
-        if tokenBuffer == nil || tokenBuffer!.byteCount < tokens.count * 4 {
-            tokenBuffer = try DeviceBuffer(device: device, byteCount: max(tokens.count, 64) * 4, label: "token ids")
+    /// Token ids into `tokenBuffer`, inside the command stream: no staging buffer or extra submit per step.
+    func uploadTokens(_ ids: [UInt32]) throws {
+        if tokenBuffer == nil || tokenBuffer!.byteCount < ids.count * 4 {
+            tokenBuffer = try DeviceBuffer(device: device, byteCount: max(ids.count, 64) * 4, label: "token ids")
         }
         try ensureRecording()
-        // Token ids travel inside the command stream: no staging buffer or extra submit per step.
-        let ids = tokens.map { UInt32($0) }
         for start in stride(from: 0, to: ids.count, by: 16_384) {
             let chunk = ids[start..<min(start + 16_384, ids.count)]
             try chunk.withUnsafeBytes { try batch.update(tokenBuffer!, offset: start * 4, bytes: $0, label: "token_ids", group: group) }
         }
+    }
+
+    public func embed(_ table: VulkanMatrix, tokens: [Int], into out: Tensor) throws {
+        if !table.rowParts.isEmpty { return try rowPartsEmbed(table, tokens: tokens, into: out) }
+        try uploadTokens(tokens.map { UInt32($0) })
         let rowBytes = Double(table.byteCount / max(table.rows, 1))
         batch.setCost(bytes: Double(tokens.count) * (rowBytes + Double(table.cols * 4)), flops: Double(tokens.count * table.cols))
         try kernels.embedding(batch, table: table, tokens: tokenBuffer!, out: out.buffer, rows: tokens.count,
@@ -139,6 +142,9 @@ public final class VulkanBackend: InferenceBackend {
     }
 
     public func matmul(_ weight: VulkanMatrix, _ x: Tensor, into y: Tensor, rows: Int, label: String) throws {
+        if !weight.rowParts.isEmpty {
+            return try rowPartsProduct(weight, x, rows: rows, input: .plain, output: .store(y), label: label)
+        }
         if !weight.columnParts.isEmpty {
             return try columnPartsProduct(weight, x, rows: rows, input: .plain, output: .store(y), label: label)
         }
@@ -156,7 +162,9 @@ public final class VulkanBackend: InferenceBackend {
     /// CPU-type devices), else the separate ops.
     public func product(_ weight: VulkanMatrix, _ x: Tensor, rows: Int, input: FusedInput<VulkanMatrix>,
                         output: FusedOutput<Tensor, VulkanMatrix, Cache>, label: String) throws {
-        if !weight.columnParts.isEmpty {
+        if !weight.rowParts.isEmpty {
+            try rowPartsProduct(weight, x, rows: rows, input: input, output: output, label: label)
+        } else if !weight.columnParts.isEmpty {
             try columnPartsProduct(weight, x, rows: rows, input: input, output: output, label: label)
         } else {
             try product(weight, x, xColumns: nil, rows: rows, input: input, output: output, label: label)
@@ -293,7 +301,7 @@ public final class VulkanBackend: InferenceBackend {
                           flops: 4 * visiblePairs * Double(s.queryRow))
             try attentionKernels.attention(batch, q: queries.buffer, k: k, v: v, out: op.out.buffer, scratch: scratch,
                                            rows: rows, startPosition: start, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
-                                           scale: 1 / Float(s.headDim).squareRoot(), probabilities: op.emittedProbabilities?.buffer,
+                                           scale: op.scale ?? 1 / Float(s.headDim).squareRoot(), probabilities: op.emittedProbabilities?.buffer, window: op.window,
                                            label: rows == 1 ? "attention decode" : "attention prefill", group: group)
         case let .probabilities(p):
             guard case .nothing = op.emit else {
@@ -319,6 +327,26 @@ public final class VulkanBackend: InferenceBackend {
         batch.setCost(bytes: Double(3 * count * 4), flops: Double(6 * count))
         try kernels.swiglu(batch, gate: gate.buffer, gateOffset: gateOffset, up: up.buffer, upOffset: upOffset, out: out.buffer,
                            count: count, label: "swiglu", group: group)
+    }
+
+    public func geglu(gate: Tensor, gateOffset: Int, up: Tensor, upOffset: Int, into out: Tensor, count: Int) throws {
+        try ensureRecording()
+        batch.setCost(bytes: Double(3 * count * 4), flops: Double(12 * count))
+        try kernels.geglu(batch, gate: gate.buffer, gateOffset: gateOffset, up: up.buffer, upOffset: upOffset, out: out.buffer,
+                          count: count, label: "geglu", group: group)
+    }
+
+    public func headNorm(_ x: Tensor, rows: Int, rowSize: Int, offset: Int, heads: Int, headDim: Int, weight: VulkanMatrix, eps: Float) throws {
+        try ensureRecording()
+        batch.setCost(bytes: Double(2 * rows * heads * headDim * 4), flops: Double(3 * rows * heads * headDim))
+        try kernels.headRmsnorm(batch, x: x.buffer, offset: offset, weight: weight.buffer, rows: rows, rowStride: rowSize,
+                                heads: heads, headDim: headDim, eps: eps, group: group)
+    }
+
+    public func scale(_ x: Tensor, by factor: Float, count: Int) throws {
+        try ensureRecording()
+        batch.setCost(bytes: Double(2 * count * 4), flops: Double(count))
+        try kernels.scale(batch, x: x.buffer, factor: factor, out: x.buffer, count: count, label: "scale", group: group)
     }
 
     public func add(_ a: Tensor, _ b: Tensor, into out: Tensor, count: Int) throws {

@@ -6,14 +6,17 @@ extension CPUKernels {
     /// - q: [n, heads, headDim]; k, v: [keyCount, kvHeads, headDim]; out: [n, heads, headDim].
     /// - Query row i sits at absolute position `queryStart + i` and sees keys 0...queryStart+i
     ///   (so `queryStart + n ≤ keyCount`); keys past that are masked out.
-    /// - Head h reads kv head h / (heads / kvHeads). Scores are scaled by 1/sqrt(headDim) and
-    ///   soft-maxed in float32 with the row maximum subtracted.
+    /// - Head h reads kv head h / (heads / kvHeads). Scores are scaled by `scale` (default
+    ///   1/sqrt(headDim)) and soft-maxed in float32 with the row maximum subtracted.
+    /// - window: a sliding window; query position p then sees only keys p − window < k ≤ p.
     /// - probabilitiesOut: optional [heads, n, keyCount] buffer that receives the attention
     ///   probabilities, 0 in masked entries (for the sharing features that reuse them).
     public static func attention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                  out: UnsafeMutablePointer<Float>, queryCount n: Int, keyCount: Int,
                                  heads: Int, kvHeads: Int, headDim: Int, queryStart: Int,
+                                 scale: Float? = nil, window: Int? = nil,
                                  probabilitiesOut: UnsafeMutablePointer<Float>? = nil) {
+        precondition(window.map { $0 > 0 } ?? true, "attention window must be positive")
         checkAttentionShape(n: n, keyCount: keyCount, heads: heads, kvHeads: kvHeads, headDim: headDim)
         precondition(queryStart >= 0 && queryStart + n <= keyCount,
                      "query rows \(queryStart)..<\(queryStart + n) need that many keys, have \(keyCount)")
@@ -21,7 +24,7 @@ extension CPUKernels {
         let group = heads / kvHeads
         // Keys at or beyond queryStart + n are invisible to every row: skip them in the product.
         let visibleKeys = queryStart + n
-        let scale = 1 / Float(headDim).squareRoot()
+        let scale = scale ?? 1 / Float(headDim).squareRoot()
         let scratch: UnsafeMutablePointer<Float>? = probabilitiesOut == nil ? .allocate(capacity: n * keyCount) : nil
         defer { scratch?.deallocate() }
 
@@ -36,10 +39,12 @@ extension CPUKernels {
             for i in 0..<n {
                 let row = scores + i * keyCount
                 let visible = queryStart + i + 1
-                softmaxRow(row, count: visible)
+                let first = window.map { max(0, visible - $0) } ?? 0
+                softmaxRow(row + first, count: visible - first)
+                row.update(repeating: 0, count: first)
                 (row + visible).update(repeating: 0, count: keyCount - visible)
             }
-            // Masked probabilities are exactly 0, so multiplying by all keys is still causal.
+            // Masked probabilities are exactly 0, so multiplying by all keys is still causal (and windowed).
             multiplyProbabilities(scores, rowStride: keyCount, v: v + g * headDim, kvStride: kvHeads * headDim,
                                   out: out + h * headDim, outStride: heads * headDim,
                                   n: n, keyCount: visibleKeys, headDim: headDim)

@@ -39,4 +39,20 @@ public enum CPUKernels {
             out[i] = g / (1 + expf(-g)) * up[i]
         }
     }
+
+    /// out = gelu(gate) · up with GELU's tanh approximation,
+    /// gelu(g) = g/2 · (1 + tanh(√(2/π) · (g + 0.044715 g³))) (`out` may alias either input).
+    public static func geglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
+                             into out: UnsafeMutablePointer<Float>, count: Int) {
+        let c = Float((2 / Double.pi).squareRoot())
+        for i in 0..<count {
+            let g = gate[i]
+            out[i] = 0.5 * g * (1 + tanhf(c * (g + 0.044715 * g * g * g))) * up[i]
+        }
+    }
+
+    /// x *= factor, element-wise.
+    public static func scale(_ x: UnsafeMutablePointer<Float>, by factor: Float, count: Int) {
+        for i in 0..<count { x[i] *= factor }
+    }
 }

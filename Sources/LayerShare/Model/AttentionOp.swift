@@ -35,12 +35,20 @@ public struct AttentionOp<Tensor, Cache> {
     public var startPosition: Int
     public var shape: AttentionShape
     public var emit: AttentionEmission<Tensor>
+    /// Scale of Q·Kᵀ; nil: 1/√headDim.
+    public var scale: Float?
+    /// Sliding window: query position p sees keys p − window < k ≤ p only; nil: every earlier key.
+    public var window: Int?
 
     public init(scores: AttentionScores<Tensor, Cache>, values: Cache, out: Tensor, rows: Int, startPosition: Int,
-                shape: AttentionShape, emit: AttentionEmission<Tensor> = .nothing) {
+                shape: AttentionShape, emit: AttentionEmission<Tensor> = .nothing, scale: Float? = nil, window: Int? = nil) {
         self.scores = scores; self.values = values; self.out = out
         self.rows = rows; self.startPosition = startPosition; self.shape = shape; self.emit = emit
+        self.scale = scale; self.window = window
     }
+
+    /// Whether this call is plain causal attention at 1/√headDim (what every backend kernel computes).
+    public var isPlainCausal: Bool { window == nil && (scale ?? 1 / Float(shape.headDim).squareRoot()) == 1 / Float(shape.headDim).squareRoot() }
 
     /// Keys every row can see at most: the context after this call.
     public var context: Int { startPosition + rows }
@@ -58,6 +66,9 @@ public struct AttentionOp<Tensor, Cache> {
         }
         if case .probabilities = scores, rows != 1 {
             throw ModelLoadError("\(label): given probability rows are for one query row (decode), got \(rows) rows")
+        }
+        if let window, window < 1 {
+            throw ModelLoadError("\(label): sliding window \(window) must be at least 1")
         }
         if case .probabilities = emit, rows != 1 {
             throw ModelLoadError("\(label): probabilities can be emitted for one query row (decode) only, got \(rows) rows")

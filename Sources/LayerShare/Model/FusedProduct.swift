@@ -41,6 +41,8 @@ public enum FusedOutput<Tensor, NextNorm, Cache> {
     case accumulate(Tensor, nextNorm: NextNorm? = nil)
     /// W = [gate; up] (2F rows): y = silu(gate·x) ⊙ (up·x), rows of F.
     case swiglu(Tensor)
+    /// W = [gate; up] (2F rows): y = gelu_tanh(gate·x) ⊙ (up·x) (Gemma's GeGLU).
+    case geglu(Tensor)
     /// W = [q; k; v]: rotated Q rows into `queries` (heads·headDim per row), rotated K and plain V into
     /// the cache at startPosition + row.
     case ropeIntoCache(queries: Tensor, RopeIntoCache<Cache>)
@@ -48,7 +50,7 @@ public enum FusedOutput<Tensor, NextNorm, Cache> {
     /// The tensor y: where the results go (Q for a RoPE output).
     public var destination: Tensor {
         switch self {
-        case let .store(t), let .accumulate(t, _), let .swiglu(t), let .ropeIntoCache(t, _): return t
+        case let .store(t), let .accumulate(t, _), let .swiglu(t), let .geglu(t), let .ropeIntoCache(t, _): return t
         }
     }
 
@@ -58,6 +60,7 @@ public enum FusedOutput<Tensor, NextNorm, Cache> {
         case .store: return nil
         case .accumulate: return "residual"
         case .swiglu: return "swiglu"
+        case .geglu: return "geglu"
         case .ropeIntoCache: return "rope_kv"
         }
     }
@@ -70,7 +73,18 @@ public enum FusedOutput<Tensor, NextNorm, Cache> {
         case let .store(t): return .store(try tensor(t))
         case let .accumulate(t, next): return .accumulate(try tensor(t), nextNorm: try next.flatMap(nextNorm))
         case let .swiglu(t): return .swiglu(try tensor(t))
+        case let .geglu(t): return .geglu(try tensor(t))
         case let .ropeIntoCache(t, r): return .ropeIntoCache(queries: try tensor(t), try rope(r))
+        }
+    }
+}
+
+extension InferenceBackend {
+    /// The gated activation `activation` names.
+    func gated(_ activation: FFNActivation, gate: Tensor, gateOffset: Int, up: Tensor, upOffset: Int, into out: Tensor, count: Int) throws {
+        switch activation {
+        case .silu: try swiglu(gate: gate, gateOffset: gateOffset, up: up, upOffset: upOffset, into: out, count: count)
+        case .geluTanh: try geglu(gate: gate, gateOffset: gateOffset, up: up, upOffset: upOffset, into: out, count: count)
         }
     }
 }
@@ -119,14 +133,16 @@ extension InferenceBackend {
         case .store: break
         case let .accumulate(y, _):
             try add(y, wide, into: y, count: rows * outRows)
-        case let .swiglu(y):
+        case let .swiglu(y), let .geglu(y):
             let half = outRows / 2
+            let activation: FFNActivation
+            if case .geglu = output { activation = .geluTanh } else { activation = .silu }
             if rows == 1 {
-                try swiglu(gate: wide, gateOffset: 0, up: wide, upOffset: half, into: y, count: half)
+                try gated(activation, gate: wide, gateOffset: 0, up: wide, upOffset: half, into: y, count: half)
             } else {
                 let up = try scratch.tensor(2, count: rows * half, backend: self)
                 try splitColumns(wide, rows: rows, rowSize: outRows, into: [(0, half, y), (half, half, up)])
-                try swiglu(gate: y, gateOffset: 0, up: up, upOffset: 0, into: y, count: rows * half)
+                try gated(activation, gate: y, gateOffset: 0, up: up, upOffset: 0, into: y, count: rows * half)
             }
         case let .ropeIntoCache(queries, r):
             try ropeIntoCache(wide, rows: rows, heads: r.heads, kvHeads: r.kvHeads, headDim: r.headDim, startPosition: r.startPosition,

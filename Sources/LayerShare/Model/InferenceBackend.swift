@@ -57,6 +57,14 @@ public protocol InferenceBackend: AnyObject {
     func copyRow(_ x: Tensor, row: Int, rowSize: Int, into out: Tensor) throws
     /// out[i] = silu(gate[gateOffset + i]) · up[upOffset + i]
     func swiglu(gate: Tensor, gateOffset: Int, up: Tensor, upOffset: Int, into out: Tensor, count: Int) throws
+    /// out[i] = gelu_tanh(gate[gateOffset + i]) · up[upOffset + i] (GeGLU)
+    func geglu(gate: Tensor, gateOffset: Int, up: Tensor, upOffset: Int, into out: Tensor, count: Int) throws
+    /// RMS-normalises, in place, `heads` consecutive heads of `headDim` floats starting at column
+    /// `offset` of each of `rows` rows (`rowSize` floats apart), each head times `weight` [headDim]
+    /// (Gemma's QK-norm on a stacked [q | k | v] projection).
+    func headNorm(_ x: Tensor, rows: Int, rowSize: Int, offset: Int, heads: Int, headDim: Int, weight: Weight, eps: Float) throws
+    /// x[0..<count] *= factor (Gemma's embedding scale).
+    func scale(_ x: Tensor, by factor: Float, count: Int) throws
     /// out = a + b; `out` may be `a`.
     func add(_ a: Tensor, _ b: Tensor, into out: Tensor, count: Int) throws
 

@@ -31,6 +31,17 @@ public final class LoadedModel {
         try weights.validateFiniteWeights()
     }
 
+    /// A text's ids with BOS in front where the model asks for one (`add_bos_token`: Gemma does,
+    /// SmolLM2 does not), as llama.cpp's tools tokenize prompts.
+    public func promptTokens(_ text: String, parseSpecial: Bool = true) -> [Int] {
+        var ids = tokenizer.encode(text, parseSpecial: parseSpecial)
+        if let bos = beginningToken, ids.first != bos { ids.insert(bos, at: 0) }
+        return ids
+    }
+
+    /// The BOS id when the tokenizer adds one, else nil.
+    public var beginningToken: Int? { tokenizer.addBosToken ? tokenizer.bosId : nil }
+
     /// Rows of the embedding table past the tokenizer's last id (padding; never sampled).
     public var paddedVocabulary: Int { max(0, hyper.vocabSize - tokenizer.vocabSize) }
 

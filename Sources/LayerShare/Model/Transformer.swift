@@ -30,6 +30,9 @@ public final class Transformer<Backend: InferenceBackend> {
         let ffnNorm: Backend.Weight
         let gateUp: Backend.Weight
         let down: Backend.Weight
+        /// Gemma (`ArchitectureOptions`): per-head Q/K norms and the norms of the block outputs.
+        let qNorm: Backend.Weight?, kNorm: Backend.Weight?
+        let postAttentionNorm: Backend.Weight?, postFFNNorm: Backend.Weight?
     }
 
     /// What a layer hands to the layers that read its attention (`LayerSpec.emits`): its rotated
@@ -53,6 +56,9 @@ public final class Transformer<Backend: InferenceBackend> {
     let x: Backend.Tensor
     let q: Backend.Tensor, v: Backend.Tensor, attn: Backend.Tensor, lastRow: Backend.Tensor
     let gate: Backend.Tensor, logits: Backend.Tensor
+    /// With QK-norm: the stacked [q | k | v] rows, normalised before RoPE. With post-norms: a block's
+    /// output before and after its norm.
+    let qkv: Backend.Tensor?, blockOut: Backend.Tensor?, blockNormed: Backend.Tensor?
 
     /// Bytes of KV cache held on the backend.
     public let kvCacheBytes: Int
@@ -82,6 +88,10 @@ public final class Transformer<Backend: InferenceBackend> {
         var caches: [Backend.Cache] = []
         var kvBytes = 0
         let attention = try Self.attentionWeights(specs: specs, source: source, backend: backend)
+        let o = h.options
+        func optional(_ wanted: Bool, _ name: String) throws -> Backend.Weight? {
+            wanted ? try backend.loadWeight(source.weight(name)) : nil
+        }
         for (l, spec) in specs.enumerated() {
             progress?(l, h.layers)
             layers.append(LayerWeights(
@@ -90,7 +100,11 @@ public final class Transformer<Backend: InferenceBackend> {
                 o: attention[l].output,
                 ffnNorm: try backend.loadWeight(source.weight(N.ffnNorm(l))),
                 gateUp: try backend.loadStacked([source.weight(N.ffnGate(l)), source.weight(N.ffnUp(l))], label: "blk.\(l).ffn_gate_up"),
-                down: try backend.loadWeight(source.weight(N.ffnDown(l)))))
+                down: try backend.loadWeight(source.weight(N.ffnDown(l))),
+                qNorm: try optional(o.qkNorm && spec.scores == .own, N.attnQNorm(l)),
+                kNorm: try optional(o.qkNorm && spec.scores == .own, N.attnKNorm(l)),
+                postAttentionNorm: try optional(o.postNorms, N.postAttentionNorm(l)),
+                postFFNNorm: try optional(o.postNorms, N.postFFNNorm(l))))
             let cache = spec.cache(for: h)
             caches.append(try backend.makeCache(cache, capacity: capacity, label: "layer \(l)"))
             kvBytes += capacity * cache.bytesPerToken
@@ -108,6 +122,9 @@ public final class Transformer<Backend: InferenceBackend> {
         lastRow = try backend.makeTensor(h.hiddenSize, label: "last row")
         gate = try backend.makeTensor(rows * h.ffnSize, label: "gate")
         logits = try backend.makeTensor(rows * h.vocabSize, label: "logits")
+        qkv = o.qkNorm ? try backend.makeTensor(rows * (h.qSize + 2 * h.kvSize), label: "qkv") : nil
+        blockOut = o.postNorms ? try backend.makeTensor(rows * h.hiddenSize, label: "block output") : nil
+        blockNormed = o.postNorms ? try backend.makeTensor(rows * h.hiddenSize, label: "block output normed") : nil
         emitted = try specs.enumerated().map { l, spec in
             guard spec.emits == .probabilities else { return nil }
             return EmittedAttention(queries: try backend.makeTensor(rows * h.qSize, label: "queries of layer \(l)"),
@@ -174,6 +191,8 @@ public final class Transformer<Backend: InferenceBackend> {
         let start = position
         backend.setGroup("embedding")
         try backend.embed(embedding, tokens: tokens, into: x)
+        let o = h.options
+        if o.embeddingScale != 1 { try backend.scale(x, by: o.embeddingScale, count: n * h.hiddenSize) }
         let shape = AttentionShape(heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim)
         for (l, spec) in specs.enumerated() {
             backend.setGroup("layer \(l)")
@@ -186,8 +205,12 @@ public final class Transformer<Backend: InferenceBackend> {
             case .own:
                 let queries = emits?.queries ?? q
                 let rope = RopeIntoCache(heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim, startPosition: start,
-                                         theta: h.ropeTheta, layout: h.ropeLayout, cache: cache)
-                try backend.product(w.attnInput, x, rows: n, input: attnNorm, output: .ropeIntoCache(queries: queries, rope), label: "attn_qkv")
+                                         theta: o.ropeTheta(layer: l, global: h.ropeTheta), layout: h.ropeLayout, cache: cache)
+                if let qNorm = w.qNorm, let kNorm = w.kNorm, let qkv {
+                    try normedQKV(w.attnInput, qNorm: qNorm, kNorm: kNorm, into: qkv, rows: n, input: attnNorm, queries: queries, rope)
+                } else {
+                    try backend.product(w.attnInput, x, rows: n, input: attnNorm, output: .ropeIntoCache(queries: queries, rope), label: "attn_qkv")
+                }
                 scores = .queries(queries, keys: cache)
             case let .shared(src):
                 try backend.product(w.attnInput, x, rows: n, input: attnNorm, output: .store(v), label: "attn_v")
@@ -196,12 +219,16 @@ public final class Transformer<Backend: InferenceBackend> {
                 scores = n == 1 ? .probabilities(source.probabilities) : .queries(source.queries, keys: caches[src])
             }
             let emit: AttentionEmission<Backend.Tensor> = n == 1 ? emits.map { .probabilities($0.probabilities) } ?? .nothing : .nothing
+            // A shared layer's scores were windowed as its source's.
+            let window: Int?
+            if case let .shared(src) = spec.scores { window = o.window(layer: src) } else { window = o.window(layer: l) }
             try backend.attention(AttentionOp(scores: scores, values: cache, out: attn, rows: n, startPosition: start,
-                                              shape: shape, emit: emit))
-            try backend.product(w.o, attn, rows: n, input: .plain, output: .accumulate(x, nextNorm: w.ffnNorm), label: "attn_output")
-            try backend.product(w.gateUp, x, rows: n, input: .rmsNorm(w.ffnNorm, eps: h.rmsEps), output: .swiglu(gate), label: "ffn_gate_up")
+                                              shape: shape, emit: emit, scale: o.attentionScale, window: window))
+            try residual(w.o, attn, rows: n, postNorm: w.postAttentionNorm, nextNorm: w.ffnNorm, label: "attn_output")
+            let gated: FusedOutput<Backend.Tensor, Backend.Weight, Backend.Cache> = o.activation == .geluTanh ? .geglu(gate) : .swiglu(gate)
+            try backend.product(w.gateUp, x, rows: n, input: .rmsNorm(w.ffnNorm, eps: h.rmsEps), output: gated, label: "ffn_gate_up")
             let nextNorm = l + 1 < h.layers ? layers[l + 1].attnNorm : outputNorm
-            try backend.product(w.down, gate, rows: n, input: .plain, output: .accumulate(x, nextNorm: nextNorm), label: "ffn_down")
+            try residual(w.down, gate, rows: n, postNorm: w.postFFNNorm, nextNorm: nextNorm, label: "ffn_down")
             if let hidden { hidden(l, try backend.read(x, offset: 0, count: n * h.hiddenSize)) }
         }
         position += n
@@ -226,6 +253,33 @@ public final class Transformer<Backend: InferenceBackend> {
             try backend.product(lmHead, x, rows: n, input: outputNorm, output: .store(logits), label: "lm_head")
             return try backend.read(logits, offset: 0, count: n * h.vocabSize)
         }
+    }
+}
+
+extension Transformer {
+    /// x += W·input, or with a post-norm x += rmsnorm(W·input) · postNorm (Gemma).
+    func residual(_ weight: Backend.Weight, _ input: Backend.Tensor, rows n: Int, postNorm: Backend.Weight?, nextNorm: Backend.Weight,
+                  label: String) throws {
+        guard let postNorm, let blockOut, let blockNormed else {
+            try backend.product(weight, input, rows: n, input: .plain, output: .accumulate(x, nextNorm: nextNorm), label: label)
+            return
+        }
+        try backend.product(weight, input, rows: n, input: .plain, output: .store(blockOut), label: label)
+        try backend.rmsnorm(blockOut, weight: postNorm, into: blockNormed, rows: n, dim: hyper.hiddenSize, eps: hyper.rmsEps)
+        try backend.add(x, blockNormed, into: x, count: n * hyper.hiddenSize)
+    }
+
+    /// The Q|K|V product with QK-norm: stored, each Q and K head RMS-normalised, then rotated into
+    /// `queries` and the cache (Gemma).
+    func normedQKV(_ weight: Backend.Weight, qNorm: Backend.Weight, kNorm: Backend.Weight, into qkv: Backend.Tensor, rows n: Int,
+                   input: FusedInput<Backend.Weight>, queries: Backend.Tensor, _ r: RopeIntoCache<Backend.Cache>) throws {
+        let h = hyper, rowSize = h.qSize + 2 * h.kvSize
+        try backend.product(weight, x, rows: n, input: input, output: .store(qkv), label: "attn_qkv")
+        try backend.headNorm(qkv, rows: n, rowSize: rowSize, offset: 0, heads: h.heads, headDim: h.headDim, weight: qNorm, eps: h.rmsEps)
+        try backend.headNorm(qkv, rows: n, rowSize: rowSize, offset: h.qSize, heads: h.kvHeads, headDim: h.headDim, weight: kNorm, eps: h.rmsEps)
+        try backend.ropeIntoCache(qkv, rows: n, heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim, startPosition: r.startPosition,
+                                  theta: r.theta, layout: r.layout, cache: r.cache)
+        try backend.splitColumns(qkv, rows: n, rowSize: rowSize, into: [(0, h.qSize, queries)])
     }
 }
 

@@ -8,7 +8,7 @@ public enum AttentionAnalysis {
                            progress: (String) -> Void = { _ in }) throws -> AttentionSimilarity {
         guard tokensPerSequence >= 2 else { throw ModelLoadError("--tokens must be at least 2, got \(tokensPerSequence)") }
         guard sequences >= 1 else { throw ModelLoadError("--sequences must be at least 1, got \(sequences)") }
-        let tokens = model.tokenizer.encode(text, parseSpecial: false)
+        let tokens = model.promptTokens(text, parseSpecial: false)
         guard tokens.count >= 2 else { throw ModelLoadError("the calibration text has \(tokens.count) tokens; need at least 2") }
         // Short texts give one shorter sequence rather than an error.
         let n = min(tokensPerSequence, tokens.count)

@@ -6,6 +6,9 @@ import Foundation
 public struct PerplexityEvaluation {
     public let window: Int
     public let stride: Int
+    /// A BOS id that replaces the first token of every window (as llama.cpp's perplexity does for
+    /// models that expect one, e.g. Gemma); that token is context only, never scored. nil: none.
+    public var beginning: Int?
 
     public init(window: Int, stride: Int? = nil) throws {
         guard window >= 2 else { throw ModelLoadError("--window must be at least 2, got \(window)") }
@@ -27,7 +30,8 @@ public struct PerplexityEvaluation {
         var begin = 0
         while scoredUpTo < total {
             let end = min(begin + window, tokens.count)
-            let chunk = Array(tokens[begin..<end])
+            var chunk = Array(tokens[begin..<end])
+            if let beginning { chunk[0] = beginning }
             runner.reset()
             let vocab = runner.hyper.vocabSize
             // Row i of the window predicts tokens[begin + i + 1].

@@ -148,10 +148,18 @@ public final class VulkanAttention {
     ///   (`n == 1`) when the context exceeds one split or probabilities are emitted. Bound but
     ///   unused otherwise (any non-empty buffer).
     /// - probabilities: decode only; receives P `[heads, startPosition + 1]` (softmax rows).
+    /// - window: sliding window; row i then sees keys startPosition + i − window < k ≤ startPosition + i
+    ///   (a `WINDOW` variant of each kernel).
     public func attention(_ batch: CommandBatch, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer,
                           out: DeviceBuffer, scratch: DeviceBuffer, rows n: Int, startPosition: Int,
                           heads: Int, kvHeads: Int, headDim d: Int, scale: Float,
-                          probabilities: DeviceBuffer? = nil, label: String, group: String = "") throws {
+                          probabilities: DeviceBuffer? = nil, window: Int? = nil, label: String, group: String = "") throws {
+        if let window {
+            guard window >= 1 else { throw VulkanError.invalidArgument("\(label): sliding window must be ≥ 1, got \(window)") }
+            guard probabilities == nil else {
+                throw VulkanError.invalidArgument("\(label): probabilities cannot be emitted from a sliding-window layer")
+            }
+        }
         let plan = try self.plan(rows: n, startPosition: startPosition, heads: heads, kvHeads: kvHeads,
                                  headDim: d, emitsProbabilities: probabilities != nil, label: label)
         guard scale.isFinite else { throw VulkanError.invalidArgument("\(label): scale must be finite, got \(scale)") }
@@ -185,6 +193,8 @@ public final class VulkanAttention {
         // The lanes decode kernel reads texels only; without views the standard decode kernel runs.
         let config = try kernelConfig(headDim: d, group: heads / kvHeads, decode: n == 1, lanes: kvViews == nil ? false : nil)
         var defines = config.defines
+        // A window at least the context is no window: the plain kernel (one variant fewer to compile).
+        if let window, window < total { defines["WINDOW"] = "\(window)" }
         // attention_decode_lanes.comp always reads texels; the other kernels choose by KV_TEXEL.
         if kvViews != nil, config.file != "attention_decode_lanes.comp" { defines["KV_TEXEL"] = "1" }
         let kvKind: DescriptorKind = kvViews != nil ? .uniformTexelBuffer : .storageBuffer

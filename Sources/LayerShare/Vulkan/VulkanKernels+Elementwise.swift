@@ -2,7 +2,7 @@ import VulkanCompute
 
 /// Element-wise ops over `count` floats (Shaders/elementwise.comp).
 extension VulkanKernels {
-    private enum ElementwiseOp: String { case swiglu = "OP_SWIGLU", add = "OP_ADD", mul = "OP_MUL", scale = "OP_SCALE" }
+    private enum ElementwiseOp: String { case swiglu = "OP_SWIGLU", geglu = "OP_GEGLU", add = "OP_ADD", mul = "OP_MUL", scale = "OP_SCALE" }
 
     private func elementwise(_ batch: CommandBatch, _ op: ElementwiseOp, a: DeviceBuffer, aOffset: Int, b: DeviceBuffer?, bOffset: Int,
                              out: DeviceBuffer, outOffset: Int, count: Int, scalar: Float, label: String, group: String) throws {
@@ -37,6 +37,13 @@ extension VulkanKernels {
     public func swiglu(_ batch: CommandBatch, gate: DeviceBuffer, gateOffset: Int = 0, up: DeviceBuffer, upOffset: Int = 0,
                        out: DeviceBuffer, outOffset: Int = 0, count: Int, label: String = "swiglu", group: String = "") throws {
         try elementwise(batch, .swiglu, a: gate, aOffset: gateOffset, b: up, bOffset: upOffset, out: out, outOffset: outOffset,
+                        count: count, scalar: 0, label: label, group: group)
+    }
+
+    /// out = gelu_tanh(gate) · up over `count` floats. out may be gate itself (bound once, in place).
+    public func geglu(_ batch: CommandBatch, gate: DeviceBuffer, gateOffset: Int = 0, up: DeviceBuffer, upOffset: Int = 0,
+                      out: DeviceBuffer, outOffset: Int = 0, count: Int, label: String = "geglu", group: String = "") throws {
+        try elementwise(batch, .geglu, a: gate, aOffset: gateOffset, b: up, bOffset: upOffset, out: out, outOffset: outOffset,
                         count: count, scalar: 0, label: label, group: group)
     }
 

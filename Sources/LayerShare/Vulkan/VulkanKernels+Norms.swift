@@ -27,6 +27,26 @@ extension VulkanKernels {
                            groups: try folded(rows, what), label: label, group: group)
     }
 
+    /// In place, per head: `heads` consecutive heads of `headDim` floats from element `offset` of each
+    /// of `rows` rows `rowStride` floats apart, each RMS-normalised and times `weight` [headDim].
+    public func headRmsnorm(_ batch: CommandBatch, x: DeviceBuffer, offset: Int, weight: DeviceBuffer, rows: Int, rowStride: Int,
+                            heads: Int, headDim: Int, eps: Float, label: String = "head_norm", group: String = "") throws {
+        let what = "head rmsnorm '\(label)'"
+        try requirePositive(what, ["rows": rows, "heads": heads, "headDim": headDim])
+        guard offset >= 0, offset + heads * headDim <= rowStride else {
+            throw fail(what, "\(heads) heads of \(headDim) from column \(offset) do not fit rows of \(rowStride)")
+        }
+        guard eps >= 0, eps.isFinite else { throw fail(what, "eps must be finite and non-negative, got \(eps)") }
+        try requireFloats(what, "x", x, offset: offset, span: (rows - 1) * rowStride + heads * headDim)
+        try requireFloats(what, "weight", weight, offset: 0, span: headDim)
+        let p = try pipeline("rmsnorm.comp", defines: ["IN_PLACE": "1", "HEADS": "1"],
+                             specialization: [Self.u(tuning.reduceWorkgroup)], bindings: 2, pushWords: 8)
+        try batch.dispatch(p, [.readWrite(x), .read(weight)],
+                           push: [Self.u(headDim), Self.u(rows * heads), .float(eps), Self.u(offset), Self.u(rowStride),
+                                  Self.u(offset), Self.u(rowStride), Self.u(heads)],
+                           groups: try folded(rows * heads, what), label: label, group: group)
+    }
+
     /// In-place softmax of each row of `cols` floats: row r at `offset + r·stride` (stride defaults to cols).
     public func softmax(_ batch: CommandBatch, x: DeviceBuffer, offset: Int = 0, rows: Int, cols: Int, stride: Int? = nil,
                         label: String = "softmax", group: String = "") throws {

@@ -162,8 +162,8 @@ extension VulkanKernels {
                                what: @autoclosure () -> String) throws -> Int {
         switch output {
         case .store, .accumulate: return weightRows
-        case .swiglu:
-            guard weightRows % 2 == 0 else { throw fail(what(), "swiglu needs [gate; up] stacked rows, an even count, got \(weightRows)") }
+        case .swiglu, .geglu:
+            guard weightRows % 2 == 0 else { throw fail(what(), "a gated output needs [gate; up] stacked rows, an even count, got \(weightRows)") }
             return weightRows / 2
         case let .ropeIntoCache(y, r):
             return try requireRopeOutput(what(), r, weightRows: weightRows, rows: rows, x: x, y: y)
@@ -296,6 +296,7 @@ extension VulkanKernels {
         case .store: bindings.append(.write(y.buffer))
         case .accumulate: defines["OUT_ADD"] = "1"; bindings.append(.readWrite(y.buffer))
         case .swiglu: defines["OUT_GLU"] = "1"; bindings.append(.write(y.buffer))
+        case .geglu: defines["OUT_GLU"] = "1"; defines["GLU_GELU"] = "1"; bindings.append(.write(y.buffer))
         case .ropeIntoCache: defines["OUT_ROPE_KV"] = "1"; bindings.append(.write(y.buffer))
         }
         // Optional bindings after y, numbered in order (the shader takes the numbers as defines).
@@ -364,7 +365,7 @@ extension FusedOutput {
     var readsRowPairs: Bool {
         switch self {
         case .store, .accumulate: return false
-        case .swiglu, .ropeIntoCache: return true
+        case .swiglu, .geglu, .ropeIntoCache: return true
         }
     }
 }

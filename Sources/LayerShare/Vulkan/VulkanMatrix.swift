@@ -9,8 +9,9 @@ import VulkanCompute
 /// The K-quants have no kernels yet and are widened to F32 on upload
 /// (`GGMLType.widenedOnDevice`; `type` is then `.f32`).
 ///
-/// A matrix must fit one storage-buffer binding (`maxStorageBufferRange`); larger ones are
-/// rejected with an error naming the tensor rather than split.
+/// A stored matrix must fit one storage-buffer binding (`maxStorageBufferRange`); a larger weight
+/// is loaded as `rowParts`, consecutive row ranges each stored as its own matrix (Gemma's 178 MB
+/// embedding table on lavapipe's 128 MiB bindings).
 public final class VulkanMatrix {
     public let buffer: DeviceBuffer
     /// Element type as stored on the GPU.
@@ -44,6 +45,15 @@ public final class VulkanMatrix {
     /// projection): W·x = Σ parts[i].matrix · (columns firstColumn ..< firstColumn + matrix.cols of x).
     /// Empty for every stored matrix.
     public let columnParts: [ColumnPart]
+
+    /// Set on a weight stored as consecutive row ranges (too large for one binding): row
+    /// firstRow + i of the weight is row i of `matrix`. Empty for every stored matrix.
+    public let rowParts: [RowPart]
+
+    public struct RowPart {
+        public let matrix: VulkanMatrix
+        public let firstRow: Int
+    }
 
     public struct ColumnPart {
         public let matrix: VulkanMatrix
@@ -100,6 +110,7 @@ public final class VulkanMatrix {
         texelView = stored.texelView
         rowTable = RowTable(buffer: table, block: block, storedRows: stored.rows)
         columnParts = []
+        rowParts = []
     }
 
     /// A product weight made of column parts stored apart, side by side in order (no allocation).
@@ -125,6 +136,38 @@ public final class VulkanMatrix {
         texelView = nil
         rowTable = nil
         columnParts = parts
+        rowParts = []
+    }
+
+    /// A weight made of consecutive row ranges of one type and row length (no allocation).
+    public init(rows parts: [VulkanMatrix], label: String) throws {
+        guard let first = parts.first, parts.allSatisfy({ $0.cols == first.cols && $0.type == first.type && $0.rowTable == nil
+                && $0.columnParts.isEmpty && $0.rowParts.isEmpty }) else {
+            throw VulkanError.invalidArgument("matrix '\(label)': row parts must be plain matrices of one type and row length")
+        }
+        var next = 0
+        rowParts = parts.map { part in
+            defer { next += part.rows }
+            return RowPart(matrix: part, firstRow: next)
+        }
+        buffer = first.buffer
+        type = first.type
+        rows = next
+        cols = first.cols
+        tileRows = first.tileRows
+        byteCount = parts.map(\.byteCount).reduce(0, +)
+        self.label = label
+        texelView = nil
+        rowTable = nil
+        columnParts = []
+    }
+
+    /// Bytes a stored matrix of `type` [rows×cols] takes in one binding (widened types as F32, padded).
+    static func storedBytes(type: GGMLType, rows: Int, cols: Int) -> Int? {
+        let storedType: GGMLType = type.widenedOnDevice ? .f32 : type
+        guard let rowBytes = storedType.rowBytes(cols) else { return nil }
+        let (bytes, overflow) = rowBytes.multipliedReportingOverflow(by: rows)
+        return overflow ? nil : (bytes + tailPadding + 15) & ~15
     }
 
     private enum Source {
@@ -168,6 +211,7 @@ public final class VulkanMatrix {
         self.label = label
         rowTable = nil
         columnParts = []
+        rowParts = []
         let buffer = try DeviceBuffer(device: device, byteCount: padded, label: label)
         self.buffer = buffer
 
