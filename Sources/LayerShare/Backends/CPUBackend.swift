@@ -49,6 +49,12 @@ public final class CPUBackend: InferenceBackend {
     private var currentLayer = -1
 
     public func makeTensor(_ count: Int, label: String) throws -> Tensor { Tensor(count) }
+    public func makeTensor(_ values: [Float], label: String) throws -> Tensor {
+        let t = Tensor(values.count)
+        t.storage.update(from: values, count: values.count)
+        return t
+    }
+    public var maxTensorBytes: Int { Int.max }
     public func loadWeight(_ weight: WeightTensor) throws -> Weight { counted(Weight(weight)) }
     public func loadStacked(_ weights: [WeightTensor], label: String) throws -> Weight {
         counted(Weight(stacking: weights.map(Weight.init), label: label))
@@ -123,6 +129,13 @@ public final class CPUBackend: InferenceBackend {
                         theta: theta, layout: layout)
     }
 
+    public func rotatePairs(_ x: Tensor, rows: Int, rowSize: Int, offset: Int, heads: Int, pairs: Int, groupSize: Int,
+                            frequencies: Tensor, startPosition: Int) throws {
+        precondition(rows * rowSize <= x.count && (heads / groupSize) * pairs <= frequencies.count)
+        CPUKernels.rotatePairs(x.storage, rows: rows, rowSize: rowSize, offset: offset, heads: heads, pairs: pairs, groupSize: groupSize,
+                               frequencies: frequencies.storage, startPosition: startPosition)
+    }
+
     public func store(_ source: Tensor, offset: Int, into stream: CacheSpec.Stream, of cache: Cache, rows: Int, startPosition: Int) throws {
         let (target, rowSize) = try cache.stream(stream, "store")
         precondition(startPosition + rows <= cache.capacity && offset + rows * rowSize <= source.count)
@@ -152,13 +165,27 @@ public final class CPUBackend: InferenceBackend {
             let observed: UnsafeMutablePointer<Float>? = attentionObserver == nil ? nil
                 : emitted?.storage ?? .allocate(capacity: s.heads * op.rows * total)
             defer { if let observed, observed != emitted?.storage { observed.deallocate() } }
+            let logs = op.emittedLogProbabilities
+            if let logs { precondition(op.rows * s.heads * logs.stride <= logs.tensor.count) }
             CPUKernels.attention(q: queries.storage, k: k.storage, v: v.storage, out: op.out.storage,
                                  queryCount: op.rows, keyCount: total, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
                                  queryStart: op.startPosition, scale: op.scale, window: op.window,
-                                 probabilitiesOut: observed ?? emitted?.storage)
+                                 probabilitiesOut: observed ?? emitted?.storage,
+                                 logProbabilitiesOut: logs?.tensor.storage, logStride: logs?.stride ?? 0)
             if let observed, let attentionObserver {
                 attentionObserver(currentLayer, UnsafeBufferPointer(start: observed, count: s.heads * op.rows * total), s.heads, op.rows, total)
             }
+        case let .lisa(l):
+            if case .probabilities = op.emit { throw ModelLoadError("attention: a LiSA layer cannot be a Shared Attention source") }
+            let logs = op.emittedLogProbabilities
+            precondition(op.rows * s.heads * l.stride <= l.previous.count && logs.map { op.rows * s.heads * $0.stride <= $0.tensor.count } ?? true)
+            precondition(logs == nil || logs!.stride == l.stride, "LiSA input and output rows share one stride")
+            let keys = l.rank > 0 ? try l.keys.stream(.lowRankKeys, "LiSA low-rank keys").storage.storage : nil
+            let shape = CPUKernels.LiSAShape(heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim, rank: l.rank, ffnWidth: l.ffnWidth,
+                                             rows: op.rows, startPosition: op.startPosition, stride: l.stride, lowRankScale: l.lowRankScale)
+            CPUKernels.lisaAttention(previous: l.previous.storage, alignment: l.alignment.storage,
+                                     queries: l.rank > 0 ? UnsafePointer(l.queries.storage) : nil, lowRankKeys: keys.map { UnsafePointer($0) },
+                                     v: v.storage, out: op.out.storage, logOut: logs?.tensor.storage, shape: shape)
         case let .probabilities(p):
             guard case .nothing = op.emit else {
                 throw ModelLoadError("attention: a layer applying given probabilities cannot emit them again (emit from the source)")

@@ -71,6 +71,22 @@ public final class VulkanBackend: InferenceBackend {
         Tensor(buffer: try DeviceBuffer(device: device, byteCount: max(count, 1) * 4, label: label), count: count)
     }
 
+    public func makeTensor(_ values: [Float], label: String) throws -> Tensor {
+        let t = try makeTensor(values.count, label: label)
+        try t.buffer.upload(values)
+        return t
+    }
+
+    public var maxTensorBytes: Int {
+        let info = device.info
+        return min(info.maxStorageBufferRange, info.maxMemoryAllocationSize > 0 ? info.maxMemoryAllocationSize : Int.max)
+    }
+
+    public func rotatePairs(_ x: Tensor, rows: Int, rowSize: Int, offset: Int, heads: Int, pairs: Int, groupSize: Int,
+                            frequencies: Tensor, startPosition: Int) throws {
+        throw ModelLoadError("rotatePairs (LiSA) is not implemented on Vulkan yet")
+    }
+
     public func loadWeight(_ weight: WeightTensor) throws -> VulkanMatrix {
         // Vectors (norm weights) are read as float32 by the norm kernels whatever the file stores.
         if weight.shape.count == 1, weight.type != .f32 {
@@ -291,6 +307,7 @@ public final class VulkanBackend: InferenceBackend {
         let (v, _) = try op.values.stream(.values, "attention values")
         switch op.scores {
         case let .queries(queries, keyCache):
+            if op.emittedLogProbabilities != nil { throw ModelLoadError("attention: LiSA log-probability emission is not implemented on Vulkan yet") }
             let (k, _) = try keyCache.stream(.keys, "attention keys")
             let scratch = try scratch(heads: s.heads, headDim: s.headDim, context: keyCache.capacity)
             try ensureRecording()
@@ -303,6 +320,8 @@ public final class VulkanBackend: InferenceBackend {
                                            rows: rows, startPosition: start, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
                                            scale: op.scale ?? 1 / Float(s.headDim).squareRoot(), probabilities: op.emittedProbabilities?.buffer, window: op.window,
                                            label: rows == 1 ? "attention decode" : "attention prefill", group: group)
+        case .lisa:
+            throw ModelLoadError("attention: LiSA layers are not implemented on Vulkan yet")
         case let .probabilities(p):
             guard case .nothing = op.emit else {
                 throw ModelLoadError("attention: a layer applying given probabilities cannot emit them again (emit from the source)")

@@ -11,11 +11,14 @@ extension CPUKernels {
     /// - window: a sliding window; query position p then sees only keys p − window < k ≤ p.
     /// - probabilitiesOut: optional [heads, n, keyCount] buffer that receives the attention
     ///   probabilities, 0 in masked entries (for the sharing features that reuse them).
+    /// - logProbabilitiesOut: optional [n, heads, logStride] buffer that receives log P (score minus
+    ///   the row's log-sum-exp) for the visible keys of each row (what a LiSA layer reads).
     public static func attention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                  out: UnsafeMutablePointer<Float>, queryCount n: Int, keyCount: Int,
                                  heads: Int, kvHeads: Int, headDim: Int, queryStart: Int,
                                  scale: Float? = nil, window: Int? = nil,
-                                 probabilitiesOut: UnsafeMutablePointer<Float>? = nil) {
+                                 probabilitiesOut: UnsafeMutablePointer<Float>? = nil,
+                                 logProbabilitiesOut: UnsafeMutablePointer<Float>? = nil, logStride: Int = 0) {
         precondition(window.map { $0 > 0 } ?? true, "attention window must be positive")
         checkAttentionShape(n: n, keyCount: keyCount, heads: heads, kvHeads: kvHeads, headDim: headDim)
         precondition(queryStart >= 0 && queryStart + n <= keyCount,
@@ -40,6 +43,12 @@ extension CPUKernels {
                 let row = scores + i * keyCount
                 let visible = queryStart + i + 1
                 let first = window.map { max(0, visible - $0) } ?? 0
+                if let logProbabilitiesOut {
+                    precondition(window == nil && logStride >= visible, "log-probabilities need every key of a row")
+                    let lse = logSumExp(row, count: visible)
+                    let dst = logProbabilitiesOut + (i * heads + h) * logStride
+                    for j in 0..<visible { dst[j] = row[j] - lse }
+                }
                 softmaxRow(row + first, count: visible - first)
                 row.update(repeating: 0, count: first)
                 (row + visible).update(repeating: 0, count: keyCount - visible)

@@ -24,6 +24,15 @@ extension CPUKernels {
         for r in 0..<rows { softmaxRow(x + r * cols, count: cols) }
     }
 
+    /// log Σ exp(row[i]) with the maximum subtracted first (log-probabilities are row − this).
+    static func logSumExp(_ row: UnsafePointer<Float>, count: Int) -> Float {
+        var maxValue = -Float.infinity
+        for i in 0..<count { maxValue = max(maxValue, row[i]) }
+        var sum: Float = 0
+        for i in 0..<count { sum += expf(row[i] - maxValue) }
+        return maxValue + logf(sum)
+    }
+
     /// Softmax of one contiguous row in place (shared with attention).
     @inline(__always)
     static func softmaxRow(_ row: UnsafeMutablePointer<Float>, count: Int) {

@@ -66,7 +66,7 @@ extension Transformer {
             case .queryKeyValue:
                 input = try backend.loadStacked([source.weight(N.attnQ(l)), source.weight(N.attnK(l)), source.weight(N.attnV(l))],
                                                 label: "blk.\(l).attn_qkv")
-            case .value:
+            case .value, .valueAndLowRank:
                 input = try backend.loadWeight(source.weight(N.attnV(l)))
             }
             return (input, try backend.loadWeight(source.weight(N.attnOutput(l))))

@@ -15,6 +15,10 @@ public protocol InferenceBackend: AnyObject {
     var weightBytes: Int { get }
 
     func makeTensor(_ count: Int, label: String) throws -> Tensor
+    /// A tensor holding `values` (small constant tables, e.g. LiSA's alignment network).
+    func makeTensor(_ values: [Float], label: String) throws -> Tensor
+    /// Largest tensor the backend can allocate and bind, in bytes (the device's storage-buffer limit).
+    var maxTensorBytes: Int { get }
     func loadWeight(_ weight: WeightTensor) throws -> Weight
     /// The rows of several weights (same type and row length) stacked into one matrix, so one product
     /// computes all of them (e.g. Q, K and V): fewer dispatches per token.
@@ -44,6 +48,11 @@ public protocol InferenceBackend: AnyObject {
     /// V columns of `qkv` are unspecified afterwards.
     func ropeIntoCache(_ qkv: Tensor, rows: Int, heads: Int, kvHeads: Int, headDim: Int, startPosition: Int,
                        theta: Float, layout: RopeLayout, cache: Cache) throws
+    /// Rotates adjacent pairs (2p, 2p+1) of `heads` vectors of `2·pairs` floats from column `offset` of
+    /// each of `rows` rows (`rowSize` apart; row r at position startPosition + r) by position ·
+    /// frequencies[(h / groupSize)·pairs + p] (LiSA's low-rank q_r and k_r).
+    func rotatePairs(_ x: Tensor, rows: Int, rowSize: Int, offset: Int, heads: Int, pairs: Int, groupSize: Int,
+                     frequencies: Tensor, startPosition: Int) throws
     /// Writes `rows` rows of `stream` (the stream's row size each, contiguous from element `offset` of
     /// `source`) into the cache at `startPosition`.
     func store(_ source: Tensor, offset: Int, into stream: CacheSpec.Stream, of cache: Cache, rows: Int, startPosition: Int) throws

@@ -12,6 +12,15 @@ public struct LayerSpec: Equatable, Sendable {
         /// Shared Attention: the probabilities of an earlier layer that computes its own; this
         /// layer projects only V and applies them to it.
         case shared(from: Int)
+        /// LiSA: rebuilt from the previous layer's attention log-probabilities by the fitted head
+        /// alignment plus a low-rank Q/K term from this layer's input (`LiSALayerParameters`).
+        case lisa(LiSALayerParameters)
+
+        /// The LiSA parameters, if this is a LiSA source.
+        public var lisaParameters: LiSALayerParameters? {
+            if case let .lisa(p) = self { return p }
+            return nil
+        }
     }
 
     /// What a layer must hand to the layers that read its attention, in the same step.
@@ -27,20 +36,38 @@ public struct LayerSpec: Equatable, Sendable {
         case queryKeyValue
         /// V only (the scores come from elsewhere).
         case value
+        /// V, and the low-rank [q_r | k_r] of a LiSA layer as a second product.
+        case valueAndLowRank
     }
 
     public let scores: ScoreSource
     public let heads: HeadLayout
     public let emits: Emission
+    /// Whether the next layer is LiSA and reads this layer's attention log-probabilities (every
+    /// query row of the step, decode and prefill).
+    public let emitsLogProbabilities: Bool
 
-    public var projections: Projections { scores == .own ? .queryKeyValue : .value }
+    public init(scores: ScoreSource, heads: HeadLayout, emits: Emission, emitsLogProbabilities: Bool = false) {
+        self.scores = scores; self.heads = heads; self.emits = emits; self.emitsLogProbabilities = emitsLogProbabilities
+    }
 
-    /// The cache streams this layer keeps: K only where it computes its own scores.
+    public var projections: Projections {
+        switch scores {
+        case .own: return .queryKeyValue
+        case .shared: return .value
+        case .lisa: return .valueAndLowRank
+        }
+    }
+
+    /// The cache streams this layer keeps: K only where it computes its own scores, the low-rank keys
+    /// of a LiSA layer (none at rank 0).
     public func cache(kvHeads: Int, headDim: Int) -> CacheSpec {
         let row = kvHeads * headDim
         switch scores {
         case .own: return CacheSpec([.init(.keys, rowSize: row), .init(.values, rowSize: row)])
         case .shared: return CacheSpec([.init(.values, rowSize: row)])
+        case let .lisa(p):
+            return CacheSpec((p.rank > 0 ? [.init(.lowRankKeys, rowSize: p.keyRowSize)] : []) + [.init(.values, rowSize: row)])
         }
     }
 
@@ -60,7 +87,20 @@ public struct LayerSpec: Equatable, Sendable {
         let layouts = heads ?? (0..<n).map { HeadLayout.identity(layer: $0, kvHeads: kvHeads) }
         if layouts.count != n { problems.append(PlanProblem(layer: nil, "\(layouts.count) head layouts for \(n) layers")) }
         var emits = [Emission](repeating: .nothing, count: n)
+        var emitsLog = [Bool](repeating: false, count: n)
         for (l, source) in sources.enumerated() {
+            if case let .lisa(p) = source {
+                if p.layer != l {
+                    problems.append(PlanProblem(layer: l, "LiSA parameters were fitted for layer \(p.layer)"))
+                } else if l == 0 {
+                    problems.append(PlanProblem(layer: 0, "layer 0 cannot be LiSA (it has no previous layer)"))
+                } else if case .shared = sources[l - 1] {
+                    problems.append(PlanProblem(layer: l, "is LiSA but layer \(l - 1) borrows its attention (Shared Attention); the previous layer of a LiSA layer must compute its own or be LiSA"))
+                } else {
+                    emitsLog[l - 1] = true
+                }
+                continue
+            }
             guard case let .shared(src) = source else { continue }
             if src < 0 || src >= n {
                 problems.append(PlanProblem(layer: l, "shares the attention of layer \(src), which is out of range 0..<\(n)"))
@@ -72,9 +112,12 @@ public struct LayerSpec: Equatable, Sendable {
                 emits[src] = .probabilities
             }
         }
+        for l in 0..<n where emits[l] == .probabilities && emitsLog[l] {
+            problems.append(PlanProblem(layer: l, "is both a Shared Attention source and the input of LiSA layer \(l + 1); a layer can feed one method"))
+        }
         if layouts.count == n { problems += headLayoutProblems(layouts, kvHeads: kvHeads) }
         guard problems.isEmpty else { throw SharingPlanError(source: "layer specs", problems: problems) }
-        return (0..<n).map { LayerSpec(scores: sources[$0], heads: layouts[$0], emits: emits[$0]) }
+        return (0..<n).map { LayerSpec(scores: sources[$0], heads: layouts[$0], emits: emits[$0], emitsLogProbabilities: emitsLog[$0]) }
     }
 
     /// A group reads its own unit or one of an earlier layer that keeps its own weights (so every
@@ -141,6 +184,8 @@ public struct CacheSpec: Equatable, Sendable {
     public enum Stream: String, Equatable, Sendable {
         case keys = "K"
         case values = "V"
+        /// A LiSA layer's rotated low-rank keys k_r (kvHeads · rank per position).
+        case lowRankKeys = "Kr"
     }
 
     public struct StreamSpec: Equatable, Sendable {

@@ -50,6 +50,8 @@ public final class Transformer<Backend: InferenceBackend> {
     let caches: [Backend.Cache]
     /// Per layer: what it emits for later layers, nil where nothing reads it.
     let emitted: [EmittedAttention?]
+    /// The LiSA layers' weights and the log-probability rows passed between layers.
+    let lisa: LiSAState<Backend>
 
     // Activations, sized for `maxChunk` rows. `x` is the residual stream; the norms, RoPE, the
     // residual adds and SwiGLU happen inside `backend.product` (fused where the backend can).
@@ -70,11 +72,15 @@ public final class Transformer<Backend: InferenceBackend> {
         self.backend = backend
         self.hyper = h
         self.capacity = capacity
-        self.maxChunk = max(1, min(maxChunk, capacity))
         let specs = specs ?? LayerSpec.standard(layers: h.layers, kvHeads: h.kvHeads)
         try Self.check(specs, hyper: h)
         self.specs = specs
         guard capacity > 0 else { throw ModelLoadError("context length must be positive") }
+        var chunk = max(1, min(maxChunk, capacity))
+        if specs.contains(where: \.emitsLogProbabilities) {
+            chunk = min(chunk, try LiSAState<Backend>.chunkLimit(heads: h.heads, capacity: capacity, maxTensorBytes: backend.maxTensorBytes))
+        }
+        self.maxChunk = chunk
 
         typealias N = LlamaTensorName
         embedding = try backend.loadWeight(source.weight(N.tokenEmbedding))
@@ -130,6 +136,7 @@ public final class Transformer<Backend: InferenceBackend> {
             return EmittedAttention(queries: try backend.makeTensor(rows * h.qSize, label: "queries of layer \(l)"),
                                     probabilities: try backend.makeTensor(h.heads * capacity, label: "probabilities of layer \(l)"))
         }
+        lisa = try LiSAState(specs: specs, hyper: h, backend: backend, capacity: capacity, rows: rows)
     }
 
     /// Specs the forward can run: one per layer, emissions matching their readers.
@@ -138,9 +145,12 @@ public final class Transformer<Backend: InferenceBackend> {
             throw ModelLoadError("plan has \(specs.count) layer specs, model has \(h.layers) layers")
         }
         let resolved = try LayerSpec.resolve(specs.map(\.scores), heads: specs.map(\.heads), kvHeads: h.kvHeads)
-        for (l, (spec, expected)) in zip(specs, resolved).enumerated() where spec.emits != expected.emits {
-            throw ModelLoadError("layer \(l) emits \(spec.emits) but its readers need \(expected.emits) (build specs with LayerSpec.resolve)")
+        for (l, (spec, expected)) in zip(specs, resolved).enumerated()
+        where spec.emits != expected.emits || spec.emitsLogProbabilities != expected.emitsLogProbabilities {
+            throw ModelLoadError("layer \(l) emits \(spec.emits) (log-probabilities: \(spec.emitsLogProbabilities)) but its readers need "
+                                 + "\(expected.emits) (\(expected.emitsLogProbabilities)) (build specs with LayerSpec.resolve)")
         }
+        try checkLiSA(specs, hyper: h)
     }
 
     /// Forgets the cached context.
@@ -217,8 +227,11 @@ public final class Transformer<Backend: InferenceBackend> {
                 try backend.store(v, offset: 0, into: .values, of: cache, rows: n, startPosition: start)
                 let source = emitted[src]!
                 scores = n == 1 ? .probabilities(source.probabilities) : .queries(source.queries, keys: caches[src])
+            case .lisa:
+                scores = try lisaScores(layer: l, weights: w, cache: cache, rows: n, startPosition: start, input: attnNorm)
             }
-            let emit: AttentionEmission<Backend.Tensor> = n == 1 ? emits.map { .probabilities($0.probabilities) } ?? .nothing : .nothing
+            var emit: AttentionEmission<Backend.Tensor> = n == 1 ? emits.map { .probabilities($0.probabilities) } ?? .nothing : .nothing
+            if spec.emitsLogProbabilities { emit = .logProbabilities(lisa.logs[l % 2], stride: capacity) }
             // A shared layer's scores were windowed as its source's.
             let window: Int?
             if case let .shared(src) = spec.scores { window = o.window(layer: src) } else { window = o.window(layer: l) }
