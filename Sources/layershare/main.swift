@@ -13,7 +13,7 @@ struct LayerShareCommand: ParsableCommand {
         """,
         version: LayerShareVersion.string,
         subcommands: [DevicesCommand.self, InfoCommand.self, GenerateCommand.self, CompareCommand.self, LogitsCommand.self,
-                      PerplexityCommand.self, ProfileCommand.self, BenchCommand.self, AnalyzeCommand.self, PlanCommand.self,
+                      PerplexityCommand.self, ProfileCommand.self, BenchCommand.self, AnalyzeCommand.self, PlanCommand.self, CalibrateCommand.self,
                       TokenizeCommand.self, ServeCommand.self]
     )
 }

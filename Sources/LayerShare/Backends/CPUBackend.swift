@@ -45,6 +45,9 @@ public final class CPUBackend: InferenceBackend {
     /// Analysis hook: called after every attention with the full probabilities [heads, rows, keys]
     /// (causal, masked entries 0) of the layer named by the last `setGroup("layer N")`.
     public var attentionObserver: ((_ layer: Int, _ probabilities: UnsafeBufferPointer<Float>, _ heads: Int, _ rows: Int, _ keys: Int) -> Void)?
+    /// Calibration hook: called after every standard attention with log P [rows, heads, keys] (keys =
+    /// startPosition + rows; entries past a row's last visible key undefined) of the current layer.
+    public var logAttentionObserver: ((_ layer: Int, _ logProbabilities: UnsafeBufferPointer<Float>, _ heads: Int, _ rows: Int, _ keys: Int) -> Void)?
     /// Layer of the current `setGroup`, -1 outside layers.
     private var currentLayer = -1
 
@@ -165,13 +168,20 @@ public final class CPUBackend: InferenceBackend {
             let observed: UnsafeMutablePointer<Float>? = attentionObserver == nil ? nil
                 : emitted?.storage ?? .allocate(capacity: s.heads * op.rows * total)
             defer { if let observed, observed != emitted?.storage { observed.deallocate() } }
-            let logs = op.emittedLogProbabilities
-            if let logs { precondition(op.rows * s.heads * logs.stride <= logs.tensor.count) }
+            var logs = op.emittedLogProbabilities.map { (pointer: $0.tensor.storage, stride: $0.stride) }
+            if let logs { precondition(op.rows * s.heads * logs.stride <= op.emittedLogProbabilities!.tensor.count) }
+            let observedLogs: UnsafeMutablePointer<Float>? = logAttentionObserver == nil || logs != nil || op.window != nil ? nil
+                : .allocate(capacity: op.rows * s.heads * total)
+            defer { observedLogs?.deallocate() }
+            if let observedLogs { logs = (observedLogs, total) }
             CPUKernels.attention(q: queries.storage, k: k.storage, v: v.storage, out: op.out.storage,
                                  queryCount: op.rows, keyCount: total, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
                                  queryStart: op.startPosition, scale: op.scale, window: op.window,
                                  probabilitiesOut: observed ?? emitted?.storage,
-                                 logProbabilitiesOut: logs?.tensor.storage, logStride: logs?.stride ?? 0)
+                                 logProbabilitiesOut: logs?.pointer, logStride: logs?.stride ?? 0)
+            if let logAttentionObserver, let logs, logs.stride == total {
+                logAttentionObserver(currentLayer, UnsafeBufferPointer(start: logs.pointer, count: op.rows * s.heads * total), s.heads, op.rows, total)
+            }
             if let observed, let attentionObserver {
                 attentionObserver(currentLayer, UnsafeBufferPointer(start: observed, count: s.heads * op.rows * total), s.heads, op.rows, total)
             }

@@ -20,14 +20,21 @@ public struct SharingPlan: Codable, Equatable, Sendable {
     public var layers: [LayerEntry]?
     public var sharedAttention: SharedAttentionSection?
     public var headShare: HeadShareSection?
+    public var lisa: LiSASection?
     /// Free text: how the plan was made (analysis file, perplexity budget, ...).
     public var notes: String?
+    /// The LiSA adapter's parameters by layer, read by `load` (not part of the JSON).
+    public var lisaParameters: [Int: LiSALayerParameters] = [:]
+
+    enum CodingKeys: String, CodingKey {
+        case format, version, method, model, layers, sharedAttention, headShare, lisa, notes
+    }
 
     public struct LayerEntry: Codable, Equatable, Sendable {
         public var layer: Int
-        /// "standard" or "sharedAttention".
+        /// "standard", "sharedAttention" or "lisa".
         public var mode: String
-        /// Source layer of a "sharedAttention" layer.
+        /// Source layer of a "sharedAttention" layer (the previous layer for "lisa").
         public var source: Int?
         public init(layer: Int, mode: String, source: Int? = nil) {
             self.layer = layer
@@ -93,9 +100,19 @@ public struct SharingPlan: Codable, Equatable, Sendable {
     }
 
     /// The method name for the sections a plan has.
-    static func methodName(sharedAttention: Bool, headShare: Bool) -> String {
-        let names = [sharedAttention ? LayerModeName.sharedAttention : nil, headShare ? MethodName.headShare : nil].compactMap { $0 }
+    static func methodName(sharedAttention: Bool, headShare: Bool, lisa: Bool = false) -> String {
+        let names = [sharedAttention ? LayerModeName.sharedAttention : nil, headShare ? MethodName.headShare : nil,
+                     lisa ? LayerModeName.lisa : nil].compactMap { $0 }
         return names.isEmpty ? LayerModeName.standard : names.joined(separator: "+")
+    }
+
+    /// Every method name this build reads.
+    static var knownMethodNames: [String] {
+        var names = [LayerModeName.standard]
+        for sa in [false, true] { for hs in [false, true] { for li in [false, true] where sa || hs || li {
+            names.append(methodName(sharedAttention: sa, headShare: hs, lisa: li))
+        } } }
+        return names
     }
 
     /// A Shared Attention plan: each range `a...b` is shared and reuses layer a − 1. Validated against the model.
@@ -122,8 +139,14 @@ public struct SharingPlan: Codable, Equatable, Sendable {
         let problems = model.mismatches(against: actual).map { PlanProblem(layer: nil, $0) } + structuralProblems(layerCount: hyper.layers)
         guard problems.isEmpty else { throw SharingPlanError(source: "plan", problems: problems) }
         var sources = [LayerSpec.ScoreSource](repeating: .own, count: hyper.layers)
-        for e in layers ?? derivedLayerEntries(layerCount: hyper.layers) where e.mode == LayerModeName.sharedAttention {
-            sources[e.layer] = .shared(from: e.source!)
+        for e in layers ?? derivedLayerEntries(layerCount: hyper.layers) {
+            if e.mode == LayerModeName.sharedAttention { sources[e.layer] = .shared(from: e.source!) }
+            if e.mode == LayerModeName.lisa {
+                guard let p = lisaParameters[e.layer] else {
+                    throw SharingPlanError(source: "plan", problems: [PlanProblem(layer: e.layer, "is LiSA but its adapter parameters are not loaded (read the plan with SharingPlan.load)")])
+                }
+                sources[e.layer] = .lisa(p)
+            }
         }
         return try LayerSpec.resolve(sources, heads: headLayouts(layers: hyper.layers, kvHeads: hyper.kvHeads), kvHeads: hyper.kvHeads)
     }
@@ -145,8 +168,13 @@ public struct SharingPlan: Codable, Equatable, Sendable {
         guard let data = try FileCheck.contentsIfPresent(path, "plan") else {
             throw SharingPlanError(source: path, problems: [PlanProblem(layer: nil, "the file does not exist")])
         }
-        let plan = try decode(data, source: path)
+        var plan = try decode(data, source: path)
         try plan.validate(against: ModelIdentity.of(model), source: path)
+        if let section = plan.lisa {
+            let adapter = section.adapter.hasPrefix("/") ? section.adapter
+                : URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(section.adapter).path
+            plan.lisaParameters = try LiSAAdapter.read(path: adapter, expectedHash: section.adapterHash, layers: section.layers, hyper: model.hyper)
+        }
         return plan
     }
 
@@ -183,14 +211,14 @@ public struct SharingPlan: Codable, Equatable, Sendable {
     /// One line per span plus the saving, then head sharing, for the CLI. With `weights` (the model the
     /// plan was loaded for) head sharing's weight bytes saved are included.
     public func summary(weights: WeightSource? = nil) -> String {
-        guard !spans.isEmpty || !sharedUnits.isEmpty else { return "no shared layers (every layer standard)" }
+        guard !spans.isEmpty || !sharedUnits.isEmpty || lisa != nil else { return "no shared layers (every layer standard)" }
         var lines = spans.map { "layers \($0.first)-\($0.last) reuse the attention probabilities of layer \($0.source)" }
         if !spans.isEmpty {
             let shared = spans.reduce(0) { $0 + ($1.last - $1.first + 1) }
             lines.append("\(shared) of \(model.layers) layers shared; K cache saved: \(kvBytesSavedPerToken()) bytes per token "
                          + "(\(shared) × \(model.kvHeads) kv heads × \(model.headDim) × 4 bytes)")
         }
-        return (lines + headShareSummaryLines(weights: weights)).joined(separator: "\n")
+        return (lines + headShareSummaryLines(weights: weights) + lisaSummaryLines).joined(separator: "\n")
     }
 }
 
@@ -202,7 +230,8 @@ enum MethodName {
 enum LayerModeName {
     static let standard = "standard"
     static let sharedAttention = "sharedAttention"
-    static let known: Set<String> = [standard, sharedAttention]
+    static let lisa = "lisa"
+    static let known: Set<String> = [standard, sharedAttention, lisa]
 }
 
 /// Where a JSON decoding error happened, in words (`layers[3].mode: expected String`).

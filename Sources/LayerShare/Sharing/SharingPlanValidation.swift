@@ -29,15 +29,15 @@ extension SharingPlan {
 
         if format != SharingPlan.formatName { add(nil, "format is \"\(format)\", expected \"\(SharingPlan.formatName)\"") }
         if version != SharingPlan.currentVersion { add(nil, "version \(version) is not supported (this build reads version \(SharingPlan.currentVersion))") }
-        let expectedMethod = SharingPlan.methodName(sharedAttention: !spans.isEmpty, headShare: !sharedUnits.isEmpty)
-        let knownMethods = [LayerModeName.standard, LayerModeName.sharedAttention, MethodName.headShare,
-                            SharingPlan.methodName(sharedAttention: true, headShare: true)]
+        let expectedMethod = SharingPlan.methodName(sharedAttention: !spans.isEmpty, headShare: !sharedUnits.isEmpty, lisa: lisa != nil)
+        let knownMethods = SharingPlan.knownMethodNames
         if !knownMethods.contains(method) {
             add(nil, "unknown method \"\(method)\" (this build knows \(knownMethods.map { "\"\($0)\"" }.joined(separator: ", ")))")
         } else if method != expectedMethod && !(method == LayerModeName.sharedAttention && spans.isEmpty && sharedUnits.isEmpty) {
             add(nil, "method is \"\(method)\" but the plan's sections make it \"\(expectedMethod)\"")
         }
         problems += headShareProblems(layerCount: n)
+        problems += lisaProblems(layerCount: n)
 
         // Spans: each layer shared by at most one span; record which span shares it.
         var sharedBy: [Int: Int] = [:]
@@ -75,7 +75,14 @@ extension SharingPlan {
             guard e.layer >= 0 && e.layer < n else { add(e.layer, "layers[\(i)] names a layer out of range 0..<\(n)"); continue }
             if !seen.insert(e.layer).inserted { add(e.layer, "listed more than once in \"layers\"") }
             guard LayerModeName.known.contains(e.mode) else {
-                add(e.layer, "unknown mode \"\(e.mode)\" (this build knows \"standard\" and \"sharedAttention\")")
+                add(e.layer, "unknown mode \"\(e.mode)\" (this build knows \"standard\", \"sharedAttention\" and \"lisa\")")
+                continue
+            }
+            let isLiSA = lisa?.layers.contains(e.layer) ?? false
+            if e.mode == LayerModeName.lisa || isLiSA {
+                if e.mode != LayerModeName.lisa { add(e.layer, "mode is \(e.mode) but lisa.layers lists it") }
+                else if !isLiSA { add(e.layer, "mode is lisa but lisa.layers does not list it") }
+                else if e.source != e.layer - 1 { add(e.layer, "a LiSA layer's source is the previous layer (\(e.layer - 1)), not \(e.source.map(String.init) ?? "missing")") }
                 continue
             }
             let spanSource = sharedBy[e.layer].map { spans[$0].source }
@@ -136,9 +143,12 @@ extension SharingPlan {
         return LayerSpec.headLayoutProblems(headLayouts(layers: n, kvHeads: groups), kvHeads: groups)
     }
 
-    /// Layer entries implied by the spans (every other layer standard).
+    /// Layer entries implied by the spans and the LiSA layers (every other layer standard).
     func derivedLayerEntries(layerCount n: Int) -> [LayerEntry] {
         var entries = (0..<n).map { LayerEntry(layer: $0, mode: LayerModeName.standard) }
+        for l in lisa?.layers ?? [] where (1..<max(n, 1)).contains(l) {
+            entries[l] = LayerEntry(layer: l, mode: LayerModeName.lisa, source: l - 1)
+        }
         for s in spans where s.first <= s.last {
             for l in stride(from: max(0, s.first), through: min(n - 1, s.last), by: 1) {
                 entries[l] = LayerEntry(layer: l, mode: LayerModeName.sharedAttention, source: s.source)
