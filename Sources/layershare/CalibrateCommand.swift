@@ -21,7 +21,7 @@ struct CalibrateLiSACommand: ParsableCommand {
 
         --variant alignment fits the head alignment only (f = 0, no low-rank term: "SA with rearranged heads").
 
-        Progress (layer, step, KL, time left) goes to stderr. Fitted layers are checkpointed in --output after each layer: stop with Ctrl-C and rerun the same command to resume; other settings start a new checkpoint. Calibrate on text other than what you evaluate on.
+        Progress (layer, step, KL, time left) goes to stderr. Fitted layers are checkpointed in --output after each layer: stop with Ctrl-C and rerun the same command to resume; other fitting settings start a new checkpoint, while --layers, --count, --max-ppl-increase and --name only choose among fitted layers (rerun with another --count and --name to write more plans from one fit). Calibrate on text other than what you evaluate on.
         """
     )
 
@@ -87,10 +87,14 @@ struct CalibrateLiSACommand: ParsableCommand {
     @Option(help: "Output directory (adapter, plan, checkpoint).")
     var output = "lisa-plan"
 
+    @Option(help: "File name of the plan and adapter in --output: NAME.json and NAME.safetensors.")
+    var name = "lisa"
+
     func validate() throws {
         for (value, name) in [(steps, "--steps"), (window, "--window"), (sequences, "--sequences"), (rows, "--rows")] where value < 1 {
             throw ValidationError("\(name) must be at least 1, got \(value)")
         }
+        guard !name.isEmpty, !name.contains("/") else { throw ValidationError("--name must be a plain file name, got '\(name)'") }
         if window > 1 << 16 { throw ValidationError("--window \(window) is too large (at most 65536)") }
         try requireNonNegative(heldOutTokens, "--held-out-tokens")
         if let count { try requirePositive(count, "--count") }
@@ -129,7 +133,7 @@ struct CalibrateLiSACommand: ParsableCommand {
             initialization: .init(rank: rank, ffnWidth: ffn, ropeSelect: !noRopeSelect, seed: seed, queryInitScale: queryInit),
             fit: .init(steps: steps, alignmentRate: alignmentRate, lowRankRate: lowRankRate), outputDirectory: output)
         settings.window = window; settings.sequences = sequences; settings.rowsPerSequence = rows; settings.seed = seed
-        settings.count = count; settings.maxPerplexityIncrease = maxPplIncrease
+        settings.count = count; settings.maxPerplexityIncrease = maxPplIncrease; settings.name = name
         note("LiSA (LayerShare formulation), \(variant.rawValue): rank \(rank), FFN width \(ffn), rope_sel \(noRopeSelect ? "off" : "on"), "
              + "\(candidates.count) candidate layer(s), \(tokens.count) tokens of \(file) (\(heldOutTokens) held out)")
         // Ctrl-C sets a flag the fit polls between steps: the layer in progress is dropped, finished ones stay checkpointed.

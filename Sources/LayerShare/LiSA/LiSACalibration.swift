@@ -21,6 +21,8 @@ public struct LiSACalibration {
         public var initialization: LiSAInitialization.Options
         public var fit: LiSAFitter.Options
         public var outputDirectory: String
+        /// Plan and adapter file names: NAME.json, NAME.safetensors.
+        public var name = "lisa"
         public init(fitTokens: [Int], heldOutTokens: [Int], textName: String, candidates: [Int], variant: String,
                     initialization: LiSAInitialization.Options, fit: LiSAFitter.Options, outputDirectory: String) {
             self.fitTokens = fitTokens; self.heldOutTokens = heldOutTokens; self.textName = textName; self.candidates = candidates
@@ -76,7 +78,7 @@ public struct LiSACalibration {
             }
         }
         chosen.sort()
-        let adapterName = "lisa.safetensors", planName = "lisa.json"
+        let adapterName = s.name + ".safetensors", planName = s.name + ".json"
         let adapterPath = s.outputDirectory + "/" + adapterName, planPath = s.outputDirectory + "/" + planName
         let modelHash = try WeightsHash.of(model)
         let hash = try LiSAAdapter.write(chosen.map { checkpoint.layers[$0]!.parameters }, modelHash: modelHash, to: adapterPath)
