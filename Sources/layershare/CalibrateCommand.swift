@@ -123,7 +123,8 @@ struct CalibrateLiSACommand: ParsableCommand {
         let candidates = try layers.map { try Self.parseLayers($0, layerCount: h.layers) } ?? Array(max(1, first)..<h.layers)
         guard !candidates.isEmpty else { throw ValidationError("no candidate layers (--keep-first \(first) of \(h.layers) layers)") }
         let tokens = model.tokenizer.encode(text, parseSpecial: false)
-        guard tokens.count >= window + heldOutTokens else {
+        let (needed, overflow) = window.addingReportingOverflow(heldOutTokens)
+        guard !overflow, tokens.count >= needed else {
             throw ValidationError("--file has \(tokens.count) tokens; need at least --window \(window) + --held-out-tokens \(heldOutTokens)")
         }
         if maxPplIncrease != nil, heldOutTokens < 2 { throw ValidationError("--max-ppl-increase needs --held-out-tokens ≥ 2") }

@@ -41,7 +41,7 @@ final class CLITests: XCTestCase {
     func testHelpListsEverySubcommand() throws {
         let r = try run(["--help"])
         XCTAssertEqual(r.status, 0)
-        for name in ["devices", "info", "generate", "compare", "logits", "ppl", "profile", "bench", "analyze", "plan", "tokenize", "serve"] {
+        for name in ["devices", "info", "generate", "compare", "logits", "ppl", "profile", "bench", "analyze", "plan", "calibrate", "tokenize", "serve"] {
             XCTAssertTrue(r.stdout.contains("  \(name) "), "--help does not list \(name):\n\(r.stdout)")
         }
     }
