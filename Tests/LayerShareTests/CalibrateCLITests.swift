@@ -26,14 +26,16 @@ final class CalibrateCLITests: XCTestCase {
         XCTAssertTrue(second.stderr.contains("held-out perplexity, no LiSA layer"), second.stderr)
         XCTAssertTrue(second.stdout.contains("held-out perplexity"), second.stdout)
 
-        // Ctrl-C during a fit that would never end: a clear message, the finished layers kept.
-        let stopped = try CLIProcess.run(small(["--layers", "20-22", "--steps", "100000000"], output: dir), input: [""],
-                                         ready: { _, err in err.contains("layer 22 (1/1): step 0/") },
+        // Ctrl-C while the second of three layers is fitted: a clear message, the first layer kept (the
+        // fit settings, steps included, name the checkpoint; --layers only chooses among its layers).
+        let stopped = try CLIProcess.run(small(["--layers", "23-25", "--steps", "600"], output: dir), input: [""],
+                                         ready: { _, err in err.contains("layer 24 (2/3): step 0/") },
                                          beforeLine: { _, pid in kill(pid, SIGINT) }, timeout: 300)
-        assertClearError(stopped, ["interrupted", "run the same command again to resume"])
-        let again = try CLIProcess.run(small(["--layers", "20,21", "--steps", "3", "--name", "again"], output: dir), timeout: 300)
+        assertClearError(stopped, ["interrupted: 1 fitted layer(s) kept", "run the same command again to resume"])
+        let again = try CLIProcess.run(small(["--layers", "23", "--steps", "600", "--name", "again"], output: dir), timeout: 300)
         XCTAssertEqual(again.status, 0, again.all)
-        XCTAssertTrue(again.stderr.contains("resuming: 2 layer(s)"), again.stderr)
+        XCTAssertTrue(again.stderr.contains("resuming: 1 layer(s)"), again.stderr)
+        XCTAssertFalse(again.stderr.contains("layer 23 (1/"), "layer 23 was fitted again:\n\(again.stderr)")
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/again.safetensors"))
 
         let generated = try CLIProcess.run(["generate", "--backend", "cpu", "--plan", dir + "/lisa.json", "-p", "The capital of France is",
