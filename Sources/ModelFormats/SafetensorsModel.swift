@@ -133,12 +133,11 @@ public final class SafetensorsModel: WeightSource {
             return Float(f)
         }
         if let mt = c["model_type"] as? String, mt != "llama" { throw ModelError.unsupportedArchitecture(mt) }
-        if let rs = c["rope_scaling"], !(rs is NSNull) {
-            throw ModelError.invalidConfig(path: path, key: "rope_scaling", reason: "is set; RoPE scaling is not supported")
-        }
         let hidden = try int("hidden_size")
         let heads = try int("num_attention_heads")
         guard heads > 0 else { throw ModelError.invalidConfig(path: path, key: "num_attention_heads", reason: "must be positive") }
+        let headDim = try optInt("head_dim") ?? hidden / heads
+        let theta = try float("rope_theta", default: 10000)
         let tie = (c["tie_word_embeddings"] as? Bool) ?? false
         let h = LlamaHyperParameters(
             architecture: "llama",
@@ -147,14 +146,15 @@ public final class SafetensorsModel: WeightSource {
             ffnSize: try int("intermediate_size"),
             heads: heads,
             kvHeads: try optInt("num_key_value_heads") ?? heads,
-            headDim: try optInt("head_dim") ?? hidden / heads,
+            headDim: headDim,
             vocabSize: try int("vocab_size"),
             rmsEps: try float("rms_norm_eps"),
-            ropeTheta: try float("rope_theta", default: 10000),
+            ropeTheta: theta,
             contextLength: try int("max_position_embeddings"),
             // A tied model that still ships lm_head is used as untied: the data is the same.
             tiedEmbeddings: tie && !hasLMHead,
-            ropeLayout: .halfRotation)
+            ropeLayout: .halfRotation,
+            ropeScaling: try RopeScaling(huggingFace: c["rope_scaling"], theta: theta, headDim: headDim, path: path))
         try h.validate()
         return h
     }

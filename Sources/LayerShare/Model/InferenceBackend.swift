@@ -41,9 +41,10 @@ public protocol InferenceBackend: AnyObject {
     func rmsnorm(_ x: Tensor, weight: Weight, into y: Tensor, rows: Int, dim: Int, eps: Float) throws
     /// RoPE on a stacked projection [rows, q | k | v] (heads, kvHeads, kvHeads heads of `headDim`, rows contiguous):
     /// Q rotated in place, K rotated into the cache and V copied into it at `startPosition` + row. The K and
-    /// V columns of `qkv` are unspecified afterwards.
+    /// V columns of `qkv` are unspecified afterwards. `divisors` (headDim/2 values, or nil) divide the
+    /// pairs' frequencies (RoPE scaling).
     func ropeIntoCache(_ qkv: Tensor, rows: Int, heads: Int, kvHeads: Int, headDim: Int, startPosition: Int,
-                       theta: Float, layout: RopeLayout, cache: Cache) throws
+                       theta: Float, divisors: [Float]?, layout: RopeLayout, cache: Cache) throws
     /// Writes `rows` rows of `stream` (the stream's row size each, contiguous from element `offset` of
     /// `source`) into the cache at `startPosition`.
     func store(_ source: Tensor, offset: Int, into stream: CacheSpec.Stream, of cache: Cache, rows: Int, startPosition: Int) throws
@@ -67,6 +68,8 @@ public protocol InferenceBackend: AnyObject {
     func scale(_ x: Tensor, by factor: Float, count: Int) throws
     /// out = a + b; `out` may be `a`.
     func add(_ a: Tensor, _ b: Tensor, into out: Tensor, count: Int) throws
+    /// x[r, j] += bias[j] for `rows` rows of `bias`'s length, in place (Qwen2's Q|K|V biases).
+    func addBias(_ x: Tensor, bias: Weight, rows: Int) throws
 
     /// Runs pending work and returns `count` floats of `tensor` from `offset`.
     func read(_ tensor: Tensor, offset: Int, count: Int) throws -> [Float]
