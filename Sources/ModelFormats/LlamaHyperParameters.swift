@@ -171,7 +171,7 @@ extension LlamaHyperParameters {
     }
 
     /// `blk.N.attn_q.bias`, `attn_k.bias` or `attn_v.bias`.
-    static func isQKVBias(_ name: String) -> Bool {
+    public static func isQKVBias(_ name: String) -> Bool {
         guard name.hasPrefix("blk.") else { return false }
         return [".attn_q.bias", ".attn_k.bias", ".attn_v.bias"].contains { name.hasSuffix($0) }
     }

@@ -71,4 +71,51 @@ final class LlamaFamilyHyperParameterTests: XCTestCase {
         assertThrows(try GGUFModel(file: try file { $0.tensors.append(Self.floats("blk.0.attn_output.bias", .init(repeating: 0, count: 32))) }),
                      contains: ["blk.0.attn_output.bias", "only Q/K/V biases"])
     }
+
+    /// tokenizer_config.json's chat_template (a string or a named list) or chat_template.jinja, recognised like a GGUF's.
+    func testHuggingFaceChatTemplates() throws {
+        func family(config: Any?, jinja: String? = nil) throws -> ChatTemplate {
+            let dir = try makeTempDir(self)
+            if let config {
+                try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("tokenizer_config.json"))
+            }
+            if let jinja { try Data(jinja.utf8).write(to: dir.appendingPathComponent("chat_template.jinja")) }
+            return try ChatTemplate(huggingFaceDirectory: dir)
+        }
+        let llama3 = "{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>{% endfor %}"
+        XCTAssertEqual(try family(config: ["chat_template": llama3]).family, .llama3)
+        XCTAssertEqual(try family(config: ["chat_template": [["name": "tool_use", "template": llama3],
+                                                              ["name": "default", "template": "<start_of_turn>user"]]]).family, .gemma)
+        let smol = try family(config: ["chat_template": "<|im_start|>system\nYou are terse.<|im_end|>\n{% for m in messages %}<|im_start|>{% endfor %}"])
+        XCTAssertEqual(smol, ChatTemplate(family: .chatML, defaultSystemPrompt: "You are terse."))
+        XCTAssertEqual(try family(config: ["bos_token": "<s>"], jinja: llama3).family, .llama3)
+        let none = try family(config: nil)
+        XCTAssertEqual(none.family, .chatML)
+        XCTAssertNotNil(none.notice)
+        assertThrows(try family(config: ["not", "an", "object"]), contains: ["tokenizer_config.json", "JSON object"])
+    }
+
+    /// A Hugging Face Qwen2 directory: model_type qwen2, q/k/v_proj biases under their GGUF names.
+    func testHuggingFaceQwen2Directory() throws {
+        func checkpoint(_ extra: [(String, String, [Int], [Float])], sliding: Bool = false) throws -> String {
+            let dir = try makeTempDir(self)
+            var config = SafetensorsTests.config
+            config["model_type"] = "qwen2"
+            config["use_sliding_window"] = sliding
+            try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
+            try writeSafetensors(dir.appendingPathComponent("model.safetensors"), SafetensorsTests.tinyTensors() + extra)
+            return dir.path
+        }
+        let biases = [("model.layers.0.self_attn.q_proj.bias", "F32", [4], [Float](repeating: 0.5, count: 4)),
+                      ("model.layers.0.self_attn.k_proj.bias", "F32", [2], [1, 2]),
+                      ("model.layers.0.self_attn.v_proj.bias", "F32", [2], [3, 4])]
+        let model = try SafetensorsModel(path: try checkpoint(biases))
+        XCTAssertEqual(model.hyper.architecture, "qwen2")
+        XCTAssertTrue(model.hyper.options.qkvBias)
+        XCTAssertNoThrow(try model.validateLlamaShapes())
+        XCTAssertEqual(try model.weight(LlamaTensorName.attnVBias(0)).toFloat(), [3, 4])
+        assertThrows(try SafetensorsModel(path: try checkpoint(biases, sliding: true)), contains: ["use_sliding_window"])
+        assertThrows(try SafetensorsModel(path: try checkpoint(biases + [("model.layers.0.self_attn.o_proj.bias", "F32", [4], [0, 0, 0, 0])])),
+                     contains: ["o_proj.bias", "only Q/K/V biases"])
+    }
 }
