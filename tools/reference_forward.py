@@ -33,7 +33,8 @@ with base 10000 on sliding-window layers and the model's base on every sixth (gl
 scores scaled by 1/sqrt(head_dim), local layers masking keys with query_pos - key_pos >= window;
 the attention and FFN outputs RMS-normalised (post_attention_norm / post_ffw_norm) before their
 residual adds; FFN down(gelu_tanh(gate) * up). The GGUF norm weights already hold Gemma's +1.
-`--sliding-window N` overrides the model's window (tests use a short one).
+`--sliding-window N` overrides the model's window (tests use a short one). RoPE scaling, if any,
+applies to the global layers only.
 """
 
 import argparse
@@ -205,8 +206,10 @@ def main():
         if gemma:
             # every sixth layer (5, 11, 17, ...) is global; the others are sliding-window
             local = (layer + 1) % 6 != 0
-            q = rope_neox(rms_norm(q, w.get(p + "attn_q_norm.weight"), eps), positions, 10000.0 if local else theta)
-            k = rope_neox(rms_norm(k, w.get(p + "attn_k_norm.weight"), eps), positions, 10000.0 if local else theta)
+            # RoPE scaling applies to the global layers only (llama.cpp: rope_freq_scale_train_swa = 1)
+            base, factors = (10000.0, None) if local else (theta, freq_factors)
+            q = rope_neox(rms_norm(q, w.get(p + "attn_q_norm.weight"), eps), positions, base, factors)
+            k = rope_neox(rms_norm(k, w.get(p + "attn_k_norm.weight"), eps), positions, base, factors)
             out = attention(q, k, v, n_kv_heads, 1.0 / np.sqrt(head_dim), window if local else None)
             x = x + rms_norm(out @ w.get(p + "attn_output.weight").T, w.get(p + "post_attention_norm.weight"), eps)
         else:

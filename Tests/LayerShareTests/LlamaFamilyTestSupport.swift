@@ -30,14 +30,20 @@ enum RandomGGUF {
         try LoadedModel(path: path(style, options))
     }
 
-    /// Float64 logits [tokens, vocab] of tools/reference_forward.py on the file.
+    private static var references: [String: [Float]] = [:]
+
+    /// Float64 logits [tokens, vocab] of tools/reference_forward.py on the file (run once per file and tokens).
     static func referenceLogits(_ path: String, _ tokens: [Int], vocab: Int) throws -> [Float] {
+        let key = path + ":" + tokens.map(String.init).joined(separator: ",")
+        lock.lock(); defer { lock.unlock() }
+        if let r = references[key] { return r }
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("family-ref-\(UUID().uuidString).npy")
         defer { try? FileManager.default.removeItem(at: out) }
         _ = try runTool("reference_forward.py", ["--model", path, "--tokens", tokens.map(String.init).joined(separator: ","),
                                                  "--output", out.path])
         let (shape, values) = try NpyReader.read(out)
         guard shape == [tokens.count, vocab] else { throw ModelLoadError("reference logits have shape \(shape)") }
+        references[key] = values
         return values
     }
 
