@@ -118,6 +118,9 @@ extension RopeScaling {
                 throw ModelError.invalidConfig(path: path, key: key, reason: "has high_freq_factor \(high) not above low_freq_factor \(low)")
             }
             let original = try number("original_max_position_embeddings", default: 8192)
+            guard original <= Float(1 << 24) else {  // the context limit; also keeps Int(original) from trapping
+                throw ModelError.invalidConfig(path: path, key: "\(key).original_max_position_embeddings", reason: "is larger than 2^24")
+            }
             self.init(frequencyFactors: Self.llama3Factors(headDim: headDim, theta: theta, factor: try number("factor"),
                                                            lowFreqFactor: low, highFreqFactor: high, originalContext: Int(original)))
         default:

@@ -200,6 +200,10 @@ final class SafetensorsTests: XCTestCase {
         assertThrows(try SafetensorsModel(path: try makeCheckpoint(config: cfg).path), contains: ["rope_scaling", "yarn"])
         cfg["rope_scaling"] = ["rope_type": "llama3", "factor": -1]
         assertThrows(try SafetensorsModel(path: try makeCheckpoint(config: cfg).path), contains: ["rope_scaling.factor", "positive"])
+        cfg["rope_scaling"] = ["rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 1e30]
+        assertThrows(try SafetensorsModel(path: try makeCheckpoint(config: cfg).path), contains: ["original_max_position_embeddings"])
+        cfg["rope_scaling"] = ["rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 1.0]
+        assertThrows(try SafetensorsModel(path: try makeCheckpoint(config: cfg).path), contains: ["high_freq_factor"])
         // Llama 3.1's rope_scaling becomes per-pair factors, linear a single one.
         cfg["rope_scaling"] = ["rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                                "original_max_position_embeddings": 2]
