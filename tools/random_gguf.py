@@ -4,7 +4,7 @@ PyPI package (the writer llama.cpp's converter uses), for tests that cannot ship
 
 Usage:
     python3 tools/random_gguf.py --style llama3|qwen2 --output M.gguf [--seed N] [--tied|--untied]
-        [--no-rope-freqs] [--no-bias] [--linear-scaling F] [--output-equals-embedding]
+        [--no-rope-freqs] [--no-bias] [--linear-scaling F] [--output-equals-embedding] [--scaling-type T]
 
 llama3: general.architecture llama, 2 layers, hidden 96, 8 query heads / 2 KV heads (GQA 4:1) of
         head dim 16, FFN 160, rope base 500000, `rope_freqs.weight` from Llama 3.1's rule (with a
