@@ -59,3 +59,27 @@ enum RandomGGUF {
     /// A prompt of the model's own tokens (BOS in front where it adds one), 20 or more.
     static let text = "the cat sat on the mat in the sun; then a dog ran in"
 }
+
+/// A model's weights with one float32 tensor replaced by zeros (to show a test sees that tensor).
+final class ZeroedTensor: WeightSource {
+    let base: WeightSource
+    let name: String
+    /// Zero bytes owned here, for as long as the tensors handed out (whose owner is self).
+    private let zeros: UnsafeMutableRawBufferPointer
+    init(_ base: WeightSource, _ name: String) {
+        self.base = base
+        self.name = name
+        let count = ((try? base.weight(name).elementCount) ?? 0) * 4
+        zeros = .allocate(byteCount: max(count, 4), alignment: 16)
+        zeros.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+    deinit { zeros.deallocate() }
+    var hyper: LlamaHyperParameters { base.hyper }
+    var tensorNames: [String] { base.tensorNames }
+    func weight(_ n: String) throws -> WeightTensor {
+        let w = try base.weight(n)
+        guard n == name, w.type == .f32 else { return w }
+        return WeightTensor(name: n, type: .f32, shape: w.shape,
+                            data: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(zeros)[0..<(w.elementCount * 4)]), owner: self)
+    }
+}

@@ -26,6 +26,34 @@ final class VulkanLlamaFamilyTests: XCTestCase {
         try check("qwen2", ["--linear-scaling", "2"])
     }
 
+    /// Shared Attention on the Qwen2-style model: layer 1 projects only V, whose bias is then added
+    /// alone; Vulkan against the CPU (prefill chunks and decode steps), and the plan does change the
+    /// logits. Head-wise sharing is refused on a biased model.
+    func testSharedAttentionWithBiasesMatchesCPU() throws {
+        let model = try RandomGGUF.model("qwen2")
+        let specs = try LayerSpec.resolve([.own, .shared(from: 0)], kvHeads: model.hyper.kvHeads)
+        let cpu = try Transformer(backend: CPUBackend(), weights: model.weights, capacity: 64, maxChunk: 7, specs: specs)
+        let device = try VulkanDevice()
+        let gpu = try Transformer(backend: VulkanBackend(device: device), weights: model.weights, capacity: 64, maxChunk: 7, specs: specs)
+        let tokens = model.promptTokens(RandomGGUF.text)
+        let a = try RandomGGUF.logits(gpu, tokens, prefill: tokens.count - 3)
+        let b = try RandomGGUF.logits(cpu, tokens, prefill: tokens.count - 3)
+        XCTAssertLessThan(TensorDifference(name: "shared", test: a, reference: b).maxRelative, 1e-4)
+        let plain = try Transformer(backend: CPUBackend(), weights: model.weights, capacity: 64, maxChunk: 7)
+        XCTAssertGreaterThan(TensorDifference(name: "plan", test: b, reference: try RandomGGUF.logits(plain, tokens, prefill: tokens.count - 3)).maxRelative, 1e-2)
+        // Zeroing the shared layer's V bias moves the result: the V-only path does add it.
+        let unbiased = try Transformer(backend: CPUBackend(), weights: ZeroedTensor(model.weights, LlamaTensorName.attnVBias(1)),
+                                       capacity: 64, maxChunk: 7, specs: specs)
+        XCTAssertGreaterThan(TensorDifference(name: "no bias", test: try RandomGGUF.logits(unbiased, tokens, prefill: tokens.count - 3),
+                                              reference: b).maxRelative, 1e-2)
+        let heads = [HeadLayout.identity(layer: 0, kvHeads: 2), HeadLayout(sources: [WeightUnit(layer: 0, group: 0), WeightUnit(layer: 1, group: 1)])]
+        XCTAssertThrowsError(try Transformer(backend: CPUBackend(), weights: model.weights, capacity: 64,
+                                             specs: LayerSpec.resolve([.own, .own], heads: heads, kvHeads: 2))) { error in
+            XCTAssertTrue("\(error)".contains("Q/K/V biases"), "\(error)")
+        }
+        assertQuiet(device)
+    }
+
     /// Tied output and an untied copy of the embedding give the same logits on the device too.
     func testTiedAndUntiedOutputAgree() throws {
         let device = try VulkanDevice()
