@@ -7,6 +7,7 @@
 //   OP_SCALE:  out = a · scalar
 // IN_PLACE: out is a itself, bound once as readWrite (e.g. the residual stream h += f(h)); each
 // invocation reads then writes only its own element, so aliasing is safe.
+// B_ROWS: b is one row of bPeriod floats repeated for every row of a (a bias added to each row).
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -17,6 +18,9 @@ layout(push_constant) uniform Push {
     uint bOffset;
     uint outOffset;
     float scalar;
+#ifdef B_ROWS
+    uint bPeriod;
+#endif
 } pc;
 
 #if defined(OP_SCALE)
@@ -44,7 +48,11 @@ void main() {
     if (i >= pc.count) return;
     float va = a[pc.aOffset + i];
 #ifndef UNARY
+#ifdef B_ROWS
+    float vb = b[pc.bOffset + i % pc.bPeriod];
+#else
     float vb = b[pc.bOffset + i];
+#endif
 #endif
 #if defined(OP_SWIGLU)
     float v = va / (1.0 + exp(-va)) * vb;

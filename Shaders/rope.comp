@@ -2,7 +2,8 @@
 // Rotary position embedding in place on x[rows, heads, headDim]; row r is at position
 // startPosition + r and pair i (i < headDim/2) turns by pos · theta^(−2i/headDim) radians.
 // HALF_ROTATION = false: pairs (2i, 2i+1) — llama.cpp / GGUF; true: pairs (i, i + headDim/2) — HF.
-// The angle comes from rope_angle.glsl (exact fixed-point turns: accurate at long positions).
+// The angle comes from rope_angle.glsl (exact fixed-point turns: accurate at long positions);
+// RoPE scaling (rope_freqs, linear) is already in the host's per-pair table, so nothing here knows of it.
 //
 // KV_CACHE: x rows are a stacked projection [q (heads) | k (kvHeads) | v (kvHeads)] · headDim,
 // row r at xOffset + r·xStride. Q is rotated in place; K is rotated into the K cache and V copied

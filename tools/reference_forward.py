@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent float64 NumPy forward pass of a llama- or gemma3-architecture GGUF model.
+"""Independent float64 NumPy forward pass of a llama-, qwen2- or gemma3-architecture GGUF model.
 
 It shares no code with the Swift engine: the file is read with the `gguf` PyPI package and every
 tensor is dequantized with `gguf.quants.dequantize`, then all arithmetic is done in float64.
@@ -20,6 +20,12 @@ projection weight is [out, in] and y = x @ W.T.
 
 RoPE uses the GGUF adjacent-pair form: pairs (x[2i], x[2i+1]) rotated by pos * theta^(-2i/n_rot).
 (llama.cpp's converter permutes the Hugging Face Q/K rows so this equals HF's half rotation.)
+RoPE scaling as llama.cpp reads it: pair i's frequency is divided by rope_freqs.weight[i] (Llama
+3.1) and, unless {arch}.rope.scaling.type is "none", by {arch}.rope.scaling.factor (linear; the
+type defaults to linear); other types (yarn, longrope) are refused.
+
+qwen2: as llama, but Q, K and V add their biases (attn_q.bias, ...) before RoPE, and RoPE is the
+NEOX (half-split) form: llama.cpp's converter does not permute Qwen2's Q/K rows.
 
 gemma3 (Gemma 3, as llama.cpp computes it): embeddings times sqrt(dim); per layer RMSNorm, Q/K/V,
 Q and K RMS-normalised per head (attn_q_norm / attn_k_norm), NEOX RoPE (pairs (x[i], x[i+d/2]))
@@ -27,7 +33,8 @@ with base 10000 on sliding-window layers and the model's base on every sixth (gl
 scores scaled by 1/sqrt(head_dim), local layers masking keys with query_pos - key_pos >= window;
 the attention and FFN outputs RMS-normalised (post_attention_norm / post_ffw_norm) before their
 residual adds; FFN down(gelu_tanh(gate) * up). The GGUF norm weights already hold Gemma's +1.
-`--sliding-window N` overrides the model's window (tests use a short one).
+`--sliding-window N` overrides the model's window (tests use a short one). RoPE scaling, if any,
+applies to the global layers only.
 """
 
 import argparse
@@ -88,11 +95,13 @@ def rope_adjacent(x, positions, theta, n_rot, freq_factors=None):
     return out
 
 
-def rope_neox(x, positions, theta):
-    """x: [n, heads, d]; rotates (x[i], x[i + d/2]) by pos * theta^(-2i/d)."""
+def rope_neox(x, positions, theta, freq_factors=None):
+    """x: [n, heads, d]; rotates (x[i], x[i + d/2]) by pos * theta^(-2i/d) / freq_factors[i]."""
     d = x.shape[-1]
     half = d // 2
     inv_freq = theta ** (-2.0 * np.arange(half, dtype=np.float64) / d)
+    if freq_factors is not None:
+        inv_freq = inv_freq / freq_factors
     angle = positions[:, None].astype(np.float64) * inv_freq[None, :]
     cos = np.cos(angle)[:, None, :]
     sin = np.sin(angle)[:, None, :]
@@ -148,8 +157,8 @@ def main():
 
     reader = gguf.GGUFReader(args.model)
     arch = field(reader, "general.architecture")
-    if arch not in ("llama", "gemma3"):
-        sys.exit(f"error: architecture {arch!r} is not llama or gemma3")
+    if arch not in ("llama", "qwen2", "gemma3"):
+        sys.exit(f"error: architecture {arch!r} is not llama, qwen2 or gemma3")
     a = arch + "."
     n_layers = int(field(reader, a + "block_count"))
     dim = int(field(reader, a + "embedding_length"))
@@ -171,6 +180,12 @@ def main():
     if bad:
         sys.exit(f"error: token ids out of range [0, {vocab}): {bad[:10]}")
     freq_factors = w.get("rope_freqs.weight") if w.has("rope_freqs.weight") else None
+    scaling = field(reader, a + "rope.scaling.type", "linear")
+    if scaling not in ("none", "linear"):
+        sys.exit(f"error: rope scaling type {scaling!r} is not none or linear")
+    factor = float(field(reader, a + "rope.scaling.factor", 0.0))
+    if scaling == "linear" and factor not in (0.0, 1.0):
+        freq_factors = (np.ones(n_rot // 2) if freq_factors is None else freq_factors) * factor
 
     n = len(ids)
     positions = np.arange(n)
@@ -182,19 +197,28 @@ def main():
     for layer in range(n_layers):
         p = f"blk.{layer}."
         h = rms_norm(x, w.get(p + "attn_norm.weight"), eps)
-        q = (h @ w.get(p + "attn_q.weight").T).reshape(n, n_heads, head_dim)
-        k = (h @ w.get(p + "attn_k.weight").T).reshape(n, n_kv_heads, head_dim)
-        v = (h @ w.get(p + "attn_v.weight").T).reshape(n, n_kv_heads, head_dim)
+        q, k, v = (h @ w.get(p + f"attn_{m}.weight").T for m in "qkv")
+        if w.has(p + "attn_q.bias"):
+            q, k, v = (t + w.get(p + f"attn_{m}.bias") for t, m in zip((q, k, v), "qkv"))
+        q = q.reshape(n, n_heads, head_dim)
+        k = k.reshape(n, n_kv_heads, head_dim)
+        v = v.reshape(n, n_kv_heads, head_dim)
         if gemma:
             # every sixth layer (5, 11, 17, ...) is global; the others are sliding-window
             local = (layer + 1) % 6 != 0
-            q = rope_neox(rms_norm(q, w.get(p + "attn_q_norm.weight"), eps), positions, 10000.0 if local else theta)
-            k = rope_neox(rms_norm(k, w.get(p + "attn_k_norm.weight"), eps), positions, 10000.0 if local else theta)
+            # RoPE scaling applies to the global layers only (llama.cpp: rope_freq_scale_train_swa = 1)
+            base, factors = (10000.0, None) if local else (theta, freq_factors)
+            q = rope_neox(rms_norm(q, w.get(p + "attn_q_norm.weight"), eps), positions, base, factors)
+            k = rope_neox(rms_norm(k, w.get(p + "attn_k_norm.weight"), eps), positions, base, factors)
             out = attention(q, k, v, n_kv_heads, 1.0 / np.sqrt(head_dim), window if local else None)
             x = x + rms_norm(out @ w.get(p + "attn_output.weight").T, w.get(p + "post_attention_norm.weight"), eps)
         else:
-            q = rope_adjacent(q, positions, theta, n_rot, freq_factors)
-            k = rope_adjacent(k, positions, theta, n_rot, freq_factors)
+            if arch == "qwen2":
+                q = rope_neox(q, positions, theta, freq_factors)
+                k = rope_neox(k, positions, theta, freq_factors)
+            else:
+                q = rope_adjacent(q, positions, theta, n_rot, freq_factors)
+                k = rope_adjacent(k, positions, theta, n_rot, freq_factors)
             x = x + attention(q, k, v, n_kv_heads) @ w.get(p + "attn_output.weight").T
 
         h = rms_norm(x, w.get(p + "ffn_norm.weight"), eps)

@@ -24,9 +24,12 @@ public struct ArchitectureOptions: Sendable, Codable, Equatable {
     public var globalLayerPeriod: Int
     /// RoPE base of the local layers (the global ones use the model's `ropeTheta`).
     public var localRopeTheta: Float?
+    /// Q, K and V projections add biases (`attn_q.bias`, `attn_k.bias`, `attn_v.bias`) before RoPE (Qwen2).
+    public var qkvBias: Bool
 
     public init(embeddingScale: Float = 1, qkNorm: Bool = false, postNorms: Bool = false, activation: FFNActivation = .silu,
-                attentionScale: Float? = nil, slidingWindow: Int? = nil, globalLayerPeriod: Int = 0, localRopeTheta: Float? = nil) {
+                attentionScale: Float? = nil, slidingWindow: Int? = nil, globalLayerPeriod: Int = 0, localRopeTheta: Float? = nil,
+                qkvBias: Bool = false) {
         self.embeddingScale = embeddingScale
         self.qkNorm = qkNorm
         self.postNorms = postNorms
@@ -35,6 +38,7 @@ public struct ArchitectureOptions: Sendable, Codable, Equatable {
         self.slidingWindow = slidingWindow
         self.globalLayerPeriod = globalLayerPeriod
         self.localRopeTheta = localRopeTheta
+        self.qkvBias = qkvBias
     }
 
     public static let llama = ArchitectureOptions()

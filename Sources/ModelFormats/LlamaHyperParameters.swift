@@ -23,10 +23,13 @@ public struct LlamaHyperParameters: Sendable, Codable, Equatable {
     public var ropeLayout: RopeLayout
     /// Gemma-style departures from Llama (`.llama` for Llama itself).
     public var options: ArchitectureOptions
+    /// Long-context RoPE scaling (Llama 3.1's per-pair factors, linear); `.none` for plain RoPE.
+    public var ropeScaling: RopeScaling
 
     public init(architecture: String = "llama", layers: Int, hiddenSize: Int, ffnSize: Int, heads: Int, kvHeads: Int,
                 headDim: Int, vocabSize: Int, rmsEps: Float, ropeTheta: Float, contextLength: Int,
-                tiedEmbeddings: Bool, ropeLayout: RopeLayout, options: ArchitectureOptions = .llama) {
+                tiedEmbeddings: Bool, ropeLayout: RopeLayout, options: ArchitectureOptions = .llama,
+                ropeScaling: RopeScaling = .none) {
         self.architecture = architecture
         self.layers = layers
         self.hiddenSize = hiddenSize
@@ -41,6 +44,7 @@ public struct LlamaHyperParameters: Sendable, Codable, Equatable {
         self.tiedEmbeddings = tiedEmbeddings
         self.ropeLayout = ropeLayout
         self.options = options
+        self.ropeScaling = ropeScaling
     }
 
     /// Width of the concatenated query heads.
@@ -49,6 +53,14 @@ public struct LlamaHyperParameters: Sendable, Codable, Equatable {
     public var kvSize: Int { kvHeads * headDim }
     /// Query heads sharing one KV head.
     public var groupSize: Int { heads / kvHeads }
+
+    /// Per-pair divisors of layer `l`'s RoPE frequencies, nil for plain RoPE. Layers with their own
+    /// local base (Gemma 3's sliding-window layers) are never scaled, as in llama.cpp
+    /// (`rope_freq_scale_train_swa` = 1).
+    public func ropeDivisors(layer l: Int) -> [Float]? {
+        if options.localRopeTheta != nil, options.isLocal(l) { return nil }
+        return ropeScaling.divisors(pairs: headDim / 2)
+    }
 
     /// Rejects zero or absurd sizes and inconsistent head counts, naming the field.
     public func validate() throws {
@@ -88,6 +100,7 @@ public struct LlamaHyperParameters: Sendable, Codable, Equatable {
         guard options.embeddingScale.isFinite, options.embeddingScale > 0 else {
             throw ModelError.invalidHyperParameter(name: "embeddingScale", value: "\(options.embeddingScale)", reason: "must be finite and positive")
         }
+        try ropeScaling.validate(pairs: headDim / 2, factorSource: "ropeScaling.linearFactor", factorsSource: "ropeScaling.frequencyFactors")
         if let s = options.attentionScale, !(s.isFinite && s > 0) {
             throw ModelError.invalidHyperParameter(name: "attentionScale", value: "\(s)", reason: "must be finite and positive")
         }
@@ -99,9 +112,10 @@ public struct LlamaHyperParameters: Sendable, Codable, Equatable {
 
 extension LlamaHyperParameters {
     /// Architectures read from GGUF metadata.
-    public static let supportedArchitectures = ["llama", "gemma3"]
+    public static let supportedArchitectures = ["llama", "qwen2", "gemma3"]
 
-    /// Reads `llama.*` (or `gemma3.*`) keys. `tiedEmbeddings` is true when the file has no `output.weight`.
+    /// Reads `llama.*` (or `qwen2.*`, `gemma3.*`) keys. `tiedEmbeddings` is true when the file has no
+    /// `output.weight`; Q/K/V biases are used when the file has any (Qwen2; then every layer needs all three).
     public init(gguf: GGUFFile) throws {
         let arch = try gguf.optionalString("general.architecture") ?? "llama"
         guard Self.supportedArchitectures.contains(arch) else { throw ModelError.unsupportedArchitecture(arch) }
@@ -129,13 +143,13 @@ extension LlamaHyperParameters {
             throw ModelError.invalidHyperParameter(name: p + "rope.dimension_count", value: "\(r)",
                                                    reason: "partial rotary embeddings are not supported (head dim \(headDim))")
         }
-        // The engine implements plain RoPE; scaled variants would silently give wrong results.
-        if let scaling = try gguf.optionalString(p + "rope.scaling.type"), scaling != "none" {
-            throw ModelError.invalidHyperParameter(name: p + "rope.scaling.type", value: scaling, reason: "RoPE scaling is not supported")
+        let ropeScaling = try RopeScaling(gguf: gguf, architecture: arch, headDim: headDim)
+        // Biases other than Q/K/V's would be ignored, silently changing the model.
+        if let bias = gguf.tensors.first(where: { $0.name.hasSuffix(".bias") && !Self.isQKVBias($0.name) }) {
+            throw ModelError.invalidHyperParameter(name: bias.name, value: "present", reason: "only Q/K/V biases are supported")
         }
-        if gguf.tensor(named: "rope_freqs.weight") != nil {
-            throw ModelError.invalidHyperParameter(name: "rope_freqs.weight", value: "present", reason: "RoPE frequency factors are not supported")
-        }
+        var options = arch == "gemma3" ? try Self.gemma3Options(gguf: gguf, hidden: hidden, headDim: headDim) : .llama
+        options.qkvBias = gguf.tensors.contains { Self.isQKVBias($0.name) }
         var vocab = try gguf.optionalInt(p + "vocab_size")
         if vocab == nil, let toks = gguf.metadata["tokenizer.ggml.tokens"]?.array { vocab = toks.count }
         if vocab == nil, let emb = gguf.tensor(named: "token_embd.weight"), emb.shape.count == 2 { vocab = emb.shape[1] }
@@ -150,9 +164,16 @@ extension LlamaHyperParameters {
                   ropeTheta: try gguf.optionalFloat(p + "rope.freq_base") ?? 10000,
                   contextLength: try gguf.int(p + "context_length"),
                   tiedEmbeddings: gguf.tensor(named: "output.weight") == nil,
-                  ropeLayout: arch == "gemma3" ? .halfRotation : .adjacentPairs,
-                  options: arch == "gemma3" ? try Self.gemma3Options(gguf: gguf, hidden: hidden, headDim: headDim) : .llama)
+                  // llama.cpp permutes Llama's Q/K rows at conversion, not Qwen2's or Gemma's (NEOX RoPE).
+                  ropeLayout: arch == "llama" ? .adjacentPairs : .halfRotation,
+                  options: options, ropeScaling: ropeScaling)
         try validate()
+    }
+
+    /// `blk.N.attn_q.bias`, `attn_k.bias` or `attn_v.bias`.
+    public static func isQKVBias(_ name: String) -> Bool {
+        guard name.hasPrefix("blk.") else { return false }
+        return [".attn_q.bias", ".attn_k.bias", ".attn_v.bias"].contains { name.hasSuffix($0) }
     }
 }
 

@@ -49,6 +49,10 @@ public final class SafetensorsModel: WeightSource {
         for f in shards {
             for (hfName, e) in f.entries {
                 let canonical = Self.canonicalName(hfName) ?? hfName
+                // Biases other than Q/K/V's (o_proj, the MLP) would be ignored, silently changing the model.
+                if canonical.hasSuffix(".bias"), !LlamaHyperParameters.isQKVBias(canonical) {
+                    throw ModelError.unsupportedFormat(path: f.path, reason: "tensor '\(hfName)': only Q/K/V biases are supported")
+                }
                 guard index[canonical] == nil else {
                     throw ModelError.unsupportedFormat(path: f.path, reason: "tensor '\(hfName)' appears in more than one shard")
                 }
@@ -62,7 +66,8 @@ public final class SafetensorsModel: WeightSource {
         guard let configJSON else {
             throw ModelError.unsupportedFormat(path: configPath, reason: "config.json not found")
         }
-        hyper = try Self.hyperParameters(configJSON: configJSON, path: configPath, hasLMHead: index[LlamaTensorName.output] != nil)
+        hyper = try Self.hyperParameters(configJSON: configJSON, path: configPath, hasLMHead: index[LlamaTensorName.output] != nil,
+                                         hasQKVBias: index.keys.contains(where: LlamaHyperParameters.isQKVBias))
     }
 
     /// The shard file names listed by `model.safetensors.index.json`, each inside the directory.
@@ -102,6 +107,9 @@ public final class SafetensorsModel: WeightSource {
             "self_attn.q_proj.weight": "attn_q.weight",
             "self_attn.k_proj.weight": "attn_k.weight",
             "self_attn.v_proj.weight": "attn_v.weight",
+            "self_attn.q_proj.bias": "attn_q.bias",
+            "self_attn.k_proj.bias": "attn_k.bias",
+            "self_attn.v_proj.bias": "attn_v.bias",
             "self_attn.o_proj.weight": "attn_output.weight",
             "mlp.gate_proj.weight": "ffn_gate.weight",
             "mlp.up_proj.weight": "ffn_up.weight",
@@ -114,7 +122,8 @@ public final class SafetensorsModel: WeightSource {
     }
 
     /// The hyper-parameters a `config.json` describes (`path` names it in errors).
-    public static func hyperParameters(configJSON data: Data, path: String, hasLMHead: Bool) throws -> LlamaHyperParameters {
+    public static func hyperParameters(configJSON data: Data, path: String, hasLMHead: Bool,
+                                       hasQKVBias: Bool = false) throws -> LlamaHyperParameters {
         guard let c = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw ModelError.invalidConfig(path: path, key: "(root)", reason: "is not a JSON object")
         }
@@ -132,29 +141,35 @@ public final class SafetensorsModel: WeightSource {
             guard let f = JSON.double(v) else { throw ModelError.invalidConfig(path: path, key: k, reason: "is not a number") }
             return Float(f)
         }
-        if let mt = c["model_type"] as? String, mt != "llama" { throw ModelError.unsupportedArchitecture(mt) }
-        if let rs = c["rope_scaling"], !(rs is NSNull) {
-            throw ModelError.invalidConfig(path: path, key: "rope_scaling", reason: "is set; RoPE scaling is not supported")
+        let modelType = c["model_type"] as? String ?? "llama"
+        guard ["llama", "qwen2"].contains(modelType) else { throw ModelError.unsupportedArchitecture(modelType) }
+        // Qwen2's sliding window is off in its released configs; on, it would change attention.
+        if modelType == "qwen2", c["use_sliding_window"] as? Bool == true {
+            throw ModelError.invalidConfig(path: path, key: "use_sliding_window", reason: "is true; Qwen2's sliding window is not supported")
         }
         let hidden = try int("hidden_size")
         let heads = try int("num_attention_heads")
         guard heads > 0 else { throw ModelError.invalidConfig(path: path, key: "num_attention_heads", reason: "must be positive") }
+        let headDim = try optInt("head_dim") ?? hidden / heads
+        let theta = try float("rope_theta", default: 10000)
         let tie = (c["tie_word_embeddings"] as? Bool) ?? false
         let h = LlamaHyperParameters(
-            architecture: "llama",
+            architecture: modelType,
             layers: try int("num_hidden_layers"),
             hiddenSize: hidden,
             ffnSize: try int("intermediate_size"),
             heads: heads,
             kvHeads: try optInt("num_key_value_heads") ?? heads,
-            headDim: try optInt("head_dim") ?? hidden / heads,
+            headDim: headDim,
             vocabSize: try int("vocab_size"),
             rmsEps: try float("rms_norm_eps"),
-            ropeTheta: try float("rope_theta", default: 10000),
+            ropeTheta: theta,
             contextLength: try int("max_position_embeddings"),
             // A tied model that still ships lm_head is used as untied: the data is the same.
             tiedEmbeddings: tie && !hasLMHead,
-            ropeLayout: .halfRotation)
+            ropeLayout: .halfRotation,
+            options: ArchitectureOptions(qkvBias: hasQKVBias),
+            ropeScaling: try RopeScaling(huggingFace: c["rope_scaling"], theta: theta, headDim: headDim, path: path))
         try h.validate()
         return h
     }

@@ -62,6 +62,10 @@ public enum LlamaTensorName {
     public static func attnQ(_ l: Int) -> String { "blk.\(l).attn_q.weight" }
     public static func attnK(_ l: Int) -> String { "blk.\(l).attn_k.weight" }
     public static func attnV(_ l: Int) -> String { "blk.\(l).attn_v.weight" }
+    // Qwen2: biases of the Q, K and V projections.
+    public static func attnQBias(_ l: Int) -> String { "blk.\(l).attn_q.bias" }
+    public static func attnKBias(_ l: Int) -> String { "blk.\(l).attn_k.bias" }
+    public static func attnVBias(_ l: Int) -> String { "blk.\(l).attn_v.bias" }
     public static func attnOutput(_ l: Int) -> String { "blk.\(l).attn_output.weight" }
     public static func ffnNorm(_ l: Int) -> String { "blk.\(l).ffn_norm.weight" }
     public static func ffnGate(_ l: Int) -> String { "blk.\(l).ffn_gate.weight" }
@@ -100,6 +104,7 @@ extension WeightSource {
                 (N.ffnUp(l), [h.hiddenSize, h.ffnSize]),
                 (N.ffnDown(l), [h.ffnSize, h.hiddenSize]),
             ]
+            if h.options.qkvBias { out += [(N.attnQBias(l), [h.qSize]), (N.attnKBias(l), [h.kvSize]), (N.attnVBias(l), [h.kvSize])] }
             if h.options.qkNorm { out += [(N.attnQNorm(l), [h.headDim]), (N.attnKNorm(l), [h.headDim])] }
             if h.options.postNorms { out += [(N.postAttentionNorm(l), [h.hiddenSize]), (N.postFFNNorm(l), [h.hiddenSize])] }
         }

@@ -30,12 +30,25 @@ struct InfoCommand: ParsableCommand {
         print("heads: \(h.heads), KV heads: \(h.kvHeads), head dim: \(h.headDim)")
         print("vocabulary: \(h.vocabSize) rows, tokenizer \(model.tokenizer.vocabSize) tokens")
         print("context: \(h.contextLength) (trained), rope theta \(h.ropeTheta), rms eps \(h.rmsEps), tied embeddings: \(h.tiedEmbeddings)")
+        if let line = ropeScalingLine(h.ropeScaling) { print(line) }
+        if h.options.qkvBias { print("Q/K/V biases: yes (added before RoPE)") }
         try tensorTypeLines(model).forEach { print($0) }
         print(tokenizerLine(model.tokenizer))
         let template = model.chatTemplate
         print("chat template: \(template.family.rawValue)\(template.notice == nil ? "" : " (fallback: \(template.notice!))"), default system prompt: "
               + (template.defaultSystemPrompt.map { "\"\($0)\"" } ?? "none"))
         for backend in [BackendKind.cpu, .vulkan] { print(memoryLine(model, backend)) }
+    }
+
+    /// RoPE scaling, nil for plain RoPE: the linear factor and the range of the per-pair factors.
+    private func ropeScalingLine(_ s: RopeScaling) -> String? {
+        guard !s.isNone else { return nil }
+        var parts: [String] = []
+        if s.linearFactor != 1 { parts.append("linear, factor \(s.linearFactor)") }
+        if let f = s.frequencyFactors, let low = f.min(), let high = f.max() {
+            parts.append("\(f.count) per-pair frequency factors \(low)…\(high) (rope_freqs)")
+        }
+        return "rope scaling: " + parts.joined(separator: "; ")
     }
 
     /// One line per stored type: how many tensors and their bytes.

@@ -46,6 +46,25 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// info names a Llama-3-style file's RoPE scaling and a Qwen2-style file's biases (RandomGGUF), and
+    /// generate runs on each; a yarn file is refused with the type named.
+    func testLlamaFamilyFilesInInfoAndGenerate() throws {
+        let llama = try run(["info", "-m", RandomGGUF.path("llama3", ["--linear-scaling", "4"])])
+        XCTAssertEqual(llama.status, 0, llama.stderr)
+        XCTAssertTrue(llama.stdout.contains("rope scaling: linear, factor 4.0; 8 per-pair frequency factors"), llama.stdout)
+        XCTAssertTrue(llama.stdout.contains("chat template: Llama 3"), llama.stdout)
+        let qwen = try run(["info", "-m", RandomGGUF.path("qwen2")])
+        XCTAssertTrue(qwen.stdout.contains("architecture: qwen2") && qwen.stdout.contains("Q/K/V biases: yes"), qwen.stdout)
+        XCTAssertFalse(qwen.stdout.contains("rope scaling"), qwen.stdout)
+        for style in ["llama3", "qwen2"] {
+            let r = try run(["generate", "-m", RandomGGUF.path(style), "-p", "the cat", "-n", "4", "--temp", "0", "--ctx", "32"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        let yarn = try run(["info", "-m", RandomGGUF.path("llama3", ["--scaling-type", "yarn"])])
+        XCTAssertNotEqual(yarn.status, 0)
+        XCTAssertTrue(yarn.stderr.contains("yarn"), yarn.stderr)
+    }
+
     func testDevicesListsTheVulkanDevice() throws {
         let r = try run(["devices"])
         XCTAssertEqual(r.status, 0, r.stderr)

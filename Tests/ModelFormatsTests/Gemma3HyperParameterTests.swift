@@ -45,6 +45,6 @@ final class Gemma3HyperParameterTests: XCTestCase {
         assertThrows(try LlamaHyperParameters(gguf: gemma { $0.set("gemma3.attention.sliding_window", .u32(0)) }),
                      contains: ["slidingWindow", "positive"])
         let other = try gemma { $0.set("general.architecture", .string("mistral")) }
-        assertThrows(try LlamaHyperParameters(gguf: other), contains: ["mistral", "llama, gemma3"])
+        assertThrows(try LlamaHyperParameters(gguf: other), contains: ["mistral", "llama, qwen2, gemma3"])
     }
 }

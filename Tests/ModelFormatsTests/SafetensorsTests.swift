@@ -196,8 +196,23 @@ final class SafetensorsTests: XCTestCase {
         cfg["num_hidden_layers"] = "one"
         assertThrows(try SafetensorsModel(path: try makeCheckpoint(config: cfg).path), contains: ["num_hidden_layers", "integer"])
         cfg = Self.config
-        cfg["rope_scaling"] = ["rope_type": "llama3", "factor": 8.0]
-        assertThrows(try SafetensorsModel(path: try makeCheckpoint(config: cfg).path), contains: ["rope_scaling"])
+        cfg["rope_scaling"] = ["rope_type": "yarn", "factor": 8.0]
+        assertThrows(try SafetensorsModel(path: try makeCheckpoint(config: cfg).path), contains: ["rope_scaling", "yarn"])
+        cfg["rope_scaling"] = ["rope_type": "llama3", "factor": -1]
+        assertThrows(try SafetensorsModel(path: try makeCheckpoint(config: cfg).path), contains: ["rope_scaling.factor", "positive"])
+        cfg["rope_scaling"] = ["rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 1e30]
+        assertThrows(try SafetensorsModel(path: try makeCheckpoint(config: cfg).path), contains: ["original_max_position_embeddings"])
+        cfg["rope_scaling"] = ["rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 1.0]
+        assertThrows(try SafetensorsModel(path: try makeCheckpoint(config: cfg).path), contains: ["high_freq_factor"])
+        // Llama 3.1's rope_scaling becomes per-pair factors, linear a single one.
+        cfg["rope_scaling"] = ["rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                               "original_max_position_embeddings": 2]
+        let h = try SafetensorsModel(path: try makeCheckpoint(config: cfg).path).hyper
+        XCTAssertEqual(h.ropeScaling.frequencyFactors,
+                       RopeScaling.llama3Factors(headDim: h.headDim, theta: h.ropeTheta, factor: 8, lowFreqFactor: 1, highFreqFactor: 4,
+                                                 originalContext: 2))
+        cfg["rope_scaling"] = ["type": "linear", "factor": 2.0]
+        XCTAssertEqual(try SafetensorsModel(path: try makeCheckpoint(config: cfg).path).hyper.ropeScaling, RopeScaling(linearFactor: 2))
         let empty = try makeTempDir(self)
         assertThrows(try openModel(path: empty.path), contains: ["no .safetensors files"])
         assertThrows(try openModel(path: empty.appendingPathComponent("x.bin").path), contains: ["x.bin"])

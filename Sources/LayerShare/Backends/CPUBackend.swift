@@ -115,7 +115,7 @@ public final class CPUBackend: InferenceBackend {
     }
 
     public func ropeIntoCache(_ qkv: Tensor, rows: Int, heads: Int, kvHeads: Int, headDim: Int, startPosition: Int,
-                              theta: Float, layout: RopeLayout, cache: Cache) throws {
+                              theta: Float, divisors: [Float]?, layout: RopeLayout, cache: Cache) throws {
         let (keys, kvSize) = try cache.stream(.keys, "ropeIntoCache")
         let (values, _) = try cache.stream(.values, "ropeIntoCache")
         let qSize = heads * headDim, rowSize = qSize + 2 * kvSize
@@ -124,12 +124,13 @@ public final class CPUBackend: InferenceBackend {
         let offset = startPosition * kvSize
         for r in 0..<rows {
             let row = qkv.storage + r * rowSize
-            CPUKernels.rope(row, rows: 1, heads: heads, headDim: headDim, startPosition: startPosition + r, theta: theta, layout: layout)
+            CPUKernels.rope(row, rows: 1, heads: heads, headDim: headDim, startPosition: startPosition + r, theta: theta,
+                            divisors: divisors, layout: layout)
             (keys.storage + offset + r * kvSize).update(from: row + qSize, count: kvSize)
             (values.storage + offset + r * kvSize).update(from: row + qSize + kvSize, count: kvSize)
         }
         CPUKernels.rope(keys.storage + offset, rows: rows, heads: kvHeads, headDim: headDim, startPosition: startPosition,
-                        theta: theta, layout: layout)
+                        theta: theta, divisors: divisors, layout: layout)
     }
 
     public func rotatePairs(_ x: Tensor, rows: Int, rowSize: Int, offset: Int, heads: Int, pairs: Int, groupSize: Int,
@@ -235,6 +236,13 @@ public final class CPUBackend: InferenceBackend {
 
     public func add(_ a: Tensor, _ b: Tensor, into out: Tensor, count: Int) throws {
         CPUKernels.add(a.storage, b.storage, into: out.storage, count: count)
+    }
+
+    public func addBias(_ x: Tensor, bias: Weight, rows: Int) throws {
+        precondition(rows * bias.values.count <= x.count, "addBias: tensor too small")
+        bias.values.withUnsafeBufferPointer { b in
+            for r in 0..<rows { CPUKernels.add(x.storage + r * b.count, b.baseAddress!, into: x.storage + r * b.count, count: b.count) }
+        }
     }
 
     public func read(_ tensor: Tensor, offset: Int, count: Int) throws -> [Float] {

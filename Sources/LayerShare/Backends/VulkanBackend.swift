@@ -257,7 +257,7 @@ public final class VulkanBackend: InferenceBackend {
     }
 
     public func ropeIntoCache(_ qkv: Tensor, rows: Int, heads: Int, kvHeads: Int, headDim: Int, startPosition: Int,
-                              theta: Float, layout: RopeLayout, cache: Cache) throws {
+                              theta: Float, divisors: [Float]?, layout: RopeLayout, cache: Cache) throws {
         let (keys, kvRow) = try cache.stream(.keys, "ropeIntoCache")
         let (values, _) = try cache.stream(.values, "ropeIntoCache")
         guard startPosition + rows <= cache.capacity, kvHeads * headDim == kvRow else {
@@ -267,7 +267,8 @@ public final class VulkanBackend: InferenceBackend {
         let rowSize = (heads + 2 * kvHeads) * headDim
         batch.setCost(bytes: Double(rows * (rowSize + (heads + 2 * kvHeads) * headDim) * 4), flops: Double(3 * rows * (heads + kvHeads) * headDim))
         try kernels.ropeIntoCache(batch, x: qkv.buffer, rows: rows, heads: heads, kvHeads: kvHeads, headDim: headDim,
-                                  startPosition: startPosition, theta: theta, layout: layout, keyCache: keys, valueCache: values,
+                                  startPosition: startPosition, theta: theta, divisors: divisors, layout: layout,
+                                  keyCache: keys, valueCache: values,
                                   label: "rope_kv_store", group: group)
     }
 
@@ -372,6 +373,13 @@ public final class VulkanBackend: InferenceBackend {
         try ensureRecording()
         batch.setCost(bytes: Double(3 * count * 4), flops: Double(count))
         try kernels.add(batch, a: a.buffer, b: b.buffer, out: out.buffer, count: count, label: "add", group: group)
+    }
+
+    public func addBias(_ x: Tensor, bias: VulkanMatrix, rows: Int) throws {
+        try ensureRecording()
+        let count = rows * bias.cols
+        batch.setCost(bytes: Double((2 * count + bias.cols) * 4), flops: Double(count))
+        try kernels.addRows(batch, x: x.buffer, rows: rows, bias: bias.buffer, rowSize: bias.cols, label: "bias", group: group)
     }
 
     /// Submits what was recorded and waits.

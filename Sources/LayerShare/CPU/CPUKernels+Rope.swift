@@ -3,17 +3,21 @@ import Foundation
 extension CPUKernels {
     /// Rotary position embedding, in place, on x [rows, heads, headDim]; row i is at absolute
     /// position `startPosition + i`. Pair i (0 ≤ i < headDim/2) is rotated by the angle
-    /// pos · theta^(−2i/headDim); `layout` says which two elements form pair i.
+    /// pos · theta^(−2i/headDim) / divisors[i] (RoPE scaling; nil: all 1); `layout` says which two
+    /// elements form pair i.
     ///
     /// Angles and their cos/sin are computed in Double and rounded once to float32: at long
     /// positions a float32 angle would already be off by ~pos·2⁻²⁴ rad, and a reference should
     /// not carry that error (GPU kernels that compute angles in float32 need looser tolerances).
     public static func rope(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, headDim: Int,
-                            startPosition: Int, theta: Float, layout: RopeLayout) {
+                            startPosition: Int, theta: Float, divisors: [Float]? = nil, layout: RopeLayout) {
         precondition(headDim > 0 && headDim % 2 == 0, "RoPE needs an even head dimension, got \(headDim)")
         precondition(startPosition >= 0, "negative RoPE position")
         let half = headDim / 2
-        let inverseFrequency = (0..<half).map { i in pow(Double(theta), -2 * Double(i) / Double(headDim)) }
+        precondition(divisors == nil || divisors!.count == half, "RoPE needs \(half) frequency divisors")
+        let inverseFrequency = (0..<half).map { i in
+            pow(Double(theta), -2 * Double(i) / Double(headDim)) / Double(divisors?[i] ?? 1)
+        }
         var cosines = [Float](repeating: 0, count: half)
         var sines = [Float](repeating: 0, count: half)
         for r in 0..<rows {

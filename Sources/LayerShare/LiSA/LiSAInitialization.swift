@@ -86,9 +86,11 @@ public enum LiSAInitialization {
         let wq = try model.weight(LlamaTensorName.attnQ(l)).toFloat(), wk = try model.weight(LlamaTensorName.attnK(l)).toFloat()
         let selected = selectedPairs(wq: wq, wk: wk, hyper: h, pairs: r / 2)
         let theta = Double(h.options.ropeTheta(layer: l, global: h.ropeTheta))
+        let divisors = h.ropeDivisors(layer: l)  // RoPE scaling (Llama 3.1's rope_freqs): the pairs' own frequencies
         for g in 0..<h.kvHeads {
             for (k, pair) in selected[g].enumerated() {
-                p.ropeFrequencies[g * r / 2 + k] = o.ropeSelect ? Float(pow(theta, -2 * Double(pair) / Double(dh))) : 0
+                let frequency = pow(theta, -2 * Double(pair) / Double(dh)) / Double(divisors?[pair] ?? 1)
+                p.ropeFrequencies[g * r / 2 + k] = o.ropeSelect ? Float(frequency) : 0
                 let (a, b) = pairRows(pair, headDim: dh, layout: h.ropeLayout)
                 for c in 0..<d {
                     p.keyLowRank[(g * r + 2 * k) * d + c] = wk[(g * dh + a) * d + c]

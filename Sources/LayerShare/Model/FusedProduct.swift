@@ -22,11 +22,14 @@ public struct RopeIntoCache<Cache> {
     public var heads: Int, kvHeads: Int, headDim: Int
     public var startPosition: Int
     public var theta: Float
+    /// Pair i's frequency theta^(−2i/headDim) is divided by divisors[i] (RoPE scaling); nil: plain RoPE.
+    public var divisors: [Float]?
     public var layout: RopeLayout
     public var cache: Cache
-    public init(heads: Int, kvHeads: Int, headDim: Int, startPosition: Int, theta: Float, layout: RopeLayout, cache: Cache) {
+    public init(heads: Int, kvHeads: Int, headDim: Int, startPosition: Int, theta: Float, divisors: [Float]? = nil,
+                layout: RopeLayout, cache: Cache) {
         self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
-        self.startPosition = startPosition; self.theta = theta; self.layout = layout; self.cache = cache
+        self.startPosition = startPosition; self.theta = theta; self.divisors = divisors; self.layout = layout; self.cache = cache
     }
 }
 
@@ -93,7 +96,7 @@ extension RopeIntoCache {
     /// The same rotation, writing into `cache`.
     public func with<C>(cache: C) -> RopeIntoCache<C> {
         RopeIntoCache<C>(heads: heads, kvHeads: kvHeads, headDim: headDim, startPosition: startPosition, theta: theta,
-                         layout: layout, cache: cache)
+                         divisors: divisors, layout: layout, cache: cache)
     }
 }
 
@@ -146,7 +149,7 @@ extension InferenceBackend {
             }
         case let .ropeIntoCache(queries, r):
             try ropeIntoCache(wide, rows: rows, heads: r.heads, kvHeads: r.kvHeads, headDim: r.headDim, startPosition: r.startPosition,
-                              theta: r.theta, layout: r.layout, cache: r.cache)
+                              theta: r.theta, divisors: r.divisors, layout: r.layout, cache: r.cache)
             try splitColumns(wide, rows: rows, rowSize: outRows, into: [(0, r.heads * r.headDim, queries)])
         }
     }

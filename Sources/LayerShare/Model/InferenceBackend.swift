@@ -45,9 +45,10 @@ public protocol InferenceBackend: AnyObject {
     func rmsnorm(_ x: Tensor, weight: Weight, into y: Tensor, rows: Int, dim: Int, eps: Float) throws
     /// RoPE on a stacked projection [rows, q | k | v] (heads, kvHeads, kvHeads heads of `headDim`, rows contiguous):
     /// Q rotated in place, K rotated into the cache and V copied into it at `startPosition` + row. The K and
-    /// V columns of `qkv` are unspecified afterwards.
+    /// V columns of `qkv` are unspecified afterwards. `divisors` (headDim/2 values, or nil) divide the
+    /// pairs' frequencies (RoPE scaling).
     func ropeIntoCache(_ qkv: Tensor, rows: Int, heads: Int, kvHeads: Int, headDim: Int, startPosition: Int,
-                       theta: Float, layout: RopeLayout, cache: Cache) throws
+                       theta: Float, divisors: [Float]?, layout: RopeLayout, cache: Cache) throws
     /// Rotates adjacent pairs (2p, 2p+1) of `heads` vectors of `2·pairs` floats from column `offset` of
     /// each of `rows` rows (`rowSize` apart; row r at position startPosition + r) by position ·
     /// frequencies[(h / groupSize)·pairs + p] (LiSA's low-rank q_r and k_r).
@@ -76,6 +77,8 @@ public protocol InferenceBackend: AnyObject {
     func scale(_ x: Tensor, by factor: Float, count: Int) throws
     /// out = a + b; `out` may be `a`.
     func add(_ a: Tensor, _ b: Tensor, into out: Tensor, count: Int) throws
+    /// x[r, j] += bias[j] for `rows` rows of `bias`'s length, in place (Qwen2's Q|K|V biases).
+    func addBias(_ x: Tensor, bias: Weight, rows: Int) throws
 
     /// Runs pending work and returns `count` floats of `tensor` from `offset`.
     func read(_ tensor: Tensor, offset: Int, count: Int) throws -> [Float]

@@ -21,7 +21,7 @@ public final class LoadedModel {
                 dir = dir.deletingLastPathComponent()
             }
             tokenizer = try Tokenizer(huggingFaceJSON: dir.appendingPathComponent("tokenizer.json").path)
-            chatTemplate = .smolLM2
+            chatTemplate = try ChatTemplate(huggingFaceDirectory: dir)
         }
         // A padded embedding table (more rows than tokens) is fine: `Generator` never samples the padding.
         if tokenizer.vocabSize > weights.hyper.vocabSize {

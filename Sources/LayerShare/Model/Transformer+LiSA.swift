@@ -56,6 +56,12 @@ struct LiSAState<Backend: InferenceBackend> {
 }
 
 extension WeightTensor {
+    /// A float32 vector owning a copy of `values`.
+    static func float32(name: String, values: [Float]) -> WeightTensor {
+        let storage = OwnedBytes(values.withUnsafeBytes { Array($0) })
+        return WeightTensor(name: name, type: .f32, shape: [values.count], data: storage.buffer, owner: storage)
+    }
+
     /// A float32 matrix [rows, cols] owning a copy of `values`.
     static func float32(name: String, rows: Int, cols: Int, values: [Float]) -> WeightTensor {
         precondition(values.count == rows * cols)
@@ -73,6 +79,7 @@ extension Transformer {
         guard let state = lisa.layers[l] else { throw ModelLoadError("internal: layer \(l) has no LiSA state") }
         let p = state.parameters
         try backend.product(w.attnInput, x, rows: n, input: input, output: .store(v), label: "attn_v")
+        if let bias = w.inputBias { try backend.addBias(v, bias: bias, rows: n) }
         try backend.store(v, offset: 0, into: .values, of: cache, rows: n, startPosition: start)
         if let lowRank = state.lowRank, let frequencies = state.frequencies, let rows = lisa.lowRankRows,
            let queries = lisa.queries, let keys = lisa.keys {

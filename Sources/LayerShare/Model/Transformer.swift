@@ -33,6 +33,8 @@ public final class Transformer<Backend: InferenceBackend> {
         /// Gemma (`ArchitectureOptions`): per-head Q/K norms and the norms of the block outputs.
         let qNorm: Backend.Weight?, kNorm: Backend.Weight?
         let postAttentionNorm: Backend.Weight?, postFFNNorm: Backend.Weight?
+        /// Qwen2: the biases of the attention input's rows ([q; k; v], or v alone), added before RoPE.
+        let inputBias: Backend.Weight?
     }
 
     /// What a layer hands to the layers that read its attention (`LayerSpec.emits`): its rotated
@@ -58,7 +60,7 @@ public final class Transformer<Backend: InferenceBackend> {
     let x: Backend.Tensor
     let q: Backend.Tensor, v: Backend.Tensor, attn: Backend.Tensor, lastRow: Backend.Tensor
     let gate: Backend.Tensor, logits: Backend.Tensor
-    /// With QK-norm: the stacked [q | k | v] rows, normalised before RoPE. With post-norms: a block's
+    /// With QK-norm or biases: the stacked [q | k | v] rows, biased and normalised before RoPE. With post-norms: a block's
     /// output before and after its norm.
     let qkv: Backend.Tensor?, blockOut: Backend.Tensor?, blockNormed: Backend.Tensor?
 
@@ -95,6 +97,9 @@ public final class Transformer<Backend: InferenceBackend> {
         var kvBytes = 0
         let attention = try Self.attentionWeights(specs: specs, source: source, backend: backend)
         let o = h.options
+        if o.qkvBias, !HeadSharedWeights.composedLayers(specs).isEmpty {
+            throw ModelLoadError("head-wise sharing is not supported for models with Q/K/V biases")
+        }
         func optional(_ wanted: Bool, _ name: String) throws -> Backend.Weight? {
             wanted ? try backend.loadWeight(source.weight(name)) : nil
         }
@@ -110,7 +115,8 @@ public final class Transformer<Backend: InferenceBackend> {
                 qNorm: try optional(o.qkNorm && spec.scores == .own, N.attnQNorm(l)),
                 kNorm: try optional(o.qkNorm && spec.scores == .own, N.attnKNorm(l)),
                 postAttentionNorm: try optional(o.postNorms, N.postAttentionNorm(l)),
-                postFFNNorm: try optional(o.postNorms, N.postFFNNorm(l))))
+                postFFNNorm: try optional(o.postNorms, N.postFFNNorm(l)),
+                inputBias: o.qkvBias ? try Self.inputBias(layer: l, projections: spec.projections, source: source, backend: backend) : nil))
             let cache = spec.cache(for: h)
             caches.append(try backend.makeCache(cache, capacity: capacity, label: "layer \(l)"))
             kvBytes += capacity * cache.bytesPerToken
@@ -128,7 +134,7 @@ public final class Transformer<Backend: InferenceBackend> {
         lastRow = try backend.makeTensor(h.hiddenSize, label: "last row")
         gate = try backend.makeTensor(rows * h.ffnSize, label: "gate")
         logits = try backend.makeTensor(rows * h.vocabSize, label: "logits")
-        qkv = o.qkNorm ? try backend.makeTensor(rows * (h.qSize + 2 * h.kvSize), label: "qkv") : nil
+        qkv = o.qkNorm || o.qkvBias ? try backend.makeTensor(rows * (h.qSize + 2 * h.kvSize), label: "qkv") : nil
         blockOut = o.postNorms ? try backend.makeTensor(rows * h.hiddenSize, label: "block output") : nil
         blockNormed = o.postNorms ? try backend.makeTensor(rows * h.hiddenSize, label: "block output normed") : nil
         emitted = try specs.enumerated().map { l, spec in
@@ -215,15 +221,17 @@ public final class Transformer<Backend: InferenceBackend> {
             case .own:
                 let queries = emits?.queries ?? q
                 let rope = RopeIntoCache(heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim, startPosition: start,
-                                         theta: o.ropeTheta(layer: l, global: h.ropeTheta), layout: h.ropeLayout, cache: cache)
-                if let qNorm = w.qNorm, let kNorm = w.kNorm, let qkv {
-                    try normedQKV(w.attnInput, qNorm: qNorm, kNorm: kNorm, into: qkv, rows: n, input: attnNorm, queries: queries, rope)
+                                         theta: o.ropeTheta(layer: l, global: h.ropeTheta), divisors: h.ropeDivisors(layer: l),
+                                         layout: h.ropeLayout, cache: cache)
+                if let qkv, w.inputBias != nil || w.qNorm != nil {
+                    try storedQKV(w, into: qkv, rows: n, input: attnNorm, queries: queries, rope)
                 } else {
                     try backend.product(w.attnInput, x, rows: n, input: attnNorm, output: .ropeIntoCache(queries: queries, rope), label: "attn_qkv")
                 }
                 scores = .queries(queries, keys: cache)
             case let .shared(src):
                 try backend.product(w.attnInput, x, rows: n, input: attnNorm, output: .store(v), label: "attn_v")
+                if let bias = w.inputBias { try backend.addBias(v, bias: bias, rows: n) }
                 try backend.store(v, offset: 0, into: .values, of: cache, rows: n, startPosition: start)
                 let source = emitted[src]!
                 scores = n == 1 ? .probabilities(source.probabilities) : .queries(source.queries, keys: caches[src])
@@ -282,16 +290,19 @@ extension Transformer {
         try backend.add(x, blockNormed, into: x, count: n * hyper.hiddenSize)
     }
 
-    /// The Q|K|V product with QK-norm: stored, each Q and K head RMS-normalised, then rotated into
-    /// `queries` and the cache (Gemma).
-    func normedQKV(_ weight: Backend.Weight, qNorm: Backend.Weight, kNorm: Backend.Weight, into qkv: Backend.Tensor, rows n: Int,
+    /// The Q|K|V product stored, then its biases added (Qwen2) and each Q and K head RMS-normalised
+    /// (Gemma's QK-norm), then rotated into `queries` and the cache.
+    func storedQKV(_ w: LayerWeights, into qkv: Backend.Tensor, rows n: Int,
                    input: FusedInput<Backend.Weight>, queries: Backend.Tensor, _ r: RopeIntoCache<Backend.Cache>) throws {
         let h = hyper, rowSize = h.qSize + 2 * h.kvSize
-        try backend.product(weight, x, rows: n, input: input, output: .store(qkv), label: "attn_qkv")
-        try backend.headNorm(qkv, rows: n, rowSize: rowSize, offset: 0, heads: h.heads, headDim: h.headDim, weight: qNorm, eps: h.rmsEps)
-        try backend.headNorm(qkv, rows: n, rowSize: rowSize, offset: h.qSize, heads: h.kvHeads, headDim: h.headDim, weight: kNorm, eps: h.rmsEps)
+        try backend.product(w.attnInput, x, rows: n, input: input, output: .store(qkv), label: "attn_qkv")
+        if let bias = w.inputBias { try backend.addBias(qkv, bias: bias, rows: n) }
+        if let qNorm = w.qNorm, let kNorm = w.kNorm {
+            try backend.headNorm(qkv, rows: n, rowSize: rowSize, offset: 0, heads: h.heads, headDim: h.headDim, weight: qNorm, eps: h.rmsEps)
+            try backend.headNorm(qkv, rows: n, rowSize: rowSize, offset: h.qSize, heads: h.kvHeads, headDim: h.headDim, weight: kNorm, eps: h.rmsEps)
+        }
         try backend.ropeIntoCache(qkv, rows: n, heads: h.heads, kvHeads: h.kvHeads, headDim: h.headDim, startPosition: r.startPosition,
-                                  theta: r.theta, layout: r.layout, cache: r.cache)
+                                  theta: r.theta, divisors: r.divisors, layout: r.layout, cache: r.cache)
         try backend.splitColumns(qkv, rows: n, rowSize: rowSize, into: [(0, h.qSize, queries)])
     }
 }

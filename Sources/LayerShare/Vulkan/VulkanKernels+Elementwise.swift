@@ -4,12 +4,18 @@ import VulkanCompute
 extension VulkanKernels {
     private enum ElementwiseOp: String { case swiglu = "OP_SWIGLU", geglu = "OP_GEGLU", add = "OP_ADD", mul = "OP_MUL", scale = "OP_SCALE" }
 
+    /// `bPeriod`: b holds one row of that many floats, repeated for each row of a (B_ROWS); nil: count floats.
     private func elementwise(_ batch: CommandBatch, _ op: ElementwiseOp, a: DeviceBuffer, aOffset: Int, b: DeviceBuffer?, bOffset: Int,
-                             out: DeviceBuffer, outOffset: Int, count: Int, scalar: Float, label: String, group: String) throws {
+                             bPeriod: Int? = nil, out: DeviceBuffer, outOffset: Int, count: Int, scalar: Float, label: String,
+                             group: String) throws {
         let what = "\(op.rawValue.dropFirst(3).lowercased()) '\(label)'"
         try requirePositive(what, ["count": count])
         try requireFloats(what, "a", a, offset: aOffset, span: count)
-        if let b { try requireFloats(what, "b", b, offset: bOffset, span: count) }
+        if let bPeriod {
+            try requirePositive(what, ["bias length": bPeriod])
+            guard count % bPeriod == 0 else { throw fail(what, "\(count) floats are not whole rows of \(bPeriod)") }
+        }
+        if let b { try requireFloats(what, "b", b, offset: bOffset, span: bPeriod ?? count) }
         try requireFloats(what, "out", out, offset: outOffset, span: count)
         let inPlace = out === a
         if inPlace, outOffset != aOffset {
@@ -22,14 +28,17 @@ extension VulkanKernels {
         }
         var defines = [op.rawValue: "1"]
         if inPlace { defines["IN_PLACE"] = "1" }
+        if bPeriod != nil { defines["B_ROWS"] = "1" }
         let bindingCount = 1 + (b == nil ? 0 : 1) + (inPlace ? 0 : 1)
         let wg = tuning.elementwiseWorkgroup
-        let p = try pipeline("elementwise.comp", defines: defines, specialization: [Self.u(wg)], bindings: bindingCount, pushWords: 5)
+        let p = try pipeline("elementwise.comp", defines: defines, specialization: [Self.u(wg)], bindings: bindingCount,
+                             pushWords: bPeriod == nil ? 5 : 6)
         var bindings: [BufferBinding] = [inPlace ? .readWrite(a) : .read(a)]
         if let b { bindings.append(.read(b)) }
         if !inPlace { bindings.append(.write(out)) }
         try batch.dispatch(p, bindings,
-                           push: [Self.u(count), Self.u(aOffset), Self.u(bOffset), Self.u(outOffset), .float(scalar)],
+                           push: [Self.u(count), Self.u(aOffset), Self.u(bOffset), Self.u(outOffset), .float(scalar)]
+                               + (bPeriod.map { [Self.u($0)] } ?? []),
                            groups: try folded((count + wg - 1) / wg, what), label: label, group: group)
     }
 
@@ -51,6 +60,15 @@ extension VulkanKernels {
     public func add(_ batch: CommandBatch, a: DeviceBuffer, aOffset: Int = 0, b: DeviceBuffer, bOffset: Int = 0,
                     out: DeviceBuffer, outOffset: Int = 0, count: Int, label: String = "add", group: String = "") throws {
         try elementwise(batch, .add, a: a, aOffset: aOffset, b: b, bOffset: bOffset, out: out, outOffset: outOffset,
+                        count: count, scalar: 0, label: label, group: group)
+    }
+
+    /// x[r, j] += bias[j] over `rows` rows of `rowSize` floats, in place (a bias after a product).
+    public func addRows(_ batch: CommandBatch, x: DeviceBuffer, xOffset: Int = 0, rows: Int, bias: DeviceBuffer, rowSize: Int,
+                        label: String = "add_rows", group: String = "") throws {
+        let (count, overflow) = rows.multipliedReportingOverflow(by: rowSize)
+        guard !overflow else { throw fail("add '\(label)'", "\(rows) rows of \(rowSize) floats overflow") }
+        try elementwise(batch, .add, a: x, aOffset: xOffset, b: bias, bOffset: 0, bPeriod: rowSize, out: x, outOffset: xOffset,
                         count: count, scalar: 0, label: label, group: group)
     }
 

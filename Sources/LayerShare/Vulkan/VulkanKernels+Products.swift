@@ -331,7 +331,8 @@ extension VulkanKernels {
             bind("PARTIALS_OUT_BINDING", .storageBuffer, .write(next.partials))
         }
         if case let .ropeIntoCache(_, r) = output {
-            bind("ROPE_TABLE_BINDING", .storageBuffer, .read(try ropeTables.table(headDim: r.headDim, theta: r.theta, device: device)))
+            bind("ROPE_TABLE_BINDING", .storageBuffer,
+                 .read(try ropeTables.table(headDim: r.headDim, theta: r.theta, divisors: r.divisors, device: device)))
             bind("K_CACHE_BINDING", .storageBuffer, .write(r.cache.keys))
             bind("V_CACHE_BINDING", .storageBuffer, .write(r.cache.values))
             push += [Self.u(r.heads), Self.u(r.kvHeads), Self.u(r.headDim), Self.u(r.startPosition),

@@ -6,15 +6,15 @@ import VulkanCompute
 /// checks and frequency tables.
 extension VulkanKernels {
     /// Rotary embedding in place on x[rows, heads, headDim] (at `xOffset`); row r is at position
-    /// startPosition + r, pair i turns by pos · theta^(−2i/headDim). See Shaders/rope.comp for how
-    /// angles stay accurate at long positions.
+    /// startPosition + r, pair i turns by pos · theta^(−2i/headDim) / divisors[i] (nil: all 1). See
+    /// Shaders/rope.comp for how angles stay accurate at long positions.
     public func rope(_ batch: CommandBatch, x: DeviceBuffer, xOffset: Int = 0, rows: Int, heads: Int, headDim: Int,
-                     startPosition: Int, theta: Float, layout: ModelFormats.RopeLayout,
+                     startPosition: Int, theta: Float, divisors: [Float]? = nil, layout: ModelFormats.RopeLayout,
                      label: String = "rope", group: String = "") throws {
         let what = "rope '\(label)'"
-        try requireRope(what, rows: rows, heads: heads, headDim: headDim, startPosition: startPosition, theta: theta)
+        try requireRope(what, rows: rows, heads: heads, headDim: headDim, startPosition: startPosition, theta: theta, divisors: divisors)
         try requireFloats(what, "x", x, offset: xOffset, span: rows * heads * headDim)
-        let table = try ropeTables.table(headDim: headDim, theta: theta, device: device)
+        let table = try ropeTables.table(headDim: headDim, theta: theta, divisors: divisors, device: device)
         let wg = tuning.elementwiseWorkgroup
         let p = try pipeline("rope.comp", specialization: [Self.u(wg), Self.layoutConstant(layout)], bindings: 2, pushWords: 5)
         let pairs = rows * heads * headDim / 2
@@ -28,18 +28,18 @@ extension VulkanKernels {
     /// `valueCache` at row startPosition + r (rows of kvHeads·headDim floats). The K and V columns of
     /// x are left as they were. One dispatch instead of rope + two cache copies.
     public func ropeIntoCache(_ batch: CommandBatch, x: DeviceBuffer, xOffset: Int = 0, xStride: Int? = nil, rows: Int,
-                              heads: Int, kvHeads: Int, headDim: Int, startPosition: Int, theta: Float,
+                              heads: Int, kvHeads: Int, headDim: Int, startPosition: Int, theta: Float, divisors: [Float]? = nil,
                               layout: ModelFormats.RopeLayout, keyCache: DeviceBuffer, valueCache: DeviceBuffer,
                               label: String = "rope_kv", group: String = "") throws {
         let what = "rope_kv '\(label)'"
         let r = RopeIntoCache(heads: heads, kvHeads: kvHeads, headDim: headDim, startPosition: startPosition, theta: theta,
-                              layout: layout, cache: CacheBuffers(keys: keyCache, values: valueCache))
+                              divisors: divisors, layout: layout, cache: CacheBuffers(keys: keyCache, values: valueCache))
         try requireRopeIntoCache(what, r, rows: rows, apartFrom: ["x": x])
         let rowSize = (heads + 2 * kvHeads) * headDim
         let xs = xStride ?? rowSize
         guard xs >= rowSize else { throw fail(what, "x row stride \(xs) is shorter than the \(rowSize) q|k|v columns") }
         try requireFloats(what, "x", x, offset: xOffset, span: (rows - 1) * xs + rowSize)
-        let table = try ropeTables.table(headDim: headDim, theta: theta, device: device)
+        let table = try ropeTables.table(headDim: headDim, theta: theta, divisors: divisors, device: device)
         let wg = tuning.elementwiseWorkgroup
         let p = try pipeline("rope.comp", defines: ["KV_CACHE": "1"],
                              specialization: [Self.u(wg), Self.layoutConstant(layout)], bindings: 4, pushWords: 8)
@@ -64,7 +64,8 @@ extension VulkanKernels {
     /// other and from `others`, holding rows startPosition ..< startPosition + rows.
     private func requireRopeIntoCache(_ what: @autoclosure () -> String, _ r: RopeIntoCache<CacheBuffers>, rows: Int,
                                       apartFrom others: KeyValuePairs<String, DeviceBuffer>) throws {
-        try requireRope(what(), rows: rows, heads: r.heads, headDim: r.headDim, startPosition: r.startPosition, theta: r.theta)
+        try requireRope(what(), rows: rows, heads: r.heads, headDim: r.headDim, startPosition: r.startPosition, theta: r.theta,
+                        divisors: r.divisors)
         try requirePositive(what(), ["kvHeads": r.kvHeads])
         let (keys, values) = (r.cache.keys, r.cache.values)
         guard keys !== values, !others.contains(where: { $0.value === keys || $0.value === values }) else {
@@ -77,36 +78,43 @@ extension VulkanKernels {
     }
 
     /// The checks every RoPE dispatch shares: a positive shape, pairs (even headDim), positions
-    /// that fit 32 bits and a usable theta.
+    /// that fit 32 bits, a usable theta and headDim/2 finite positive divisors if any.
     private func requireRope(_ what: @autoclosure () -> String, rows: Int, heads: Int, headDim: Int,
-                             startPosition: Int, theta: Float) throws {
+                             startPosition: Int, theta: Float, divisors: [Float]?) throws {
         try requirePositive(what(), ["rows": rows, "heads": heads, "headDim": headDim])
         guard headDim % 2 == 0 else { throw fail(what(), "headDim must be even, got \(headDim)") }
         guard startPosition >= 0, startPosition + rows <= Int(UInt32.max) else {
             throw fail(what(), "positions \(startPosition)..<\(startPosition + rows) out of range")
         }
         guard theta > 0, theta.isFinite else { throw fail(what(), "theta must be positive, got \(theta)") }
+        if let d = divisors {
+            guard d.count == headDim / 2 else { throw fail(what(), "\(d.count) frequency divisors for \(headDim / 2) pairs") }
+            if let bad = d.first(where: { !($0.isFinite && $0 > 0) }) { throw fail(what(), "frequency divisor \(bad) is not finite and positive") }
+        }
     }
 
     /// The shaders' specialization constant for the pair layout.
     static func layoutConstant(_ layout: ModelFormats.RopeLayout) -> ShaderScalar { .uint(layout == .halfRotation ? 1 : 0) }
 }
 
-/// Per-frequency fixed-point turn fractions F_i = round(2⁶⁴ · theta^(−2i/d) / 2π) as (low, high)
-/// 32-bit words, uploaded once per (headDim, theta) and shared by every RoPE dispatch.
+/// Per-frequency fixed-point turn fractions F_i = round(2⁶⁴ · theta^(−2i/d) / divisor_i / 2π) as
+/// (low, high) 32-bit words, uploaded once per (headDim, theta, divisors) and shared by every RoPE
+/// dispatch. RoPE scaling lives only here: the kernels read the scaled frequencies like any other.
 final class RopeTables {
-    private struct Key: Hashable { let headDim: Int, theta: UInt32 }
+    private struct Key: Hashable { let headDim: Int, theta: UInt32, divisors: [UInt32]? }
     private let lock = NSLock()
     private var tables: [Key: DeviceBuffer] = [:]
 
-    func table(headDim: Int, theta: Float, device: VulkanDevice) throws -> DeviceBuffer {
-        let key = Key(headDim: headDim, theta: theta.bitPattern)
+    func table(headDim: Int, theta: Float, divisors: [Float]? = nil, device: VulkanDevice) throws -> DeviceBuffer {
+        let key = Key(headDim: headDim, theta: theta.bitPattern, divisors: divisors?.map(\.bitPattern))
         lock.lock()
         if let t = tables[key] { lock.unlock(); return t }
         lock.unlock()
         var words: [UInt32] = []
         for i in 0..<(headDim / 2) {
-            let turns = pow(Double(theta), -2 * Double(i) / Double(headDim)) / (2 * Double.pi)  // < 1
+            var turns = pow(Double(theta), -2 * Double(i) / Double(headDim)) / Double(divisors?[i] ?? 1) / (2 * Double.pi)
+            // Only the fraction of a turn matters (positions are integers); a divisor below 1/2π makes turns ≥ 1.
+            turns -= turns.rounded(.down)
             let f = UInt64(min((turns * 0x1p64).rounded(), 0x1p64 - 2048))  // 2⁶⁴ itself is not representable
             words.append(UInt32(truncatingIfNeeded: f))
             words.append(UInt32(truncatingIfNeeded: f >> 32))
