@@ -15,9 +15,9 @@
 //                the head-alignment FFN over the head axis (HEADS heads in registers; ffnWidth may
 //                be 0) plus the low-rank term. Thread per (i, j).
 //   LISA_ROWS    per (i, h), one workgroup: lse = log Σ_j e^Z (online max/sum per invocation,
-//                merged over the workgroup); WITH_VALUES: out[i, h] = Σ_j e^(Z − lse) · V[j, g(h)]
-//                (HEAD_DIM; a LiSA layer's P·V); flag LISA_FLAG_EMIT: Z ← Z − lse in place (log P
-//                for the next LiSA layer).
+//                merged over the workgroup); flag LISA_FLAG_EMIT: Z ← Z − lse in place (log P for
+//                the next LiSA layer); WITH_VALUES also out[i, h] = Σ_j e^(Z − lse) · V[j, g(h)]
+//                (HEAD_DIM; a LiSA layer's P·V).
 //
 // Grids: x runs over blocks of WG_SIZE keys (SCORES, LOGITS) or over heads (ROWS); query rows over
 // y, folded into z where rows exceed the device's y limit (row = z·numY + y).
@@ -115,11 +115,13 @@ shared float red_sh[WG_SIZE];
 #include "reduce.glsl"
 
 #ifdef WITH_VALUES
-// P·V layout: LANES invocations cover a head row (DIMS dimensions each), SLICES such groups take
-// every SLICES-th key; their partial sums meet in part_sh.
+// P·V over tiles of WG_SIZE keys: each invocation turns one key's logit into its probability in
+// p_sh (and its log P in place), then LANES invocations cover a head row (DIMS dimensions each)
+// and SLICES such groups split the tile's keys; their partial sums meet in part_sh at the end.
 const uint LANES = WG_SIZE < HEAD_DIM ? WG_SIZE : HEAD_DIM;
 const uint SLICES = WG_SIZE / LANES;
 const uint DIMS = (HEAD_DIM + LANES - 1) / LANES;
+shared float p_sh[WG_SIZE];
 shared float part_sh[SLICES * HEAD_DIM];
 #endif
 
@@ -130,6 +132,7 @@ void main() {
     uint t = gl_LocalInvocationIndex;
     uint n = pc.startPosition + i + 1u;
     uint base = (i * pc.heads + h) * pc.stride;
+    bool emit = (pc.flags & LISA_FLAG_EMIT) != 0u;
 
     float m = ATTN_MASKED, l = 0.0, p;
     for (uint j = t; j < n; j += WG_SIZE) attnSoftmaxAddKey(m, l, z[base + j], true, p);
@@ -137,36 +140,45 @@ void main() {
     float lse = rowMax + log(workgroup_sum(l * attnWeight(m, rowMax)));
 
 #ifdef WITH_VALUES
-    {
-        uint lane = t % LANES, slice = t / LANES;
-        uint vb = (h / (pc.heads / pc.kvHeads)) * HEAD_DIM;
-        float acc[DIMS];
-        for (uint k = 0u; k < DIMS; k++) acc[k] = 0.0;
+    uint lane = t % LANES, slice = t / LANES;
+    uint vb = (h / (pc.heads / pc.kvHeads)) * HEAD_DIM;
+    float acc[DIMS];
+    for (uint k = 0u; k < DIMS; k++) acc[k] = 0.0;
+    for (uint tile = 0u; tile < n; tile += WG_SIZE) {
+        uint j = tile + t;
+        if (j < n) {
+            float logP = z[base + j] - lse;
+            p_sh[t] = exp(logP);
+            if (emit) z[base + j] = logP;  // only this invocation ever touches key j again
+        }
+        barrier();
+        uint count = min(uint(WG_SIZE), n - tile);
         if (slice < SLICES) {
-            for (uint j = slice; j < n; j += SLICES) {
-                float pj = exp(z[base + j] - lse);
-                uint row = j * pc.kvHeads * HEAD_DIM + vb;
+            for (uint jj = slice; jj < count; jj += SLICES) {
+                float pj = p_sh[jj];
+                uint row = (tile + jj) * pc.kvHeads * HEAD_DIM + vb;
                 for (uint k = 0u; k < DIMS; k++) {
                     uint d = lane + k * LANES;
                     if (d < HEAD_DIM) acc[k] += pj * v[row + d];
                 }
             }
-            for (uint k = 0u; k < DIMS; k++) {
-                uint d = lane + k * LANES;
-                if (d < HEAD_DIM) part_sh[slice * HEAD_DIM + d] = acc[k];
-            }
         }
-        barrier();
-        for (uint d = t; d < HEAD_DIM; d += WG_SIZE) {
-            float s = 0.0;
-            for (uint sl = 0u; sl < SLICES; sl++) s += part_sh[sl * HEAD_DIM + d];
-            o[(i * pc.heads + h) * HEAD_DIM + d] = s;
-        }
-        barrier();  // every read of Z above happens before the in-place writes below
+        barrier();  // p_sh is rewritten by the next tile
     }
-#endif
-    if ((pc.flags & LISA_FLAG_EMIT) != 0u) {
+    for (uint k = 0u; k < DIMS; k++) {
+        uint d = lane + k * LANES;
+        if (slice < SLICES && d < HEAD_DIM) part_sh[slice * HEAD_DIM + d] = acc[k];
+    }
+    barrier();
+    for (uint d = t; d < HEAD_DIM; d += WG_SIZE) {
+        float s = 0.0;
+        for (uint sl = 0u; sl < SLICES; sl++) s += part_sh[sl * HEAD_DIM + d];
+        o[(i * pc.heads + h) * HEAD_DIM + d] = s;
+    }
+#else
+    if (emit) {
         for (uint j = t; j < n; j += WG_SIZE) z[base + j] = z[base + j] - lse;
     }
+#endif
 }
 #endif

@@ -108,7 +108,7 @@ extension VulkanKernels {
             try requireFloats(what, "output", out, offset: 0, span: outFloats)
             try requireDistinct(what, out, from: ["logits": z, "V cache": v])
             let lanes = min(wg, c.headDim)
-            let sharedBytes = 4 * (wg + wg / lanes * c.headDim)
+            let sharedBytes = 4 * (2 * wg + wg / lanes * c.headDim)  // reduction, probabilities, partial sums
             guard sharedBytes <= device.info.maxSharedMemory else {
                 throw fail(what, "head dim \(c.headDim) needs \(sharedBytes) bytes of shared memory, the device offers \(device.info.maxSharedMemory)")
             }
