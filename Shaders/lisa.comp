@@ -107,7 +107,22 @@ void main() {
 #elif defined(LISA_ROWS)
 layout(std430, binding = 0) buffer Z { float z[]; };
 #ifdef WITH_VALUES
-layout(std430, binding = 1) readonly buffer V { float v[]; };     // [≥ context, kvHeads, HEAD_DIM]
+// V [≥ context, kvHeads, HEAD_DIM]. KV_TEXEL (CPU drivers, HEAD_DIM % 4 == 0): read through its
+// RGBA32F texel view, as the attention kernels do (vector gathers on lavapipe, where storage loads
+// are a scalar loop over the lanes).
+#ifdef KV_TEXEL
+#define VEC 4
+#define KVT vec4
+layout(binding = 1) uniform samplerBuffer vt;
+KVT loadV(uint u) { return texelFetch(vt, int(u)); }
+float part(KVT x, uint c) { return x[c]; }
+#else
+#define VEC 1
+#define KVT float
+layout(std430, binding = 1) readonly buffer V { float v[]; };
+KVT loadV(uint u) { return v[u]; }
+float part(KVT x, uint c) { return x; }
+#endif
 layout(std430, binding = 2) writeonly buffer O { float o[]; };    // [rows, heads, HEAD_DIM]
 #endif
 
@@ -116,11 +131,13 @@ shared float red_sh[WG_SIZE];
 
 #ifdef WITH_VALUES
 // P·V over tiles of WG_SIZE keys: each invocation turns one key's logit into its probability in
-// p_sh (and its log P in place), then LANES invocations cover a head row (DIMS dimensions each)
-// and SLICES such groups split the tile's keys; their partial sums meet in part_sh at the end.
-const uint LANES = WG_SIZE < HEAD_DIM ? WG_SIZE : HEAD_DIM;
+// p_sh (and its log P in place), then LANES invocations cover a head row of U units of VEC floats
+// (UPL units each) and SLICES such groups split the tile's keys; their partial sums meet in
+// part_sh at the end.
+const uint U = HEAD_DIM / VEC;
+const uint LANES = WG_SIZE < U ? WG_SIZE : U;
 const uint SLICES = WG_SIZE / LANES;
-const uint DIMS = (HEAD_DIM + LANES - 1) / LANES;
+const uint UPL = (U + LANES - 1) / LANES;
 shared float p_sh[WG_SIZE];
 shared float part_sh[SLICES * HEAD_DIM];
 #endif
@@ -141,9 +158,9 @@ void main() {
 
 #ifdef WITH_VALUES
     uint lane = t % LANES, slice = t / LANES;
-    uint vb = (h / (pc.heads / pc.kvHeads)) * HEAD_DIM;
-    float acc[DIMS];
-    for (uint k = 0u; k < DIMS; k++) acc[k] = 0.0;
+    uint vb = (h / (pc.heads / pc.kvHeads)) * U;
+    KVT acc[UPL];
+    for (uint k = 0u; k < UPL; k++) acc[k] = KVT(0.0);
     for (uint tile = 0u; tile < n; tile += WG_SIZE) {
         uint j = tile + t;
         if (j < n) {
@@ -156,18 +173,20 @@ void main() {
         if (slice < SLICES) {
             for (uint jj = slice; jj < count; jj += SLICES) {
                 float pj = p_sh[jj];
-                uint row = (tile + jj) * pc.kvHeads * HEAD_DIM + vb;
-                for (uint k = 0u; k < DIMS; k++) {
-                    uint d = lane + k * LANES;
-                    if (d < HEAD_DIM) acc[k] += pj * v[row + d];
+                uint row = (tile + jj) * pc.kvHeads * U + vb;
+                for (uint k = 0u; k < UPL; k++) {
+                    uint u = lane + k * LANES;
+                    if (u < U) acc[k] += pj * loadV(row + u);
                 }
             }
         }
         barrier();  // p_sh is rewritten by the next tile
     }
-    for (uint k = 0u; k < DIMS; k++) {
-        uint d = lane + k * LANES;
-        if (slice < SLICES && d < HEAD_DIM) part_sh[slice * HEAD_DIM + d] = acc[k];
+    for (uint k = 0u; k < UPL; k++) {
+        uint u = lane + k * LANES;
+        if (slice < SLICES && u < U) {
+            for (uint c = 0u; c < VEC; c++) part_sh[slice * HEAD_DIM + u * VEC + c] = part(acc[k], c);
+        }
     }
     barrier();
     for (uint d = t; d < HEAD_DIM; d += WG_SIZE) {

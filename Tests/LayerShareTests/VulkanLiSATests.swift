@@ -104,6 +104,18 @@ final class VulkanLiSATests: VulkanKernelTestCase {
     /// reach ±15, so their float32 rounding is ~2e-6; tolerances: log P 5e-5 absolute, out 1e-5 of
     /// its range (P·V in float32, summation order only).
     func testLiSAAttentionMatchesCPU() throws {
+        try checkLiSAAttention(gpu!)
+    }
+
+    /// The same with V read as a storage buffer (what GPUs do; lavapipe reads it through texels).
+    func testLiSAAttentionWithStorageCachesMatchesCPU() throws {
+        var tuning = gpu.kernels.tuning
+        tuning.attentionTexelCaches = false
+        tuning.attentionLanesDecode = false
+        try checkLiSAAttention(try VulkanBackend(device: device, tuning: tuning))
+    }
+
+    private func checkLiSAAttention(_ gpu: VulkanBackend) throws {
         let cases: [(rows: Int, start: Int, rank: Int, ffn: Int, emit: Bool)] = [
             (1, 37, 6, 5, true), (1, 37, 6, 5, false), (9, 0, 6, 5, true), (6, 23, 6, 0, true), (6, 23, 0, 5, true),
             (1, 12, 0, 0, true), (3, 517, 6, 5, true), (2, 300, 6, 5, false),
@@ -112,7 +124,7 @@ final class VulkanLiSATests: VulkanKernelTestCase {
         for c in cases {
             let label = "rows \(c.rows) at \(c.start), rank \(c.rank), ffn \(c.ffn), emit \(c.emit)"
             let input = LiSAInput(shape: shape, rows: c.rows, start: c.start, rank: c.rank, ffnWidth: c.ffn, random: &random)
-            let got = try input.run(gpu!, emit: c.emit), want = try input.run(cpu, emit: c.emit)
+            let got = try input.run(gpu, emit: c.emit), want = try input.run(cpu, emit: c.emit)
             let out = TensorDifference(name: "out", test: got.out, reference: want.out)
             var message = "LiSA \(label): out rel \(out.maxRelative)"
             XCTAssertLessThan(out.maxRelative, 1e-5, label)

@@ -42,7 +42,8 @@ extension VulkanKernels {
         try requireFloats(what, "log-probabilities", z, offset: 0, span: c.logitFloats)
         try requireDistinct(what, z, from: ["Q": q, "K cache": k])
         let wg = tuning.elementwiseWorkgroup
-        let scores = try lisaPipeline(what, ["LISA_SCORES": "1", "HEAD_DIM": "\(c.headDim)", "WG_SIZE": "\(wg)"], bindings: 3)
+        let scores = try lisaPipeline(what, ["LISA_SCORES": "1", "HEAD_DIM": "\(c.headDim)", "WG_SIZE": "\(wg)"],
+                                      bindings: [.storageBuffer, .storageBuffer, .storageBuffer])
         try batch.dispatch(scores, [.read(q, range: qFloats * 4), .read(k, range: kFloats * 4), .write(z, range: c.logitFloats * 4)],
                            push: lisaPush(c, scale: scale), groups: try lisaKeyGrid(what, c, workgroup: wg), label: label + ".scores", group: group)
         try lisaRows(batch, z: z, values: nil, c, emit: true, what: what, label: label, group: group)
@@ -89,7 +90,8 @@ extension VulkanKernels {
         }
         bindings.append(.write(logits, range: c.logitFloats * 4))
         let wg = tuning.elementwiseWorkgroup
-        let pass = try lisaPipeline(what, ["LISA_LOGITS": "1", "HEADS": "\(c.heads)", "WG_SIZE": "\(wg)"], bindings: 5)
+        let pass = try lisaPipeline(what, ["LISA_LOGITS": "1", "HEADS": "\(c.heads)", "WG_SIZE": "\(wg)"],
+                                    bindings: Array(repeating: .storageBuffer, count: 5))
         try batch.dispatch(pass, bindings, push: lisaPush(c, rank: lowRank?.rank ?? 0, ffnWidth: ffnWidth, scale: lowRank?.scale ?? 0),
                            groups: try lisaKeyGrid(what, c, workgroup: wg), label: label + ".logits", group: group)
         try lisaRows(batch, z: logits, values: (values, out), c, emit: emit, what: what, label: label, group: group)
@@ -102,27 +104,32 @@ extension VulkanKernels {
         let wg = tuning.reduceWorkgroup
         var defines = ["LISA_ROWS": "1", "WG_SIZE": "\(wg)"]
         var bindings: [BufferBinding] = [emit ? .readWrite(z, range: c.logitFloats * 4) : .read(z, range: c.logitFloats * 4)]
+        var kinds: [DescriptorKind] = [.storageBuffer]
         if let (v, out) = values {
             let vFloats = c.context * c.kvHeads * c.headDim, outFloats = c.rows * c.heads * c.headDim
             try requireFloats(what, "V cache", v, offset: 0, span: vFloats)
             try requireFloats(what, "output", out, offset: 0, span: outFloats)
             try requireDistinct(what, out, from: ["logits": z, "V cache": v])
-            let lanes = min(wg, c.headDim)
+            // V as texels where the attention kernels read caches so (CPU drivers) and rows are whole texels.
+            let view = tuning.attentionTexelCaches && c.headDim % 4 == 0 ? v.floatTexelView.flatMap { $0.range >= vFloats * 4 ? $0 : nil } : nil
+            let lanes = min(wg, view == nil ? c.headDim : c.headDim / 4)
             let sharedBytes = 4 * (2 * wg + wg / lanes * c.headDim)  // reduction, probabilities, partial sums
             guard sharedBytes <= device.info.maxSharedMemory else {
                 throw fail(what, "head dim \(c.headDim) needs \(sharedBytes) bytes of shared memory, the device offers \(device.info.maxSharedMemory)")
             }
             defines["WITH_VALUES"] = "1"
             defines["HEAD_DIM"] = "\(c.headDim)"
-            bindings += [.read(v, range: vFloats * 4), .write(out, range: outFloats * 4)]
+            if view != nil { defines["KV_TEXEL"] = "1" }
+            bindings += [view.map { .texels($0) } ?? .read(v, range: vFloats * 4), .write(out, range: outFloats * 4)]
+            kinds += [view == nil ? .storageBuffer : .uniformTexelBuffer, .storageBuffer]
         }
-        let pass = try lisaPipeline(what, defines, bindings: bindings.count)
+        let pass = try lisaPipeline(what, defines, bindings: kinds)
         try batch.dispatch(pass, bindings, push: lisaPush(c, flags: emit ? 1 : 0), groups: try lisaRowGrid(what, c, x: c.heads),
                            label: label + ".rows", group: group)
     }
 
-    private func lisaPipeline(_ what: String, _ defines: [String: String], bindings: Int) throws -> ComputePipeline {
-        try pipeline("lisa.comp", defines: defines, specialization: [], bindings: Array(repeating: .storageBuffer, count: bindings), pushWords: 9)
+    private func lisaPipeline(_ what: String, _ defines: [String: String], bindings: [DescriptorKind]) throws -> ComputePipeline {
+        try pipeline("lisa.comp", defines: defines, specialization: [], bindings: bindings, pushWords: 9)
     }
 
     private func lisaPush(_ c: LiSACall, rank: Int = 0, ffnWidth: Int = 0, flags: UInt32 = 0, scale: Float = 0) -> [ShaderScalar] {
