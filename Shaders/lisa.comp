@@ -43,8 +43,19 @@ layout(push_constant) uniform Push {
 uint queryRow() { return gl_WorkGroupID.z * gl_NumWorkGroups.y + gl_WorkGroupID.y; }
 
 #if defined(LISA_SCORES)
-layout(std430, binding = 0) readonly buffer Q { vec4 q4[]; };   // [rows, heads, HEAD_DIM]
-layout(std430, binding = 1) readonly buffer K { vec4 k4[]; };   // [≥ context, kvHeads, HEAD_DIM]
+// Q [rows, heads, HEAD_DIM] and the K cache [≥ context, kvHeads, HEAD_DIM], in vec4 units;
+// KV_TEXEL (CPU drivers) reads both through RGBA32F texel views (see LISA_ROWS).
+#ifdef KV_TEXEL
+layout(binding = 0) uniform samplerBuffer qt;
+layout(binding = 1) uniform samplerBuffer kt;
+vec4 loadQ(uint u) { return texelFetch(qt, int(u)); }
+vec4 loadK(uint u) { return texelFetch(kt, int(u)); }
+#else
+layout(std430, binding = 0) readonly buffer Q { vec4 q4[]; };
+layout(std430, binding = 1) readonly buffer K { vec4 k4[]; };
+vec4 loadQ(uint u) { return q4[u]; }
+vec4 loadK(uint u) { return k4[u]; }
+#endif
 layout(std430, binding = 2) writeonly buffer Z { float z[]; };
 
 const uint D4 = HEAD_DIM / 4;
@@ -56,11 +67,11 @@ void main() {
     uint group = pc.heads / pc.kvHeads;
     vec4 key[D4];
     for (uint kv = 0u; kv < pc.kvHeads; kv++) {
-        for (uint c = 0u; c < D4; c++) key[c] = k4[(j * pc.kvHeads + kv) * D4 + c];
+        for (uint c = 0u; c < D4; c++) key[c] = loadK((j * pc.kvHeads + kv) * D4 + c);
         for (uint h = kv * group; h < (kv + 1u) * group; h++) {
             uint qb = (i * pc.heads + h) * D4;
             vec4 acc = vec4(0.0);
-            for (uint c = 0u; c < D4; c++) acc += q4[qb + c] * key[c];
+            for (uint c = 0u; c < D4; c++) acc += loadQ(qb + c) * key[c];
             z[(i * pc.heads + h) * pc.stride + j] = pc.scale * (acc.x + acc.y + acc.z + acc.w);
         }
     }

@@ -71,6 +71,15 @@ final class VulkanLiSATests: VulkanKernelTestCase {
     /// Tolerances: out 1e-5 of its range, as attention alone (float32, summation order only); log P
     /// 2e-5 absolute (scores of |s| ≲ 10 carry ~1e-6 rounding, so does the log-sum-exp).
     func testLogProbabilityEmissionMatchesCPU() throws {
+        try checkEmission(gpu!)
+    }
+
+    /// The same with Q and K read as storage buffers (GPUs; lavapipe reads them through texels).
+    func testLogProbabilityEmissionWithStorageCachesMatchesCPU() throws {
+        try checkEmission(try storageBackend())
+    }
+
+    private func checkEmission(_ gpu: VulkanBackend) throws {
         let shape = AttentionShape(heads: 6, kvHeads: 2, headDim: 32)
         for (rows, start) in [(1, 37), (9, 0), (6, 23), (2, 517)] {
             let context = start + rows, stride = context + 3
@@ -87,7 +96,7 @@ final class VulkanLiSATests: VulkanKernelTestCase {
                                             startPosition: start, shape: shape, emit: .logProbabilities(logs, stride: stride)))
                 return (try b.read(out, offset: 0, count: rows * shape.queryRow), try b.read(logs, offset: 0, count: rows * shape.heads * stride))
             }
-            let got = try run(gpu!), want = try run(cpu)
+            let got = try run(gpu), want = try run(cpu)
             let label = "rows \(rows) at \(start)"
             let out = TensorDifference(name: "out", test: got.out, reference: want.out)
             let logs = try compareRows(got.logs, want.logs, rows: rows, start: start, heads: shape.heads, stride: stride, label)
@@ -109,10 +118,7 @@ final class VulkanLiSATests: VulkanKernelTestCase {
 
     /// The same with V read as a storage buffer (what GPUs do; lavapipe reads it through texels).
     func testLiSAAttentionWithStorageCachesMatchesCPU() throws {
-        var tuning = gpu.kernels.tuning
-        tuning.attentionTexelCaches = false
-        tuning.attentionLanesDecode = false
-        try checkLiSAAttention(try VulkanBackend(device: device, tuning: tuning))
+        try checkLiSAAttention(try storageBackend())
     }
 
     private func checkLiSAAttention(_ gpu: VulkanBackend) throws {
@@ -147,6 +153,14 @@ final class VulkanLiSATests: VulkanKernelTestCase {
     }
 
     // MARK: - Helpers
+
+    /// A backend on this device that reads caches as storage buffers, as GPUs do.
+    private func storageBackend() throws -> VulkanBackend {
+        var tuning = gpu.kernels.tuning
+        tuning.attentionTexelCaches = false
+        tuning.attentionLanesDecode = false
+        return try VulkanBackend(device: device, tuning: tuning)
+    }
 
     /// Largest |got − want| over the defined entries (keys ≤ start + i) of [rows, heads, stride]
     /// tensors; the rest of `got` must still hold the NaN it started with.

@@ -42,9 +42,15 @@ extension VulkanKernels {
         try requireFloats(what, "log-probabilities", z, offset: 0, span: c.logitFloats)
         try requireDistinct(what, z, from: ["Q": q, "K cache": k])
         let wg = tuning.elementwiseWorkgroup
-        let scores = try lisaPipeline(what, ["LISA_SCORES": "1", "HEAD_DIM": "\(c.headDim)", "WG_SIZE": "\(wg)"],
-                                      bindings: [.storageBuffer, .storageBuffer, .storageBuffer])
-        try batch.dispatch(scores, [.read(q, range: qFloats * 4), .read(k, range: kFloats * 4), .write(z, range: c.logitFloats * 4)],
+        var defines = ["LISA_SCORES": "1", "HEAD_DIM": "\(c.headDim)", "WG_SIZE": "\(wg)"]
+        var inputs: [BufferBinding] = [.read(q, range: qFloats * 4), .read(k, range: kFloats * 4)]
+        if let qView = texelView(q, floats: qFloats), let kView = texelView(k, floats: kFloats) {
+            defines["KV_TEXEL"] = "1"
+            inputs = [.texels(qView), .texels(kView)]
+        }
+        let kind: DescriptorKind = defines["KV_TEXEL"] == nil ? .storageBuffer : .uniformTexelBuffer
+        let scores = try lisaPipeline(what, defines, bindings: [kind, kind, .storageBuffer])
+        try batch.dispatch(scores, inputs + [.write(z, range: c.logitFloats * 4)],
                            push: lisaPush(c, scale: scale), groups: try lisaKeyGrid(what, c, workgroup: wg), label: label + ".scores", group: group)
         try lisaRows(batch, z: z, values: nil, c, emit: true, what: what, label: label, group: group)
     }
@@ -110,8 +116,7 @@ extension VulkanKernels {
             try requireFloats(what, "V cache", v, offset: 0, span: vFloats)
             try requireFloats(what, "output", out, offset: 0, span: outFloats)
             try requireDistinct(what, out, from: ["logits": z, "V cache": v])
-            // V as texels where the attention kernels read caches so (CPU drivers) and rows are whole texels.
-            let view = tuning.attentionTexelCaches && c.headDim % 4 == 0 ? v.floatTexelView.flatMap { $0.range >= vFloats * 4 ? $0 : nil } : nil
+            let view = c.headDim % 4 == 0 ? texelView(v, floats: vFloats) : nil
             let lanes = min(wg, view == nil ? c.headDim : c.headDim / 4)
             let sharedBytes = 4 * (2 * wg + wg / lanes * c.headDim)  // reduction, probabilities, partial sums
             guard sharedBytes <= device.info.maxSharedMemory else {
@@ -126,6 +131,13 @@ extension VulkanKernels {
         let pass = try lisaPipeline(what, defines, bindings: kinds)
         try batch.dispatch(pass, bindings, push: lisaPush(c, flags: emit ? 1 : 0), groups: try lisaRowGrid(what, c, x: c.heads),
                            label: label + ".rows", group: group)
+    }
+
+    /// The buffer's RGBA32F view if the attention kernels read caches as texels here (CPU drivers) and
+    /// it covers `floats`; callers need head rows of whole texels.
+    private func texelView(_ b: DeviceBuffer, floats: Int) -> TexelBufferView? {
+        guard tuning.attentionTexelCaches else { return nil }
+        return b.floatTexelView.flatMap { $0.range >= floats * 4 ? $0 : nil }
     }
 
     private func lisaPipeline(_ what: String, _ defines: [String: String], bindings: [DescriptorKind]) throws -> ComputePipeline {
