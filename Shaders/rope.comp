@@ -10,11 +10,45 @@
 // into the V cache at row startPosition + r (cacheOffset + r·kvHeads·headDim) — one dispatch
 // instead of rope + two cache copies. The invocation index runs over (heads + 2·kvHeads)·headDim/2
 // pairs per row; the V "pairs" are copied unrotated.
+//
+// SELECTED_PAIRS (LiSA's rope_sel on low-rank q_r / k_r): `heads` vectors of 2·pairs floats from
+// column `offset` of rows `rowSize` apart; pair (2p, 2p+1) of head h turns by pos · freq[(h /
+// groupSize)·pairs + p], float32 frequencies on the device (rope_turns makes their fixed-point turns).
 #include "common.glsl"
 #include "rope_angle.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const bool HALF_ROTATION = false;
+
+#ifdef SELECTED_PAIRS
+layout(push_constant) uniform Push {
+    uint rows;
+    uint heads;
+    uint pairs;
+    uint startPosition;
+    uint offset;
+    uint rowSize;
+    uint groupSize;
+} pc;
+
+layout(std430, binding = 0) buffer X { float x[]; };
+layout(std430, binding = 1) readonly buffer Freq { float freq[]; };
+
+void main() {
+    uint perRow = pc.heads * pc.pairs;
+    uint p = gl_GlobalInvocationID.y * (gl_NumWorkGroups.x * gl_WorkGroupSize.x) + gl_GlobalInvocationID.x;
+    if (p >= pc.rows * perRow) return;
+    uint r = p / perRow;
+    uint h = (p % perRow) / pc.pairs;
+    uint i = p % pc.pairs;
+    vec2 cs = rope_cos_sin(pc.startPosition + r, rope_turns(freq[(h / pc.groupSize) * pc.pairs + i]));
+    uint ia = r * pc.rowSize + pc.offset + h * 2u * pc.pairs + 2u * i;
+    float a = x[ia];
+    float b = x[ia + 1u];
+    x[ia] = a * cs.x - b * cs.y;
+    x[ia + 1u] = a * cs.y + b * cs.x;
+}
+#else
 
 layout(push_constant) uniform Push {
     uint rows;
@@ -88,3 +122,4 @@ void main() {
     x[ia] = ra;
     x[ib] = rb;
 }
+#endif

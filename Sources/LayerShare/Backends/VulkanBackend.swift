@@ -84,7 +84,13 @@ public final class VulkanBackend: InferenceBackend {
 
     public func rotatePairs(_ x: Tensor, rows: Int, rowSize: Int, offset: Int, heads: Int, pairs: Int, groupSize: Int,
                             frequencies: Tensor, startPosition: Int) throws {
-        throw ModelLoadError("rotatePairs (LiSA) is not implemented on Vulkan yet")
+        guard rows * rowSize <= x.count, heads / max(groupSize, 1) * pairs <= frequencies.count else {
+            throw ModelLoadError("rotatePairs: \(rows) rows of \(rowSize) or \(heads / max(groupSize, 1)) × \(pairs) frequencies exceed the tensors")
+        }
+        try ensureRecording()
+        batch.setCost(bytes: Double(2 * rows * heads * 2 * pairs * 4), flops: Double(6 * rows * heads * pairs))
+        try kernels.rotatePairs(batch, x: x.buffer, rows: rows, rowSize: rowSize, offset: offset, heads: heads, pairs: pairs,
+                                groupSize: groupSize, frequencies: frequencies.buffer, startPosition: startPosition, group: group)
     }
 
     public func loadWeight(_ weight: WeightTensor) throws -> VulkanMatrix {
@@ -308,7 +314,6 @@ public final class VulkanBackend: InferenceBackend {
         let (v, _) = try op.values.stream(.values, "attention values")
         switch op.scores {
         case let .queries(queries, keyCache):
-            if op.emittedLogProbabilities != nil { throw ModelLoadError("attention: LiSA log-probability emission is not implemented on Vulkan yet") }
             let (k, _) = try keyCache.stream(.keys, "attention keys")
             let scratch = try scratch(heads: s.heads, headDim: s.headDim, context: keyCache.capacity)
             try ensureRecording()
@@ -321,8 +326,11 @@ public final class VulkanBackend: InferenceBackend {
                                            rows: rows, startPosition: start, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
                                            scale: op.scale ?? 1 / Float(s.headDim).squareRoot(), probabilities: op.emittedProbabilities?.buffer, window: op.window,
                                            label: rows == 1 ? "attention decode" : "attention prefill", group: group)
-        case .lisa:
-            throw ModelLoadError("attention: LiSA layers are not implemented on Vulkan yet")
+            if let logs = op.emittedLogProbabilities {
+                try emitLogProbabilities(op, queries: queries, keys: k, into: logs)
+            }
+        case let .lisa(l):
+            try lisaAttention(op, l, values: v)
         case let .probabilities(p):
             guard case .nothing = op.emit else {
                 throw ModelLoadError("attention: a layer applying given probabilities cannot emit them again (emit from the source)")

@@ -50,6 +50,37 @@ extension VulkanKernels {
                            groups: try folded((pairs + wg - 1) / wg, what), label: label, group: group)
     }
 
+    /// LiSA's rope_sel in place: `heads` vectors of 2·pairs floats from column `offset` of each of
+    /// `rows` rows (`rowSize` floats apart, row r at position startPosition + r); pair (2p, 2p+1) of
+    /// head h turns by position · frequencies[(h / groupSize)·pairs + p] radians (float32 on the
+    /// device). The angle is reduced exactly as RoPE's (rope_angle.glsl: fixed-point turns), so it
+    /// stays accurate at long positions.
+    public func rotatePairs(_ batch: CommandBatch, x: DeviceBuffer, rows: Int, rowSize: Int, offset: Int, heads: Int, pairs: Int,
+                            groupSize: Int, frequencies: DeviceBuffer, startPosition: Int,
+                            label: String = "rotate_pairs", group: String = "") throws {
+        let what = "rotate pairs '\(label)'"
+        try requirePositive(what, ["rows": rows, "heads": heads, "pairs": pairs, "groupSize": groupSize, "rowSize": rowSize])
+        guard heads % groupSize == 0 else { throw fail(what, "heads \(heads) is not a multiple of the group size \(groupSize)") }
+        guard offset >= 0, offset + heads * 2 * pairs <= rowSize else {
+            throw fail(what, "\(heads) vectors of \(2 * pairs) floats from column \(offset) do not fit rows of \(rowSize)")
+        }
+        guard startPosition >= 0, startPosition + rows <= Int(UInt32.max) else {
+            throw fail(what, "positions \(startPosition)..<\(startPosition + rows) out of range")
+        }
+        let (span, spanOverflow) = rows.multipliedReportingOverflow(by: rowSize)
+        guard !spanOverflow else { throw fail(what, "\(rows) rows of \(rowSize) floats overflow") }
+        try requireFloats(what, "x", x, offset: 0, span: span)
+        try requireFloats(what, "frequencies", frequencies, offset: 0, span: heads / groupSize * pairs)
+        let wg = tuning.elementwiseWorkgroup
+        let p = try pipeline("rope.comp", defines: ["SELECTED_PAIRS": "1"], specialization: [Self.u(wg), .uint(0)], bindings: 2, pushWords: 7)
+        let (count, overflow) = rows.multipliedReportingOverflow(by: heads * pairs)
+        guard !overflow, count <= Int(UInt32.max) else { throw fail(what, "\(rows) rows × \(heads * pairs) pairs exceed 32-bit indexing") }
+        try batch.dispatch(p, [.readWrite(x, range: span * 4), .read(frequencies, range: heads / groupSize * pairs * 4)],
+                           push: [Self.u(rows), Self.u(heads), Self.u(pairs), Self.u(startPosition), Self.u(offset), Self.u(rowSize),
+                                  Self.u(groupSize)],
+                           groups: try folded((count + wg - 1) / wg, what), label: label, group: group)
+    }
+
     /// The checks of a product's RoPE output (W = [q; k; v], y receives Q); returns y's columns per row.
     func requireRopeOutput(_ what: @autoclosure () -> String, _ r: RopeIntoCache<CacheBuffers>, weightRows: Int, rows: Int,
                            x: DeviceBuffer, y: DeviceBuffer) throws -> Int {
