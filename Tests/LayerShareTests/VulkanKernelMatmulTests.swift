@@ -17,6 +17,12 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         (33, 7, 7), (577, 33, 2), (7, 1537, 33), (1, 577, 7),
     ]
 
+    /// Float rows of whole 32-element blocks: matmul_lanes.comp reads them as blocks (Shaders/
+    /// float_blocks.glsl) wherever the quantized types use it; odd row counts, partial workgroups.
+    static let floatBlockShapes: [(Int, Int, Int)] = [
+        (1, 32, 1), (7, 64, 1), (33, 576, 1), (577, 1536, 1), (7, 96, 3), (33, 576, 9), (65, 32, 17),
+    ]
+
     /// Rows per tile of the quantized weights' stored order (VulkanMatrix.tileRows) in checkMatmul;
     /// nil: the tuning's choice, as the backend makes them.
     var weightTile: Int?
@@ -105,8 +111,13 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         for type in Self.types {
             let bytes = random.matrixBytes(type, rows: 3, cols: 64)
             let m = try bytes.withUnsafeBytes { try VulkanMatrix(device: device, type: type, rows: 3, cols: 64, bytes: $0, label: "m") }
-            XCTAssertEqual(m.texelView != nil, type.isQuantized, "\(type)")
+            XCTAssertNotNil(m.texelView, "\(type)")  // float rows of whole 32-element blocks too
             if let v = m.texelView { XCTAssertEqual(v.range, m.paddedByteCount); XCTAssertEqual(m.paddedByteCount % 16, 0) }
+            if !type.isQuantized {  // other float rows are read element by element (matvec.comp)
+                let odd = random.matrixBytes(type, rows: 3, cols: 33)
+                let m = try odd.withUnsafeBytes { try VulkanMatrix(device: device, type: type, rows: 3, cols: 33, bytes: $0, label: "m") }
+                XCTAssertNil(m.texelView, "\(type) with 33 columns")
+            }
         }
     }
 
@@ -128,6 +139,17 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
 
     func testMatmulFloat() throws {
         try checkBothPrefillKernels { try floatCases() }
+    }
+
+    /// Float weights in blocks: lanes decode and prefill (both weight reads), then the same shapes
+    /// through matvec.comp's per-element path (`floatLanes` off, the GPUs' and LAYERSHARE_FLOAT_LANES=0's).
+    func testMatmulFloatBlocks() throws {
+        try checkBothWeightPaths { try checkBothPrefillKernels { try floatCases(shapes: Self.floatBlockShapes) } }
+        var t = kernels.tuning
+        t.floatLanes = false
+        kernels = try VulkanKernels(library: library, tuning: t)
+        print("… float weights through matvec.comp:")
+        try floatCases(shapes: Self.floatBlockShapes)
     }
 
     /// Runs `body` with the device's default tuning, then with the other prefill kernel.
@@ -168,10 +190,10 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         }
     }
 
-    func floatCases() throws {
+    func floatCases(shapes: [(Int, Int, Int)] = floatShapes) throws {
         for type in Self.types where !type.isQuantized {
             var worst = 0.0
-            for (index, (o, k, r)) in Self.floatShapes.enumerated() {
+            for (index, (o, k, r)) in shapes.enumerated() {
                 worst = max(worst, try checkMatmul(type: type, outRows: o, cols: k, rows: r,
                                                    xOffset: index % 4, yOffset: index % 3))
             }

@@ -24,8 +24,9 @@ public final class VulkanMatrix {
     public let byteCount: Int
     public let label: String
 
-    /// Quantized weights as 16-byte texels (R32G32B32A32_UINT) for the texel-fetch matvec, made at
-    /// upload when the device supports the format and the matrix fits maxTexelBufferElements;
+    /// Quantized weights (and float ones with rows of whole 32-element blocks) as 16-byte texels
+    /// (R32G32B32A32_UINT) for the texel-fetch products, made at upload when the device supports the
+    /// format and the matrix fits maxTexelBufferElements;
     /// nil otherwise (the kernels then read `buffer` as a storage buffer).
     public let texelView: TexelBufferView?
 
@@ -240,7 +241,8 @@ public final class VulkanMatrix {
         }
         let zeros = [UInt8](repeating: 0, count: padded - storedBytes)
         try buffer.upload(zeros, at: storedBytes)
-        if storedType.isQuantized, device.supportsUniformTexelBuffer(.rgba32Uint),
+        // Float rows of whole 32-element blocks get one too: matmul_lanes.comp reads them in blocks.
+        if storedType.isQuantized || cols % 32 == 0, device.supportsUniformTexelBuffer(.rgba32Uint),
            padded / 16 <= device.info.maxTexelBufferElements {
             texelView = try TexelBufferView(buffer: buffer, format: .rgba32Uint)
         } else {
