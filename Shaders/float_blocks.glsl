@@ -1,17 +1,44 @@
-// Float weights (F32, F16, BF16) read in 32-element blocks through quant.glsl's block interface
-// (Chunk, load_chunk, chunk_unit, unit_offsets, block_walk), so matmul_lanes.comp's decode and
-// prefill forms, fusions included, run them with the same code as the quantized types. Included
-// after quant.glsl by a shader that defines one of TYPE_F32 / TYPE_F16 / TYPE_BF16, CHUNK_UNITS,
-// WEIGHT_COL_BLOCKS (the row length must be a multiple of 32, checked by the host) and the weights
-// as `uint wq[]` or, with WEIGHTS_TEXEL, as `uniform usamplerBuffer wt` (R32G32B32A32_UINT).
+// Float weights (F32, F16, BF16) in 32-element blocks. Included after quant.glsl by every kernel
+// that reads weights, for the block order (block_walk) and `float_index`; with FLOAT_CHUNKS (the
+// includer declares the weights as `uint wq[]` or, with WEIGHTS_TEXEL, as `uniform usamplerBuffer
+// wt`, R32G32B32A32_UINT) also quant.glsl's block interface (Chunk, load_chunk, chunk_unit,
+// unit_offsets), so matmul_lanes.comp's decode and prefill forms, fusions included, run float
+// weights with the same code as the quantized types. The includer defines one of TYPE_F32 /
+// TYPE_F16 / TYPE_BF16, WEIGHT_ROWS, WEIGHT_COL_BLOCKS, WEIGHT_TILE (the host's define; 1 when
+// absent) and, with FLOAT_CHUNKS, CHUNK_UNITS.
 //
-// Layout: the rows as stored (row-major, no splitting); block b of row r is elements 32b..32b+31
-// of stored row r. As for Q8_0, unit u of a block covers elements 8u..8u+3 (qa) and 8u+4..8u+7
-// (qb): for F16/BF16 one 16-byte texel (4 words, two values each, low half first), for F32 two.
-// Values are exact: F16 through unpackHalf2x16, BF16 as the top half of a float32.
+// Layout (VulkanMatrix.tileFloatBlocks): with WEIGHT_TILE = 1 the rows as stored (row-major);
+// otherwise (rows of whole 32-element blocks only) the rows in tiles of WEIGHT_TILE rows, each tile
+// stored block column by block column, as quant.glsl's blocks: on CPU drivers a workgroup's reads
+// are then a few sequential streams instead of one per row. As for Q8_0, unit u of a block covers
+// elements 8u..8u+3 (qa) and 8u+4..8u+7 (qb): for F16/BF16 one 16-byte texel (4 words, two values
+// each, low half first), for F32 two. Values are exact: F16 through unpackHalf2x16, BF16 as the
+// top half of a float32.
 #if defined(TYPE_F32) || defined(TYPE_F16) || defined(TYPE_BF16)
 #define FLOAT_WEIGHTS 1
+#ifndef WEIGHT_TILE
+#define WEIGHT_TILE 1u
+#endif
 
+// Block b of (logical) weight row `row` is stored block walk.x + b·walk.y, walk = block_walk(row).
+uvec2 block_walk(uint logicalRow) {
+    uint row = stored_row(logicalRow);
+    uint t0 = row & ~(WEIGHT_TILE - 1u);  // first row of the tile
+    return uvec2(t0 * (WEIGHT_COL_BLOCKS) + (row - t0), min(WEIGHT_TILE, (WEIGHT_ROWS) - t0));
+}
+
+uint block_index(uint row, uint b) {
+    uvec2 walk = block_walk(row);
+    return walk.x + b * walk.y;
+}
+
+// Element index of column i of (logical) row `row`, `cols` elements per row.
+uint float_index(uint row, uint i, uint cols) {
+    if (WEIGHT_TILE == 1u) return stored_row(row) * cols + i;  // any row length
+    return block_index(row, i >> 5) * 32u + (i & 31u);
+}
+
+#ifdef FLOAT_CHUNKS
 #if defined(TYPE_F32)
 const uint WORDS_PER_UNIT = 8u;
 #else
@@ -19,14 +46,6 @@ const uint WORDS_PER_UNIT = 4u;
 #endif
 const uint BLOCK_WORDS = 4u * WORDS_PER_UNIT;
 const uint CHUNK_WORDS = CHUNK_UNITS * WORDS_PER_UNIT;  // whole texels: CHUNK_UNITS ≥ 1
-
-// Block b of (logical) weight row `row` starts at word (walk.x + b·walk.y)·BLOCK_WORDS, walk = block_walk(row).
-uvec2 block_walk(uint logicalRow) { return uvec2(stored_row(logicalRow) * (WEIGHT_COL_BLOCKS), 1u); }
-
-uint block_index(uint row, uint b) {
-    uvec2 walk = block_walk(row);
-    return walk.x + b * walk.y;
-}
 
 struct Chunk {
     vec2 dm;               // (1, 0): float blocks have no scale or minimum
@@ -70,4 +89,5 @@ void chunk_unit(Chunk c, uint k, out vec4 qa, out vec4 qb) {
     qb = float_word_pair(c.q[w + 2u], c.q[w + 3u]);
 #endif
 }
+#endif  // FLOAT_CHUNKS
 #endif

@@ -128,6 +128,7 @@ layout(std430, binding = V_CACHE_BINDING) writeonly buffer VC { float vCache[]; 
 #endif
 #define WEIGHT_COL_BLOCKS (pc.cols / 32u)
 #include "quant.glsl"
+#define FLOAT_CHUNKS 1
 #include "float_blocks.glsl"  // F32/F16/BF16 rows as 32-element blocks of the same interface
 
 vec4 load_x4(uint j) {

@@ -15,7 +15,7 @@ import XCTest
 ///   swapped tensor moves logits by a large share of their range.
 /// - F16 directory vs the GGUF: every weight rounded once more to F16 (relative error ≤ 2⁻¹¹), so
 ///   each product moves by at most 2⁻¹¹·Σ|w·x| and in practice by √K-averaged, far smaller
-///   amounts; 1e-2 of the range bounds that with margin (observed values are printed).
+///   amounts: 3e-4 observed, 3e-3 allowed (observed values are printed).
 /// - F16 on Vulkan vs F16 on CPU: the same stored values, float32 sums in another order: 1e-4.
 final class ModelHuggingFaceFloatTests: XCTestCase {
     static let prompt = """
@@ -78,7 +78,7 @@ final class ModelHuggingFaceFloatTests: XCTestCase {
         XCTAssertLessThan(try XCTUnwrap(exact.logits).maxRelative, 1e-4)
         XCTAssertEqual(exact.greedyAgreements, exact.greedySteps)
         let rounded = try compare(f16, against: gguf, tokens: tokens, "HF F16 vs GGUF (CPU)")
-        XCTAssertLessThan(try XCTUnwrap(rounded.logits).maxRelative, 1e-2)
+        XCTAssertLessThan(try XCTUnwrap(rounded.logits).maxRelative, 3e-3)
 
         let device = try VulkanDevice()
         let vulkan = try compare(f16, on: device, against: f16, tokens: tokens, "HF F16 Vulkan vs CPU")

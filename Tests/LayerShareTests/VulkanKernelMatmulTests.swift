@@ -153,7 +153,7 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
     }
 
     /// Runs `body` with the device's default tuning, then with the other prefill kernel.
-    /// Every quantized kernel (decode lanes and matvec.comp, both prefill kernels) on weights stored
+    /// Every quantized and float-block kernel (decode lanes and matvec.comp, both prefill kernels) on weights stored
     /// row-major and in tiles of 4 rows (the shapes' 7, 33, 65 and 577 rows end in a partial tile);
     /// the other tests use the tuning's tiles (32 rows on CPU drivers, row-major on GPUs).
     func testTiledWeightLayouts() throws {
@@ -162,11 +162,12 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
             weightTile = tile
             print("… weights in tiles of \(tile) rows:")
             kernels = try VulkanKernels(library: library, tuning: base)
-            try checkBothPrefillKernels { try quantizedCases() }
+            try checkBothPrefillKernels { try quantizedCases(); try floatCases(shapes: Self.floatBlockShapes) }
             var t = base
             t.decodeLanesRows = 0
             kernels = try VulkanKernels(library: library, tuning: t)
             try quantizedCases(decodeOnly: true)
+            try floatCases(shapes: Self.floatBlockShapes.filter { $0.2 == 1 })
         }
     }
 
@@ -280,7 +281,7 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
     /// Tables in tiles of 1, 4 and 32 rows (41 rows: the last tile is partial).
     func testDequantizationIsBitExact() throws {
         for tile in [1, 4, 32] { for type in Self.types {
-            let cols = type.isQuantized ? 96 : 35
+            let cols = type.isQuantized || tile > 1 ? 96 : 35  // floats: any row length row-major, whole blocks in tiles
             let vocab = 41
             let bytes = random.matrixBytes(type, rows: vocab, cols: cols, wide: true)
             let expected = referenceRows(type, bytes, rows: vocab, cols: cols)
