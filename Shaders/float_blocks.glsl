@@ -16,21 +16,7 @@
 // top half of a float32.
 #if defined(TYPE_F32) || defined(TYPE_F16) || defined(TYPE_BF16)
 #define FLOAT_WEIGHTS 1
-#ifndef WEIGHT_TILE
-#define WEIGHT_TILE 1u
-#endif
-
-// Block b of (logical) weight row `row` is stored block walk.x + b·walk.y, walk = block_walk(row).
-uvec2 block_walk(uint logicalRow) {
-    uint row = stored_row(logicalRow);
-    uint t0 = row & ~(WEIGHT_TILE - 1u);  // first row of the tile
-    return uvec2(t0 * (WEIGHT_COL_BLOCKS) + (row - t0), min(WEIGHT_TILE, (WEIGHT_ROWS) - t0));
-}
-
-uint block_index(uint row, uint b) {
-    uvec2 walk = block_walk(row);
-    return walk.x + b * walk.y;
-}
+#include "block_walk.glsl"
 
 // Element index of column i of (logical) row `row`, `cols` elements per row.
 uint float_index(uint row, uint i, uint cols) {
