@@ -227,7 +227,14 @@ def main():
     args = ap.parse_args()
     if not (args.out or args.q8 or args.gguf_out):
         ap.error("nothing to write: give --out, --q8 and/or --gguf-out")
-    reader = GGUFReader(args.gguf)
+    if not os.path.isfile(args.gguf):
+        ap.error(f"--gguf {args.gguf}: no such file (tools/bootstrap fetches the default model)")
+    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+        ap.error(f"--out {args.out}: exists and is not a directory")
+    try:
+        reader = GGUFReader(args.gguf)
+    except (ValueError, OSError) as e:
+        ap.error(f"--gguf {args.gguf}: not a readable GGUF file ({e})")
     total = int(field(reader, "llama.block_count"))
     layers = total if args.layers is None else args.layers
     if not 1 <= layers <= total:

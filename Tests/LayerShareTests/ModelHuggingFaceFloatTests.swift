@@ -6,7 +6,7 @@ import XCTest
 /// (`--layers 2`, so conversion and loading stay a few seconds), against the 2-layer GGUF the same
 /// run writes with the tensors as stored (`--gguf-out`): logits on the CPU backend, then the F16
 /// directory on Vulkan (float weights through matmul_lanes.comp's fused forms on CPU drivers)
-/// against the CPU backend.
+/// against the CPU backend, and the BF16 one likewise.
 ///
 /// Tolerances (max |Δlogit| / max |logit| over a 24-token prompt, as BackendComparison reports):
 /// - F32 directory vs the GGUF: the same values (dequantized exactly); HF's Q/K row order with
@@ -16,7 +16,10 @@ import XCTest
 /// - F16 directory vs the GGUF: every weight rounded once more to F16 (relative error ≤ 2⁻¹¹), so
 ///   each product moves by at most 2⁻¹¹·Σ|w·x| and in practice by √K-averaged, far smaller
 ///   amounts: 3e-4 observed, 3e-3 allowed (observed values are printed).
-/// - F16 on Vulkan vs F16 on CPU: the same stored values, float32 sums in another order: 1e-4.
+/// - BF16 directory vs the GGUF: 7 stored mantissa bits instead of 10, a rounding error up to 2⁻⁸,
+///   8× F16's: 2e-2 allowed.
+/// - F16 and BF16 on Vulkan vs the same directory on CPU: the same stored values, float32 sums in
+///   another order: 1e-4.
 final class ModelHuggingFaceFloatTests: XCTestCase {
     static let prompt = """
     Printing spread quickly: within fifty years presses were at work in more than two hundred \
@@ -64,8 +67,8 @@ final class ModelHuggingFaceFloatTests: XCTestCase {
     }
 
     func testDirectoriesMatchTheGGUFTheyCameFrom() throws {
-        let (gguf, hf) = try convert(["f32", "f16"], into: try scratch())
-        let f32 = try XCTUnwrap(hf["f32"]), f16 = try XCTUnwrap(hf["f16"])
+        let (gguf, hf) = try convert(["f32", "f16", "bf16"], into: try scratch())
+        let f32 = try XCTUnwrap(hf["f32"]), f16 = try XCTUnwrap(hf["f16"]), bf16 = try XCTUnwrap(hf["bf16"])
         XCTAssertEqual(f16.weights.hyper.layers, 2)
         XCTAssertEqual(try f16.weights.weight("blk.0.attn_q.weight").type, .f16)
         XCTAssertEqual(try f16.weights.weight("blk.1.ffn_norm.weight").type, .f16, "norm vectors in the directory's type too")
@@ -79,12 +82,16 @@ final class ModelHuggingFaceFloatTests: XCTestCase {
         XCTAssertEqual(exact.greedyAgreements, exact.greedySteps)
         let rounded = try compare(f16, against: gguf, tokens: tokens, "HF F16 vs GGUF (CPU)")
         XCTAssertLessThan(try XCTUnwrap(rounded.logits).maxRelative, 3e-3)
+        let coarse = try compare(bf16, against: gguf, tokens: tokens, "HF BF16 vs GGUF (CPU)")
+        XCTAssertLessThan(try XCTUnwrap(coarse.logits).maxRelative, 2e-2)
 
         let device = try VulkanDevice()
         let vulkan = try compare(f16, on: device, against: f16, tokens: tokens, "HF F16 Vulkan vs CPU")
         XCTAssertLessThan(try XCTUnwrap(vulkan.logits).maxRelative, 1e-4)
         for d in vulkan.layers { XCTAssertLessThan(d.maxRelative, 1e-4, d.name) }
         XCTAssertEqual(vulkan.greedyAgreements, vulkan.greedySteps)
+        let vulkanBF16 = try compare(bf16, on: device, against: bf16, tokens: tokens, "HF BF16 Vulkan vs CPU")
+        XCTAssertLessThan(try XCTUnwrap(vulkanBF16.logits).maxRelative, 1e-4)
         let messages = device.instance.validationLog?.messages ?? []
         XCTAssertTrue(messages.isEmpty, messages.joined(separator: "\n"))
     }
