@@ -35,6 +35,7 @@ layout(std430, binding = 2) writeonly buffer Out { float outv[]; };
 #define WEIGHT_ROWS pc.vocab
 #define WEIGHT_COL_BLOCKS (pc.cols / 32u)
 #include "quant.glsl"
+#include "float_blocks.glsl"  // float rows: block order (float_index)
 
 void main() {
     uint r = gl_WorkGroupID.z * gl_NumWorkGroups.y + gl_WorkGroupID.y;
@@ -64,9 +65,9 @@ void main() {
     float v = nan;
     if (valid) {
 #if defined(TYPE_F32)
-        v = wf[token * pc.cols + t];
+        v = wf[float_index(token, t, pc.cols)];
 #else
-        v = half_weight(wh[token * pc.cols + t]);
+        v = half_weight(wh[float_index(token, t, pc.cols)]);
 #endif
     }
     outv[dst + t] = v;

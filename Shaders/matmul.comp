@@ -48,6 +48,7 @@ layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 #endif
 #define WEIGHT_COL_BLOCKS (pc.cols / 32u)
 #include "quant.glsl"
+#include "float_blocks.glsl"  // float rows: block order (float_index)
 
 const uint BK = 32u;
 shared float wTile[BK * BM];  // [k][o]
@@ -102,9 +103,9 @@ void main() {
             float v = 0.0;
             if (o < pc.outRows && i < pc.cols) {
 #if defined(TYPE_F32)
-                v = wf[stored_row(o) * pc.cols + i];
+                v = wf[float_index(o, i, pc.cols)];
 #else
-                v = half_weight(wh[stored_row(o) * pc.cols + i]);
+                v = half_weight(wh[float_index(o, i, pc.cols)]);
 #endif
             }
             wTile[k * BM + m] = v;

@@ -1,6 +1,6 @@
 #version 450
 #extension GL_EXT_control_flow_attributes : enable  // [[unroll]]: register arrays need constant indices
-// Matrix product y[r, o] = Σ_i x[r, i]·W[o, i] for quantized W on CPU drivers: decode (NUM_X = 1)
+// Matrix product y[r, o] = Σ_i x[r, i]·W[o, i] for quantized or float W (float_blocks.glsl) on CPU drivers: decode (NUM_X = 1)
 // and prefill, optionally with the work around the product fused in (one dispatch instead of two
 // or three; on lavapipe every dispatch costs ~50 µs of thread hand-off whatever its size).
 //
@@ -73,9 +73,6 @@ layout(push_constant) uniform Push {  // the first seven as matvec.comp
 #endif
 } pc;
 
-#if defined(TYPE_F32) || defined(TYPE_F16) || defined(TYPE_BF16)
-#error matmul_lanes.comp is for the quantized types
-#endif
 #if defined(WEIGHTS_TEXEL)
 layout(binding = 0) uniform usamplerBuffer wt;
 #else
@@ -131,6 +128,8 @@ layout(std430, binding = V_CACHE_BINDING) writeonly buffer VC { float vCache[]; 
 #endif
 #define WEIGHT_COL_BLOCKS (pc.cols / 32u)
 #include "quant.glsl"
+#define FLOAT_CHUNKS 1
+#include "float_blocks.glsl"  // F32/F16/BF16 rows as 32-element blocks of the same interface
 
 vec4 load_x4(uint j) {
 #if defined(X_TEXEL)
@@ -243,7 +242,7 @@ void main() {
 #endif
                 xa[j * 4u + k] = va;
                 xb[j * 4u + k] = vb;
-#if !defined(TYPE_Q8_0)
+#if !defined(TYPE_Q8_0) && !defined(FLOAT_WEIGHTS)
                 xsum[j] += dot(va + vb, vec4(1.0));
 #endif
             }
@@ -255,8 +254,12 @@ void main() {
             [[unroll]] for (uint j = 0u; j < NUM_X; j++) {
                 float qdot = 0.0;
                 [[unroll]] for (uint k = 0u; k < 4u; k++) qdot += dot(qa[k], xa[j * 4u + k]) + dot(qb[k], xb[j * 4u + k]);
+#ifdef FLOAT_WEIGHTS
+                acc[i * NUM_X + j] += qdot;
+#else
                 // Q4_0's −8 is folded into chunk_unit; Q4_1's minimum m multiplies Σx.
                 acc[i * NUM_X + j] += ch.dm.x * qdot + ch.dm.y * xsum[j];
+#endif
             }
         }
     }

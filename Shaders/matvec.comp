@@ -69,6 +69,7 @@ layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 #endif
 #define WEIGHT_COL_BLOCKS (pc.cols / 32u)
 #include "quant.glsl"
+#include "float_blocks.glsl"  // float rows: block order (float_index)
 
 // One slot per (row, subgroup) — or per (row, invocation) for the tree fallback; sized for the
 // worst case (subgroups of one invocation) since the subgroup size is only known at run time.
@@ -147,9 +148,9 @@ void main() {
         [[unroll]] for (uint r = 0u; r < NUM_ROWS; r++) {
             uint row = min(row0 + r, pc.outRows - 1u);
 #if defined(TYPE_F32)
-            float w = wf[stored_row(row) * pc.cols + i];
+            float w = wf[float_index(row, i, pc.cols)];
 #else
-            float w = half_weight(wh[stored_row(row) * pc.cols + i]);
+            float w = half_weight(wh[float_index(row, i, pc.cols)]);
 #endif
             [[unroll]] for (uint j = 0u; j < NUM_X; j++) acc[r * NUM_X + j] += xi[j] * w;
         }

@@ -67,22 +67,8 @@ const uint WORDS_PER_UNIT = 1u;
 #endif
 const uint BLOCK_WORDS = 4u * WORDS_PER_UNIT;  // quant words per block
 
-#ifndef WEIGHT_TILE
-#define WEIGHT_TILE 1u
-#endif
 #define WEIGHT_BLOCKS ((WEIGHT_ROWS) * (WEIGHT_COL_BLOCKS))  // blocks in the matrix
-
-// Block b of (logical) weight row `row` is stored at index walk.x + b·walk.y, walk = block_walk(row).
-uvec2 block_walk(uint logicalRow) {
-    uint row = stored_row(logicalRow);
-    uint t0 = row & ~(WEIGHT_TILE - 1u);  // first row of the tile
-    return uvec2(t0 * (WEIGHT_COL_BLOCKS) + (row - t0), min(WEIGHT_TILE, (WEIGHT_ROWS) - t0));
-}
-
-uint block_index(uint row, uint b) {
-    uvec2 walk = block_walk(row);
-    return walk.x + b * walk.y;
-}
+#include "block_walk.glsl"
 const uint CHUNK_WORDS = CHUNK_UNITS * WORDS_PER_UNIT;
 
 #ifdef WEIGHTS_TEXEL

@@ -31,9 +31,9 @@ final class VulkanGPUTuningTests: AttentionTestCase {
         XCTAssertFalse(attention.lanesDecode)
         let bytes = random.matrixBytes(.q4_1, rows: 64, cols: 64)
         let weight = try bytes.withUnsafeBytes { try VulkanMatrix(device: device, type: .q4_1, rows: 64, cols: 64, bytes: $0, label: "W") }
-        for type in [GGMLType.q4_1, .q8_0, .q5_0, .q5_1, .f16, .f32] {
-            XCTAssertEqual(kernels.productKernel(for: type, rows: 1), .matvec, "\(type)")
-            XCTAssertEqual(kernels.productKernel(for: type, rows: 7), .tiled, "\(type)")
+        for type in [GGMLType.q4_1, .q8_0, .q5_0, .q5_1, .f16, .bf16, .f32] {
+            XCTAssertEqual(kernels.productKernel(for: type, cols: 64, rows: 1), .matvec, "\(type)")
+            XCTAssertEqual(kernels.productKernel(for: type, cols: 64, rows: 7), .tiled, "\(type)")
         }
         // Nothing fuses: the backend runs the separate ops.
         for rows in [1, 7] {

@@ -231,6 +231,17 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
         print("fused products, storage-buffer weights: worst normalised error \(try allCases(types: [.q4_1]))")
     }
 
+    /// Float weights read as 32-element blocks (Shaders/float_blocks.glsl) through every fusion:
+    /// F16, BF16 and F32 through texel views, BF16 again as storage buffers.
+    func testFusedProductsFloatWeights() throws {
+        kernels = try VulkanKernels(library: library, tuning: lanesTuning())
+        print("fused products, float weights: worst normalised error \(try allCases(types: [.f16, .bf16, .f32]))")
+        var t = lanesTuning()
+        t.matvecTexelWeights = false
+        kernels = try VulkanKernels(library: library, tuning: t)
+        print("fused products, float storage-buffer weights: worst normalised error \(try allCases(types: [.bf16]))")
+    }
+
     /// Odd rows per invocation cannot hold row pairs: SwiGLU and RoPE outputs are refused (checked
     /// in `check`), the rest still work.
     func testOddRowsPerInvocation() throws {
@@ -246,7 +257,8 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
     /// checked too: x·n' must be the float32 product of the new x and n', and the partial sums Σx².
     func testPreparedNorm() throws {
         kernels = try VulkanKernels(library: library, tuning: lanesTuning())
-        for (type, hidden, inner, outRows, xOffset) in [(GGMLType.q4_1, 96, 64, 40, 0), (.q4_0, 576, 1536, 97, 1), (.q4_1, 5, 32, 0, 0)] {
+        for (type, hidden, inner, outRows, xOffset) in [(GGMLType.q4_1, 96, 64, 40, 0), (.q4_0, 576, 1536, 97, 1), (.q4_1, 5, 32, 0, 0),
+                                                          (.f16, 96, 64, 40, 1), (.bf16, 160, 96, 7, 0)] {
             let what = "\(type) hidden \(hidden) inner \(inner) out \(outRows)"
             let b1 = random.matrixBytes(type, rows: hidden, cols: inner)
             let w1 = referenceRows(type, b1, rows: hidden, cols: inner)

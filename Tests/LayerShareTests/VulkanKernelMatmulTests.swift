@@ -17,6 +17,12 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         (33, 7, 7), (577, 33, 2), (7, 1537, 33), (1, 577, 7),
     ]
 
+    /// Float rows of whole 32-element blocks: matmul_lanes.comp reads them as blocks (Shaders/
+    /// float_blocks.glsl) wherever the quantized types use it; odd row counts, partial workgroups.
+    static let floatBlockShapes: [(Int, Int, Int)] = [
+        (1, 32, 1), (7, 64, 1), (33, 576, 1), (577, 1536, 1), (7, 96, 3), (33, 576, 9), (65, 32, 17),
+    ]
+
     /// Rows per tile of the quantized weights' stored order (VulkanMatrix.tileRows) in checkMatmul;
     /// nil: the tuning's choice, as the backend makes them.
     var weightTile: Int?
@@ -105,8 +111,13 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         for type in Self.types {
             let bytes = random.matrixBytes(type, rows: 3, cols: 64)
             let m = try bytes.withUnsafeBytes { try VulkanMatrix(device: device, type: type, rows: 3, cols: 64, bytes: $0, label: "m") }
-            XCTAssertEqual(m.texelView != nil, type.isQuantized, "\(type)")
+            XCTAssertNotNil(m.texelView, "\(type)")  // float rows of whole 32-element blocks too
             if let v = m.texelView { XCTAssertEqual(v.range, m.paddedByteCount); XCTAssertEqual(m.paddedByteCount % 16, 0) }
+            if !type.isQuantized {  // other float rows are read element by element (matvec.comp)
+                let odd = random.matrixBytes(type, rows: 3, cols: 33)
+                let m = try odd.withUnsafeBytes { try VulkanMatrix(device: device, type: type, rows: 3, cols: 33, bytes: $0, label: "m") }
+                XCTAssertNil(m.texelView, "\(type) with 33 columns")
+            }
         }
     }
 
@@ -130,8 +141,19 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         try checkBothPrefillKernels { try floatCases() }
     }
 
+    /// Float weights in blocks: lanes decode and prefill (both weight reads), then the same shapes
+    /// through matvec.comp's per-element path (`floatLanes` off, the GPUs' and LAYERSHARE_FLOAT_LANES=0's).
+    func testMatmulFloatBlocks() throws {
+        try checkBothWeightPaths { try checkBothPrefillKernels { try floatCases(shapes: Self.floatBlockShapes) } }
+        var t = kernels.tuning
+        t.floatLanes = false
+        kernels = try VulkanKernels(library: library, tuning: t)
+        print("… float weights through matvec.comp:")
+        try floatCases(shapes: Self.floatBlockShapes)
+    }
+
     /// Runs `body` with the device's default tuning, then with the other prefill kernel.
-    /// Every quantized kernel (decode lanes and matvec.comp, both prefill kernels) on weights stored
+    /// Every quantized and float-block kernel (decode lanes and matvec.comp, both prefill kernels) on weights stored
     /// row-major and in tiles of 4 rows (the shapes' 7, 33, 65 and 577 rows end in a partial tile);
     /// the other tests use the tuning's tiles (32 rows on CPU drivers, row-major on GPUs).
     func testTiledWeightLayouts() throws {
@@ -140,11 +162,12 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
             weightTile = tile
             print("… weights in tiles of \(tile) rows:")
             kernels = try VulkanKernels(library: library, tuning: base)
-            try checkBothPrefillKernels { try quantizedCases() }
+            try checkBothPrefillKernels { try quantizedCases(); try floatCases(shapes: Self.floatBlockShapes) }
             var t = base
             t.decodeLanesRows = 0
             kernels = try VulkanKernels(library: library, tuning: t)
             try quantizedCases(decodeOnly: true)
+            try floatCases(shapes: Self.floatBlockShapes.filter { $0.2 == 1 })
         }
     }
 
@@ -168,10 +191,10 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         }
     }
 
-    func floatCases() throws {
+    func floatCases(shapes: [(Int, Int, Int)] = floatShapes) throws {
         for type in Self.types where !type.isQuantized {
             var worst = 0.0
-            for (index, (o, k, r)) in Self.floatShapes.enumerated() {
+            for (index, (o, k, r)) in shapes.enumerated() {
                 worst = max(worst, try checkMatmul(type: type, outRows: o, cols: k, rows: r,
                                                    xOffset: index % 4, yOffset: index % 3))
             }
@@ -258,7 +281,7 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
     /// Tables in tiles of 1, 4 and 32 rows (41 rows: the last tile is partial).
     func testDequantizationIsBitExact() throws {
         for tile in [1, 4, 32] { for type in Self.types {
-            let cols = type.isQuantized ? 96 : 35
+            let cols = type.isQuantized || tile > 1 ? 96 : 35  // floats: any row length row-major, whole blocks in tiles
             let vocab = 41
             let bytes = random.matrixBytes(type, rows: vocab, cols: cols, wide: true)
             let expected = referenceRows(type, bytes, rows: vocab, cols: cols)

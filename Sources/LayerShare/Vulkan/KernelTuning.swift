@@ -41,6 +41,11 @@ public struct KernelTuning: Sendable, CustomStringConvertible {
     /// (Q8_0 ran slower in lanes than in matvec.comp while weights were row-major; with tiled
     /// weights the Q8_0 LM head is faster in lanes: decode 25.5–26.9 → 28.6–29.9 tok/s.)
     public var decodeLanesRows: Int = 0
+    /// F32/F16/BF16 weights whose rows are whole 32-element blocks use matmul_lanes.comp (and its
+    /// fusions) wherever the quantized types do (Shaders/float_blocks.glsl), reading the rows as
+    /// stored through the same texel views. LAYERSHARE_FLOAT_LANES=0 keeps them on matvec.comp's
+    /// per-element path (A/B runs).
+    public var floatLanes: Bool = true
     /// Rows per tile of the quantized weights' stored block order (VulkanMatrix.tileRows):
     /// 1 = row-major (GPUs: neighbouring invocations read neighbouring blocks of a row); on CPU
     /// drivers half a lanes workgroup's rows, so each workgroup streams through memory in order.
@@ -167,6 +172,7 @@ public struct KernelTuning: Sendable, CustomStringConvertible {
         if let n = env["LAYERSHARE_DECODE_LANES"].flatMap({ Int($0) }), n >= 0 { decodeLanesRows = n }
         if let n = env["LAYERSHARE_WEIGHT_TILE"].flatMap({ Int($0) }), n > 0, n & (n - 1) == 0 { weightTileRows = n }
         if let texel = Self.flag(env["LAYERSHARE_TEXEL_WEIGHTS"]) { matvecTexelWeights = texel }
+        if let lanes = Self.flag(env["LAYERSHARE_FLOAT_LANES"]) { floatLanes = lanes }
         if let texel = Self.flag(env["LAYERSHARE_ATTENTION_TEXEL"]) { attentionTexelCaches = texel }
         // The lanes decode kernel needs subgroup ballot; by default it runs wherever caches are texels.
         attentionLanesDecode = (Self.flag(env["LAYERSHARE_ATTENTION_LANES"]) ?? attentionTexelCaches) && ballot
@@ -222,7 +228,7 @@ public struct KernelTuning: Sendable, CustomStringConvertible {
 
     public var description: String {
         "matvec wg \(matvecWorkgroup) rows \(matvecRows) parts \(matvecParts)\(matvecTexelWeights ? " texel" : "")"
-            + (decodeLanesRows > 0 ? " (decode in lanes, \(decodeLanesRows) rows)" : "")
+            + (decodeLanesRows > 0 ? " (decode in lanes, \(decodeLanesRows) rows\(floatLanes ? ", float weights too" : ""))" : "")
             + (weightTileRows > 1 ? "; weights in tiles of \(weightTileRows) rows" : "") + "; prefill "
             + (prefillRegisterBlocked ? "register-blocked\(prefillLanes ? " lanes" : "") \(prefillWeightRows)x\(prefillActivationRows)\(texelActivations ? " texel-x" : "")" : "tiled") + "; gemm \(gemmBM)x\(gemmBN) tile \(gemmTM)x\(gemmTN); "
             + "reduce wg \(reduceWorkgroup); elementwise wg \(elementwiseWorkgroup); attention "

@@ -44,9 +44,11 @@ extension VulkanKernels {
         case tiled
     }
 
-    /// The kernel `tuning` chooses for `rows` activation rows of a `type` weight.
-    public func productKernel(for type: GGMLType, rows: Int) -> ProductKernel {
-        if type.isQuantized {
+    /// The kernel `tuning` chooses for `rows` activation rows of a `type` weight with `cols` columns.
+    /// Float weights take the lanes forms too (Shaders/float_blocks.glsl) where their rows are whole
+    /// 32-element blocks and `tuning.floatLanes` is on.
+    public func productKernel(for type: GGMLType, cols: Int, rows: Int) -> ProductKernel {
+        if type.isQuantized || (tuning.floatLanes && cols % 32 == 0) {
             if rows == 1, tuning.decodeLanesRows > 0 { return .lanes(rowsPerInvocation: tuning.decodeLanesRows) }
             if rows > 1, tuning.prefillRegisterBlocked, tuning.prefillLanes { return .lanes(rowsPerInvocation: tuning.prefillWeightRows) }
         }
@@ -56,7 +58,7 @@ extension VulkanKernels {
     /// Whether `product` can fuse an input norm and `output` for this weight and row count. Where it
     /// cannot, callers run the separate kernels (rmsnorm, add, swiglu, ropeIntoCache).
     public func canFuse<T, N, C>(weight: VulkanMatrix, rows: Int, output: FusedOutput<T, N, C>) -> Bool {
-        guard case let .lanes(perInvocation) = productKernel(for: weight.type, rows: rows) else { return false }
+        guard case let .lanes(perInvocation) = productKernel(for: weight.type, cols: weight.cols, rows: rows) else { return false }
         return !output.readsRowPairs || perInvocation % 2 == 0
     }
 
@@ -65,7 +67,7 @@ extension VulkanKernels {
     /// (the reader fetches whole 4-float texels).
     public func nextNormPartials(weight: VulkanMatrix) -> Int? {
         let wg = tuning.matvecWorkgroup
-        guard case let .lanes(perInvocation) = productKernel(for: weight.type, rows: 1) else { return nil }
+        guard case let .lanes(perInvocation) = productKernel(for: weight.type, cols: weight.cols, rows: 1) else { return nil }
         let rowsPerGroup = perInvocation * wg
         let perGroup = partialsPerSubgroup(workgroup: wg) != nil ? wg / device.info.subgroupSize : wg
         return (weight.rows + rowsPerGroup - 1) / rowsPerGroup * perGroup
@@ -127,7 +129,7 @@ extension VulkanKernels {
             try requireNextNorm(next, weight: weight, rows: rows, x: x, y: y, what: what())
         }
         let weightDefines = try Self.weightDefines(weight)
-        let kernel = productKernel(for: weight.type, rows: rows)
+        let kernel = productKernel(for: weight.type, cols: weight.cols, rows: rows)
         if case let .lanes(perInvocation) = kernel {
             guard !output.readsRowPairs || perInvocation % 2 == 0 else {
                 throw fail(what(), "this output needs an even number of weight rows per invocation, tuning has \(perInvocation)")
@@ -203,8 +205,10 @@ extension VulkanKernels {
     /// The weight's 16-byte texel view (with `matvecTexelWeights`) and x's RGBA32F view when every
     /// 4-float group the kernels read is one whole texel inside it (with texel weights and
     /// `texelActivations`); nil where the storage buffer is read instead.
-    private func texelViews(weight: VulkanMatrix, x: StridedRows) -> (TexelBufferView?, TexelBufferView?) {
-        let view = tuning.matvecTexelWeights ? weight.texelView : nil
+    /// Float weights' views are read by matmul_lanes.comp only (`lanes`); matvec.comp reads their
+    /// storage buffers.
+    private func texelViews(weight: VulkanMatrix, x: StridedRows, lanes: Bool) -> (TexelBufferView?, TexelBufferView?) {
+        let view = tuning.matvecTexelWeights && (lanes || weight.type.isQuantized) ? weight.texelView : nil
         guard view != nil, tuning.texelActivations, x.offset % 4 == 0, x.stride % 4 == 0,
               let xView = x.buffer.floatTexelView, x.offset + x.span <= xView.texelCount * 4 else { return (view, nil) }
         return (view, xView)
@@ -216,7 +220,7 @@ extension VulkanKernels {
                                what: () -> String, label: String, group: String) throws {
         let t = tuning
         let (wRows, xRows) = rows == 1 ? (t.matvecRows, 1) : (t.prefillWeightRows, t.prefillActivationRows)
-        let (view, xView) = texelViews(weight: weight, x: x)
+        let (view, xView) = texelViews(weight: weight, x: x, lanes: false)
         var defines = weightDefines
         defines["PARTS"] = "\(t.matvecParts)u"
         if view != nil { defines["WEIGHTS_TEXEL"] = "1" }
@@ -272,7 +276,7 @@ extension VulkanKernels {
     private func lanesProduct(_ batch: CommandBatch, weight: VulkanMatrix, weightDefines: [String: String], rowsPerInvocation: Int,
                               x: StridedRows, y: StridedRows, rows: Int, input: ProductInput, output: ProductOutput,
                               what: () -> String, label: String, group: String) throws {
-        var (view, xView) = texelViews(weight: weight, x: x)
+        var (view, xView) = texelViews(weight: weight, x: x, lanes: true)
         // The norm weight or partial sums are read like x: through their own RGBA32F views, or all
         // as storage buffers.
         var norm: (source: NormSource, buffer: DeviceBuffer, eps: Float, view: TexelBufferView?)?

@@ -18,14 +18,16 @@ public final class VulkanMatrix {
     public let type: GGMLType
     public let rows: Int
     public let cols: Int
-    /// Quantized types: rows per tile of the block order (1 = row-major; see `splitBlocks`).
+    /// Rows per tile of the block order (1 = row-major; see `splitBlocks`): quantized types, and
+    /// float rows of whole 32-element blocks (`tileFloatBlocks`).
     public let tileRows: Int
     /// Bytes of matrix data (the buffer itself is slightly larger, see `paddedByteCount`).
     public let byteCount: Int
     public let label: String
 
-    /// Quantized weights as 16-byte texels (R32G32B32A32_UINT) for the texel-fetch matvec, made at
-    /// upload when the device supports the format and the matrix fits maxTexelBufferElements;
+    /// Quantized weights (and float ones with rows of whole 32-element blocks) as 16-byte texels
+    /// (R32G32B32A32_UINT) for the texel-fetch products, made at upload when the device supports the
+    /// format and the matrix fits maxTexelBufferElements;
     /// nil otherwise (the kernels then read `buffer` as a storage buffer).
     public let texelView: TexelBufferView?
 
@@ -206,7 +208,8 @@ public final class VulkanMatrix {
         self.type = storedType
         self.rows = rows
         self.cols = cols
-        self.tileRows = storedType.isQuantized ? tileRows : 1
+        // Float rows of whole 32-element blocks are tiled like quantized blocks (float_blocks.glsl).
+        self.tileRows = storedType.isQuantized || (storedType == type && cols % 32 == 0) ? tileRows : 1
         self.byteCount = storedBytes
         self.label = label
         rowTable = nil
@@ -235,12 +238,16 @@ public final class VulkanMatrix {
             }
         case let .raw(bytes) where type.isQuantized:
             try Self.splitBlocks(type, bytes, rows: rows, tileRows: self.tileRows).withUnsafeBytes { try buffer.upload($0) }
+        case let .raw(bytes) where self.tileRows > 1:
+            try Self.tileFloatBlocks(bytes, rows: rows, blockBytes: 32 * type.bytesPerBlock, tileRows: self.tileRows)
+                .withUnsafeBytes { try buffer.upload($0) }
         case let .raw(bytes):
             try buffer.upload(bytes)
         }
         let zeros = [UInt8](repeating: 0, count: padded - storedBytes)
         try buffer.upload(zeros, at: storedBytes)
-        if storedType.isQuantized, device.supportsUniformTexelBuffer(.rgba32Uint),
+        // Float rows of whole 32-element blocks get one too: matmul_lanes.comp reads them in blocks.
+        if storedType.isQuantized || cols % 32 == 0, device.supportsUniformTexelBuffer(.rgba32Uint),
            padded / 16 <= device.info.maxTexelBufferElements {
             texelView = try TexelBufferView(buffer: buffer, format: .rgba32Uint)
         } else {
@@ -278,6 +285,27 @@ public final class VulkanMatrix {
                             (dst.baseAddress! + highs + stored * highBytes).copyMemory(from: block + headerBytes, byteCount: highBytes)
                         }
                         (dst.baseAddress! + stored * quantBytes).copyMemory(from: block + headerBytes + highBytes, byteCount: quantBytes)
+                        stored += 1
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Float rows of whole 32-element blocks (`blockBytes` each) in the stored block order of
+    /// Shaders/float_blocks.glsl: tiles of `tileRows` rows (the last may be shorter), each stored
+    /// block column by block column, as `splitBlocks` orders quantized blocks (without splitting).
+    static func tileFloatBlocks(_ raw: UnsafeRawBufferPointer, rows: Int, blockBytes: Int, tileRows: Int) -> [UInt8] {
+        let perRow = raw.count / rows / blockBytes
+        var out = [UInt8](repeating: 0, count: raw.count)
+        out.withUnsafeMutableBytes { dst in
+            var stored = 0
+            for t0 in stride(from: 0, to: rows, by: tileRows) {
+                for b in 0..<perRow {
+                    for row in t0..<min(t0 + tileRows, rows) {
+                        (dst.baseAddress! + stored * blockBytes).copyMemory(from: raw.baseAddress! + (row * perRow + b) * blockBytes,
+                                                                             byteCount: blockBytes)
                         stored += 1
                     }
                 }
