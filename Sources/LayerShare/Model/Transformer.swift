@@ -151,10 +151,12 @@ public final class Transformer<Backend: InferenceBackend> {
             throw ModelLoadError("plan has \(specs.count) layer specs, model has \(h.layers) layers")
         }
         let resolved = try LayerSpec.resolve(specs.map(\.scores), heads: specs.map(\.heads), kvHeads: h.kvHeads)
-        for (l, (spec, expected)) in zip(specs, resolved).enumerated()
-        where spec.emits != expected.emits || spec.emitsLogProbabilities != expected.emitsLogProbabilities {
-            throw ModelLoadError("layer \(l) emits \(spec.emits) (log-probabilities: \(spec.emitsLogProbabilities)) but its readers need "
-                                 + "\(expected.emits) (\(expected.emitsLogProbabilities)) (build specs with LayerSpec.resolve)")
+        func emission(_ s: LayerSpec) -> String {
+            let parts = [s.emits == .probabilities ? "probabilities" : nil, s.emitsLogProbabilities ? "log-probabilities" : nil].compactMap { $0 }
+            return parts.isEmpty ? "nothing" : parts.joined(separator: " and ")
+        }
+        for (l, (spec, expected)) in zip(specs, resolved).enumerated() where emission(spec) != emission(expected) {
+            throw ModelLoadError("layer \(l) emits \(emission(spec)) but its readers need \(emission(expected)) (build specs with LayerSpec.resolve)")
         }
         try checkLiSA(specs, hyper: h)
     }
