@@ -133,12 +133,13 @@ final class SharingPlanTests: XCTestCase {
         let json = try SharingTestSupport.planJSON(model, spans: [20...21])
         var object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
         var layers = object["layers"] as! [[String: Any]]
-        layers[5]["mode"] = "lisa"
+        layers[5]["mode"] = "crossLayer"
+        layers[6]["mode"] = "lisa"  // a known mode without a lisa section
         layers[21]["mode"] = "standard"
         layers[21]["source"] = nil
         object["layers"] = layers
         let edited = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
-        try assertRejected(edited, mentions: ["layer 5: unknown mode \"lisa\"", "layer 21: mode is standard but a span shares it"])
+        try assertRejected(edited, mentions: ["layer 5: unknown mode \"crossLayer\"", "layer 6: mode is lisa but lisa.layers does not list it", "layer 21: mode is standard but a span shares it"])
     }
 
     func testSpanParsing() throws {
