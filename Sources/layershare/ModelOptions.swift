@@ -36,7 +36,7 @@ struct ModelOptions: ParsableArguments {
             // Validate early so a bad plan fails before any weights are uploaded.
             let loaded = try SharingPlan.load(path: plan, model: model)
             note("plan \(plan): " + loaded.summary(weights: model.weights).replacingOccurrences(of: "\n", with: "; "))
-            if loaded.lisa != nil {
+            if loaded.lisa != nil || !loaded.spans.isEmpty {
                 note("  " + AttentionCost.comparison(hyper: model.hyper, specs: try loaded.layerSpecs(for: model.hyper), context: ctx ?? 1024))
             }
         }
