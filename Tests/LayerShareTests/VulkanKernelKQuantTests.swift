@@ -15,8 +15,8 @@ extension VulkanKernelMatmulTests {
         (7, 256, 7), (65, 512, 33), (33, 768, 2),
     ]
 
-    func kQuantCases(decodeOnly: Bool = false) throws {
-        for type in Self.kQuantTypes {
+    func kQuantCases(types: [GGMLType] = kQuantTypes, decodeOnly: Bool = false) throws {
+        for type in types {
             var worst = 0.0
             for (index, (o, k, r)) in Self.kQuantShapes.enumerated() where !decodeOnly || r == 1 {
                 worst = max(worst, try checkMatmul(type: type, outRows: o, cols: k, rows: r, xOffset: index % 3, yOffset: (index * 5) % 7))
@@ -37,19 +37,22 @@ extension VulkanKernelMatmulTests {
     /// device's kernels in tiles of 4 (testKQuantProducts: the tuning's tiles).
     func testKQuantMatvecPartsAndTiles() throws {
         let base = kernels.tuning
-        for (tile, parts) in [(1, 1), (4, 2), (32, 4)] {
+        // Each variant is one more pipeline per type for the driver to compile: the types are spread
+        // over the variants (Q6_K, whose blocks split into halves with their own scales, in all).
+        let variants: [(tile: Int, parts: Int, types: [GGMLType])] = [(1, 1, [.q4_K, .q6_K]), (4, 2, [.q5_K, .q6_K]), (32, 4, Self.kQuantTypes)]
+        for (tile, parts, types) in variants {
             weightTile = tile
             var t = base
             t.decodeLanesRows = 0
             t.matvecParts = parts
             kernels = try VulkanKernels(library: library, tuning: t)
             print("… matvec.comp, \(parts) invocations per block, tiles of \(tile) rows:")
-            try kQuantCases(decodeOnly: true)
+            try kQuantCases(types: types, decodeOnly: true)
         }
         weightTile = 4
         kernels = try VulkanKernels(library: library, tuning: base)
         print("… device kernels, tiles of 4 rows:")
-        try kQuantCases()
+        try kQuantCases(types: [.q5_K, .q6_K])
         weightTile = nil
     }
 
