@@ -248,7 +248,7 @@ void main() {
             }
         }
         [[unroll]] for (uint i = 0u; i < NUM_ROWS; i++) {
-            Chunk ch = load_chunk(walk[i].x + blk * walk[i].y, 0u);
+            Chunk ch = load_chunk(block_at(walk[i], blk), 0u);
             vec4 qa[4], qb[4];
             [[unroll]] for (uint k = 0u; k < 4u; k++) chunk_unit(ch, k, qa[k], qb[k]);
             [[unroll]] for (uint j = 0u; j < NUM_X; j++) {

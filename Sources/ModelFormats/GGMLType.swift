@@ -49,7 +49,7 @@ public enum GGMLType: UInt32, CustomStringConvertible, Sendable, CaseIterable {
 
     public var isQuantized: Bool { blockSize > 1 }
 
-    /// Super-block types with sub-block scales, which the Vulkan kernels read widened to float32.
+    /// Super-block types with sub-block scales (the Vulkan kernels walk their 32-element blocks).
     public var isKQuant: Bool { blockSize == 256 }
 
     /// Bytes taken by a row of `count` elements, or nil when `count` is not a whole number of blocks.

@@ -90,10 +90,11 @@ final class VulkanGPUTuningTests: AttentionTestCase {
         // (weight rows, cols, activation rows): decode through matvec.comp, prefill through
         // matmul.comp with partial tiles in both directions (the tile is 64 × 64 at most).
         let quantized = [(1, 32, 1), (33, 576, 1), (577, 96, 1), (7, 64, 7), (65, 576, 33), (97, 160, 19)]
+        let kQuant = [(1, 256, 1), (33, 512, 1), (7, 256, 7), (65, 768, 33)]
         let float = [(7, 1, 1), (33, 577, 1), (577, 33, 7), (65, 7, 33)]
         var worst = 0.0
-        for type in [GGMLType.q4_0, .q4_1, .q8_0, .q5_0, .q5_1, .f16, .f32] {
-            for (index, (outRows, cols, rows)) in (type.isQuantized ? quantized : float).enumerated() {
+        for type in [GGMLType.q4_0, .q4_1, .q8_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .f16, .f32] {
+            for (index, (outRows, cols, rows)) in (type.isKQuant ? kQuant : type.isQuantized ? quantized : float).enumerated() {
                 worst = max(worst, try checkProduct(type: type, outRows: outRows, cols: cols, rows: rows,
                                                     xOffset: index % 3, yOffset: (index * 5) % 7))
             }

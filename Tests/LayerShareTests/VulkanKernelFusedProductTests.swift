@@ -183,7 +183,7 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
     /// prefill of 3 rows (a partial activation-row group), x 4-aligned (texel view) or not
     /// (storage buffer). Each distinct define set is one more pipeline for the driver to compile,
     /// so the combinations are spread over the types rather than multiplied out.
-    func allCases(types: [GGMLType] = [.q4_0, .q4_1, .q8_0, .q5_0, .q5_1]) throws -> Double {
+    func allCases(types: [GGMLType] = [.q4_0, .q4_1, .q8_0, .q5_0, .q5_1], shapes: [(rows: Int, cols: Int)] = [(1, 576), (3, 96)]) throws -> Double {
         var worst = 0.0
         let outputs: [(Output, Int)] = [
             (.store, 97), (.accumulate, 97), (.swiglu, 90),
@@ -193,7 +193,7 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
         ]
         for (t, type) in types.enumerated() {
             for (i, (output, outRows)) in outputs.enumerated() {
-                for (rows, cols) in [(1, 576), (3, 96)] {
+                for (rows, cols) in shapes {
                     let withNorm = (i + t + rows) % 2 == 0
                     let xOffset = (i + t) % 3 == 0 ? 1 : 0
                     worst = max(worst, try check(type: type, cols: cols, output: output, outRows: outRows, rows: rows,
@@ -221,6 +221,13 @@ final class VulkanKernelFusedProductTests: VulkanKernelTestCase {
     func testFusedProducts() throws {
         kernels = try VulkanKernels(library: library, tuning: lanesTuning())
         print("fused products: worst normalised error \(try allCases())")
+    }
+
+    /// The K-quants through every fusion: rows of two super-blocks for decode, one for the prefill.
+    func testFusedProductsKQuants() throws {
+        kernels = try VulkanKernels(library: library, tuning: lanesTuning())
+        let worst = try allCases(types: [.q4_K, .q5_K, .q6_K], shapes: [(1, 512), (3, 256)])
+        print("fused products, K-quants: worst normalised error \(worst)")
     }
 
     /// The fusions do not touch how weights are read; one type with storage-buffer weights.

@@ -121,22 +121,6 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
         }
     }
 
-    /// The K-quants have no kernels yet: uploaded widened to F32 (same values as the
-    /// CPU's dequantization), then every float kernel applies; decode and prefill shapes, odd rows.
-    func testWidenedTypesMultiplyLikeTheirDequantization() throws {
-        for type in [GGMLType.q4_K, .q5_K, .q6_K] {
-            var worst = 0.0
-            for (o, k, r) in [(7, 256, 1), (33, 512, 5), (65, 768, 1)] {
-                worst = max(worst, try checkMatmul(type: type, outRows: o, cols: k, rows: r, xOffset: 1, yOffset: 2))
-            }
-            let bytes = random.matrixBytes(type, rows: 3, cols: 256)
-            let m = try bytes.withUnsafeBytes { try VulkanMatrix(device: device, type: type, rows: 3, cols: 256, bytes: $0, label: "m") }
-            XCTAssertEqual(m.type, .f32, "\(type) is stored widened")
-            XCTAssertEqual(m.byteCount, 3 * 256 * 4)
-            print("matmul \(type) (widened to F32): max relative error \(worst)")
-        }
-    }
-
     func testMatmulFloat() throws {
         try checkBothPrefillKernels { try floatCases() }
     }
@@ -280,31 +264,33 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
     /// large) and random quants — and rows starting on both even and odd blocks (3 blocks per row).
     /// Tables in tiles of 1, 4 and 32 rows (41 rows: the last tile is partial).
     func testDequantizationIsBitExact() throws {
-        for tile in [1, 4, 32] { for type in Self.types {
-            let cols = type.isQuantized || tile > 1 ? 96 : 35  // floats: any row length row-major, whole blocks in tiles
-            let vocab = 41
-            let bytes = random.matrixBytes(type, rows: vocab, cols: cols, wide: true)
-            let expected = referenceRows(type, bytes, rows: vocab, cols: cols)
-            let table = try bytes.withUnsafeBytes {
-                try VulkanMatrix(device: device, type: type, rows: vocab, cols: cols, bytes: $0, tileRows: tile, label: "table \(type)")
-            }
-            let ids = (0..<vocab).map { UInt32($0) } + (0..<9).map { _ in UInt32(random.int(0...(vocab - 1))) }
-            let tokens = try buffer(ids, label: "tokens")
-            let out = try poisoned(ids.count * cols)
-            try run { try kernels.embedding($0, table: table, tokens: tokens, out: out, rows: ids.count) }
-            let got = try download(out, count: ids.count * cols)
-            var mismatches = 0
-            for (r, id) in ids.enumerated() {
-                for c in 0..<cols where got[r * cols + c].bitPattern != expected[Int(id) * cols + c].bitPattern {
-                    if mismatches == 0 {
-                        XCTFail("\(type), tiles of \(tile): row \(id) element \(c): GPU \(got[r * cols + c]) (0x\(String(got[r * cols + c].bitPattern, radix: 16))) "
-                                + "vs Dequantize.row \(expected[Int(id) * cols + c])")
-                    }
-                    mismatches += 1
+        for tile in [1, 4, 32] { for type in Self.types { try checkEmbeddingBitExact(type: type, cols: type.isQuantized || tile > 1 ? 96 : 35, tile: tile)  // floats: any row length row-major, whole blocks in tiles } }
+    }
+
+    /// One table of 41 rows, every row looked up and 9 at random: the rows equal Dequantize.row bit for bit.
+    func checkEmbeddingBitExact(type: GGMLType, cols: Int, tile: Int) throws {
+        let vocab = 41
+        let bytes = random.matrixBytes(type, rows: vocab, cols: cols, wide: true)
+        let expected = referenceRows(type, bytes, rows: vocab, cols: cols)
+        let table = try bytes.withUnsafeBytes {
+            try VulkanMatrix(device: device, type: type, rows: vocab, cols: cols, bytes: $0, tileRows: tile, label: "table \(type)")
+        }
+        let ids = (0..<vocab).map { UInt32($0) } + (0..<9).map { _ in UInt32(random.int(0...(vocab - 1))) }
+        let tokens = try buffer(ids, label: "tokens")
+        let out = try poisoned(ids.count * cols)
+        try run { try kernels.embedding($0, table: table, tokens: tokens, out: out, rows: ids.count) }
+        let got = try download(out, count: ids.count * cols)
+        var mismatches = 0
+        for (r, id) in ids.enumerated() {
+            for c in 0..<cols where got[r * cols + c].bitPattern != expected[Int(id) * cols + c].bitPattern {
+                if mismatches == 0 {
+                    XCTFail("\(type), tiles of \(tile): row \(id) element \(c): GPU \(got[r * cols + c]) (0x\(String(got[r * cols + c].bitPattern, radix: 16))) "
+                            + "vs Dequantize.row \(expected[Int(id) * cols + c])")
                 }
+                mismatches += 1
             }
-            XCTAssertEqual(mismatches, 0, "\(type), tiles of \(tile): \(mismatches) elements differ")
-        } }
+        }
+        XCTAssertEqual(mismatches, 0, "\(type), tiles of \(tile): \(mismatches) elements differ")
     }
 
     func testEmbeddingOffsetsAndStride() throws {
@@ -406,30 +392,8 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
     }
 }
 
-/// Q4_K_M files mix types inside one layer's Q/K/V: the Vulkan backend stacks such parts widened to
-/// F32, holding exactly the CPU's dequantized rows in order.
-final class VulkanMixedStackTests: XCTestCase {
-    func testMixedTypePartsStackAsTheirDequantization() throws {
-        var random = TestRandom(#function)
-        let device = try VulkanDevice()
-        let backend = try VulkanBackend(device: device)
-        let parts: [(GGMLType, Int)] = [(.q4_K, 5), (.q6_K, 3), (.q8_0, 2)]
-        let cols = 512
-        let raw = parts.map { random.matrixBytes($0.0, rows: $0.1, cols: cols) }
-        let tensors = zip(parts, raw).map { part, bytes in WeightTensorTestSupport.tensor(part.0, rows: part.1, cols: cols, bytes: bytes) }
-        let m = try backend.loadStacked(tensors, label: "qkv")
-        XCTAssertEqual(m.type, .f32)
-        XCTAssertEqual(m.rows, 10)
-        let stored = try m.buffer.download(Float.self, count: 10 * cols)
-        let expected = zip(parts, raw).flatMap { part, bytes in referenceRows(part.0, bytes, rows: part.1, cols: cols) }
-        XCTAssertEqual(stored.map(\.bitPattern), expected.map(\.bitPattern))
-        let ragged = WeightTensorTestSupport.tensor(.q8_0, rows: 1, cols: 256, bytes: random.matrixBytes(.q8_0, rows: 1, cols: 256))
-        XCTAssertThrowsError(try backend.loadStacked([tensors[0], ragged], label: "bad")) {
-            XCTAssertTrue("\($0)".contains("row length"), "\($0)")
-        }
-        if let messages = device.instance.validationLog?.messages { XCTAssertEqual(messages, []) }
-    }
-
+/// How the Vulkan backend loads vectors (norm weights).
+final class VulkanVectorWeightTests: XCTestCase {
     /// Norm weights stored as F16 or BF16 (HF directories in those types) are loaded as floats: the
     /// norm kernels read float32 (an F16 norm vector once failed with "weight needs floats 0..<576").
     func testVectorsLoadAsFloatsWhateverTheirType() throws {

@@ -9,10 +9,10 @@ final class VulkanKernelRowTableTests: VulkanKernelTestCase {
     func testRowTableViewsOnDeviceAndGPUTunings() throws {
         let gpu = try VulkanKernels(library: library, tuning: KernelTuning.defaults(for: device.info, as: .discreteGPU, environment: [:]))
         for (name, k) in [("device defaults", kernels!), ("discrete-GPU tuning", gpu)] {
-            for type in [GGMLType.q4_1, .q8_0, .q4_0, .q5_0, .q5_1, .f16, .bf16, .f32] {
+            for type in [GGMLType.q4_1, .q8_0, .q4_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .f16, .bf16, .f32] {
                 // Blocks of 32 rows: whole tiles of the quantized layout on CPU drivers (16 rows).
                 let block = 32, storedBlocks = 5
-                let cols = type.isQuantized ? 96 : 37
+                let cols = type.isKQuant ? 256 : type.isQuantized ? 96 : 37
                 let table = [3, 0, 3, 4, 1]  // block 3 read twice, block 2 never
                 for rows in [1, 7] {
                     let worst = try check(k, type: type, block: block, storedBlocks: storedBlocks, cols: cols, table: table, rows: rows)

@@ -2,9 +2,9 @@ import ModelFormats
 import VulkanCompute
 
 /// Weights too large for one storage-buffer binding (Gemma-3's 262 144-row embedding table, which is
-/// also its tied output projection) are stored as consecutive row ranges: the product writes each
-/// range's disjoint block of output columns, and the embedding gathers each run of tokens from the
-/// range holding it.
+/// also its tied output projection), and stacks of parts in different types, are stored as
+/// consecutive row ranges: the product writes each range's disjoint block of output columns, and the
+/// embedding gathers each run of tokens from the range holding it.
 extension VulkanBackend {
     /// The largest binding a matrix may take on this device (read from its limits).
     var matrixBindingLimit: Int {
@@ -37,15 +37,24 @@ extension VulkanBackend {
     }
 
     /// y = W·x (or W·rmsnorm(x)) for a weight in row parts: part i writes columns firstRow ..< firstRow + rows of y.
+    /// Where every part's kernel can fuse the norm, each part reads rmsnorm(x) itself (no separate
+    /// norm dispatch); other outputs than a store (a mixed-type Q|K|V's RoPE, gate|up's GLU) are
+    /// the product into scratch followed by the separate ops.
     func rowPartsProduct(_ weight: VulkanMatrix, _ x: Tensor, rows: Int, input: FusedInput<VulkanMatrix>,
                          output: FusedOutput<Tensor, VulkanMatrix, Cache>, label: String) throws {
         guard case let .store(y) = output else {
-            throw ModelLoadError("\(label): a weight stored in row parts supports stored outputs only")
+            return try unfusedProduct(weight, x, rows: rows, input: input, output: output, label: label, scratch: scratch)
         }
+        let stored = VulkanKernels.ProductOutput.store(y.buffer)
         var source = x
+        var partInput = VulkanKernels.ProductInput.plain
         if case let .rmsNorm(norm, eps) = input {
-            source = try scratch.tensor(0, count: rows * weight.cols, backend: self)
-            try rmsnorm(x, weight: norm, into: source, rows: rows, dim: weight.cols, eps: eps)
+            if weight.rowParts.allSatisfy({ kernels.canFuse(weight: $0.matrix, rows: rows, output: stored) }) {
+                partInput = .rmsNorm(.weight(norm.buffer), eps: eps)
+            } else {
+                source = try scratch.tensor(0, count: rows * weight.cols, backend: self)
+                try rmsnorm(x, weight: norm, into: source, rows: rows, dim: weight.cols, eps: eps)
+            }
         }
         try ensureRecording()
         for part in weight.rowParts {
@@ -53,9 +62,11 @@ extension VulkanBackend {
             if profiling {
                 batch.setCost(bytes: Double(m.byteCount + rows * (m.cols + m.rows) * 4), flops: 2 * Double(rows) * Double(m.rows) * Double(m.cols))
             }
-            try kernels.matmul(batch, weight: m, x: source.buffer, y: y.buffer, yOffset: part.firstRow, rows: rows, yStride: weight.rows,
-                               label: "\(rows == 1 ? "matvec" : "matmul") \(m.type) \(m.cols)→\(m.rows) (\(label) rows \(part.firstRow)+)",
-                               group: group)
+            let fused = partInput.isPlain ? "" : " + norm"
+            try kernels.product(batch, weight: m, x: source.buffer, rows: rows, input: partInput, output: stored,
+                                yOffset: part.firstRow, yStride: weight.rows,
+                                label: "\(rows == 1 ? "matvec" : "matmul") \(m.type) \(m.cols)→\(m.rows) (\(label) rows \(part.firstRow)+\(fused))",
+                                group: group)
         }
     }
 

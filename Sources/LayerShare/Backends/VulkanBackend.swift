@@ -106,30 +106,31 @@ public final class VulkanBackend: InferenceBackend {
         return m
     }
 
-    /// Parts of one type are stacked as stored. Parts of different types (Q4_K_M files mix Q4_K and
-    /// Q6_K inside one layer's Q/K/V) are stacked widened to F32, so the layer keeps one product.
+    /// Parts of one type are stacked as stored, as one matrix. Parts of different types (Q4_K_M files
+    /// mix Q5_0 and Q8_0 inside one layer's Q/K/V) become row parts, one matrix per run of parts of one
+    /// type, each read as stored: the layer's product is one dispatch per run (the kernels take one
+    /// type each), with the fused outputs done as separate ops (`rowPartsProduct`).
     public func loadStacked(_ weights: [WeightTensor], label: String) throws -> VulkanMatrix {
         guard let first = weights.first, weights.allSatisfy({ $0.cols == first.cols }) else {
             throw ModelLoadError("\(label): stacked weights must share their row length (\(weights.map { "\($0.name) \($0.type) \($0.shape)" }))")
         }
-        if !weights.allSatisfy({ $0.type == first.type }) {
-            var values = [Float]()
-            values.reserveCapacity(weights.map(\.elementCount).reduce(0, +))
-            for w in weights { values += Dequantize.row(w.type, w.data.baseAddress!, count: w.elementCount) }
-            let m = try VulkanMatrix(device: device, values: values, rows: weights.map(\.rows).reduce(0, +), cols: first.cols, label: label)
+        var runs: [[WeightTensor]] = []
+        for w in weights {
+            if let last = runs.last?.last, last.type == w.type { runs[runs.count - 1].append(w) } else { runs.append([w]) }
+        }
+        let matrices = try runs.map { run -> VulkanMatrix in
+            var bytes = [UInt8]()
+            bytes.reserveCapacity(run.map(\.data.count).reduce(0, +))
+            for w in run { bytes.append(contentsOf: w.data) }
+            let runLabel = runs.count == 1 ? label : "\(label) (\(run.map(\.name).joined(separator: ", ")))"
+            let m = try bytes.withUnsafeBytes {
+                try VulkanMatrix(device: device, type: run[0].type, rows: run.map(\.rows).reduce(0, +), cols: first.cols, bytes: $0,
+                                 tileRows: kernels.tuning.weightTileRows, label: runLabel)
+            }
             weightBytes += m.buffer.byteCount
             return m
         }
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(weights.map(\.data.count).reduce(0, +))
-        for w in weights { bytes.append(contentsOf: w.data) }
-        let rows = weights.map(\.rows).reduce(0, +)
-        let m = try bytes.withUnsafeBytes {
-            try VulkanMatrix(device: device, type: first.type, rows: rows, cols: first.cols, bytes: $0,
-                             tileRows: kernels.tuning.weightTileRows, label: label)
-        }
-        weightBytes += m.buffer.byteCount
-        return m
+        return matrices.count == 1 ? matrices[0] : try VulkanMatrix(rows: matrices, label: label)
     }
 
     public func makeCache(_ spec: CacheSpec, capacity: Int, label: String) throws -> Cache {

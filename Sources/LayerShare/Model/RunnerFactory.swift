@@ -49,11 +49,10 @@ public enum RunnerFactory {
                    available: HostMemory.available(), place: "this machine")
     }
 
-    /// Vulkan keeps the weights in their stored types in the largest device-local heap, the types
-    /// without kernels widened to F32 (4 bytes a weight).
+    /// Vulkan keeps the weights in their stored types in the largest device-local heap.
     private static func vulkanPlan(model: LoadedModel, specs: [LayerSpec], tensors: [WeightTensor], device: DeviceInfo) -> MemoryPlan {
         let heap = device.heaps.filter(\.deviceLocal).map(\.size).max() ?? device.heaps.map(\.size).max() ?? 0
-        let weights = tensors.reduce(0) { $0 + ($1.type.widenedOnDevice ? $1.elementCount * 4 : $1.data.count) }
+        let weights = tensors.reduce(0) { $0 + $1.data.count }
         var plan = MemoryPlan(model: model.hyper, specs: specs, weights: weights, available: heap,
                               place: "the device (\(device.name), \(formatBytes(heap)))")
         plan.maxBuffer = min(device.maxStorageBufferRange, device.maxMemoryAllocationSize > 0 ? device.maxMemoryAllocationSize : Int.max)

@@ -72,8 +72,9 @@ public final class VulkanKernels {
         case .q5_0: return "TYPE_Q5_0"
         case .q5_1: return "TYPE_Q5_1"
         case .bf16: return "TYPE_BF16"
-        case .q4_K, .q5_K, .q6_K:
-            throw VulkanError.invalidArgument("\(type) weights have no GPU kernel; VulkanMatrix widens them to F32 on upload")
+        case .q4_K: return "TYPE_Q4_K"
+        case .q5_K: return "TYPE_Q5_K"
+        case .q6_K: return "TYPE_Q6_K"
         }
     }
 

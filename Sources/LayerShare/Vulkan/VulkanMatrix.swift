@@ -2,12 +2,10 @@ import Foundation
 import ModelFormats
 import VulkanCompute
 
-/// A weight matrix on the GPU in its stored GGUF format (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), dequantized
-/// inside the shaders. F32/F16/BF16 rows are uploaded unchanged; quantized blocks keep their bytes but
-/// are split into parts (`splitBlocks`: all quants, then all scales) so shader reads are aligned,
-/// and stored in tiles of `tileRows` rows (see Shaders/quant.glsl).
-/// The K-quants have no kernels yet and are widened to F32 on upload
-/// (`GGMLType.widenedOnDevice`; `type` is then `.f32`).
+/// A weight matrix on the GPU in its stored GGUF format (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K,
+/// Q5_K, Q6_K), dequantized inside the shaders. F32/F16/BF16 rows are uploaded unchanged; quantized
+/// blocks keep their bytes but are split into parts (`splitBlocks`: all quants, then all scales) so
+/// shader reads are aligned, and stored in tiles of `tileRows` rows (see Shaders/quant.glsl).
 ///
 /// A stored matrix must fit one storage-buffer binding (`maxStorageBufferRange`); a larger weight
 /// is loaded as `rowParts`, consecutive row ranges each stored as its own matrix (Gemma's 178 MB
@@ -141,11 +139,12 @@ public final class VulkanMatrix {
         rowParts = []
     }
 
-    /// A weight made of consecutive row ranges of one type and row length (no allocation).
+    /// A weight made of consecutive row ranges of one row length (no allocation). The parts may differ
+    /// in type (a stack of Q, K and V stored in different types); `type` is then the first part's.
     public init(rows parts: [VulkanMatrix], label: String) throws {
-        guard let first = parts.first, parts.allSatisfy({ $0.cols == first.cols && $0.type == first.type && $0.rowTable == nil
+        guard let first = parts.first, parts.allSatisfy({ $0.cols == first.cols && $0.rowTable == nil
                 && $0.columnParts.isEmpty && $0.rowParts.isEmpty }) else {
-            throw VulkanError.invalidArgument("matrix '\(label)': row parts must be plain matrices of one type and row length")
+            throw VulkanError.invalidArgument("matrix '\(label)': row parts must be plain matrices of one row length")
         }
         var next = 0
         rowParts = parts.map { part in
@@ -164,10 +163,9 @@ public final class VulkanMatrix {
         columnParts = []
     }
 
-    /// Bytes a stored matrix of `type` [rows×cols] takes in one binding (widened types as F32, padded).
+    /// Bytes a stored matrix of `type` [rows×cols] takes in one binding (padded).
     static func storedBytes(type: GGMLType, rows: Int, cols: Int) -> Int? {
-        let storedType: GGMLType = type.widenedOnDevice ? .f32 : type
-        guard let rowBytes = storedType.rowBytes(cols) else { return nil }
+        guard let rowBytes = type.rowBytes(cols) else { return nil }
         let (bytes, overflow) = rowBytes.multipliedReportingOverflow(by: rows)
         return overflow ? nil : (bytes + tailPadding + 15) & ~15
     }
@@ -196,20 +194,19 @@ public final class VulkanMatrix {
         guard !overflow, count == sourceBytes else {
             throw VulkanError.invalidArgument("matrix '\(label)': \(type) [\(rows)×\(cols)] takes \(sourceBytes) bytes, got \(count)")
         }
-        let storedType: GGMLType = type.widenedOnDevice ? .f32 : type
-        let storedBytes = storedType == type ? sourceBytes : rows * cols * 4
+        let storedBytes = sourceBytes
         // Whole indices in the shaders are 32-bit element/word counts.
         let limit = device.info.maxStorageBufferRange
         let padded = (storedBytes + Self.tailPadding + 15) & ~15  // whole texels
         guard padded <= limit, padded < Int(UInt32.max) else {
-            throw VulkanError.bufferTooLarge(label: "\(label) (\(storedType) [\(rows)×\(cols)]; matrices are not split across bindings)",
+            throw VulkanError.bufferTooLarge(label: "\(label) (\(type) [\(rows)×\(cols)]; matrices are not split across bindings)",
                                              bytes: padded, limit: limit, limitName: "maxStorageBufferRange")
         }
-        self.type = storedType
+        self.type = type
         self.rows = rows
         self.cols = cols
         // Float rows of whole 32-element blocks are tiled like quantized blocks (float_blocks.glsl).
-        self.tileRows = storedType.isQuantized || (storedType == type && cols % 32 == 0) ? tileRows : 1
+        self.tileRows = type.isQuantized || cols % 32 == 0 ? tileRows : 1
         self.byteCount = storedBytes
         self.label = label
         rowTable = nil
@@ -221,21 +218,6 @@ public final class VulkanMatrix {
         switch source {
         case let .floats(values):
             try buffer.upload(values)
-        case let .raw(bytes) where type.widenedOnDevice:
-            // Widen in slices of rows so the temporary stays small for big embedding tables.
-            let rowsPerSlice = max(1, (4 << 20) / (cols * 4))
-            var slice = [Float](repeating: 0, count: rowsPerSlice * cols)
-            var row = 0
-            while row < rows {
-                let n = min(rowsPerSlice, rows - row)
-                slice.withUnsafeMutableBufferPointer { dst in
-                    for i in 0..<n {
-                        Dequantize.row(type, bytes.baseAddress! + (row + i) * rowBytes, count: cols, into: dst.baseAddress! + i * cols)
-                    }
-                }
-                try slice.withUnsafeBytes { try buffer.upload(UnsafeRawBufferPointer(rebasing: $0[0..<(n * cols * 4)]), at: row * cols * 4) }
-                row += n
-            }
         case let .raw(bytes) where type.isQuantized:
             try Self.splitBlocks(type, bytes, rows: rows, tileRows: self.tileRows).withUnsafeBytes { try buffer.upload($0) }
         case let .raw(bytes) where self.tileRows > 1:
@@ -247,7 +229,7 @@ public final class VulkanMatrix {
         let zeros = [UInt8](repeating: 0, count: padded - storedBytes)
         try buffer.upload(zeros, at: storedBytes)
         // Float rows of whole 32-element blocks get one too: matmul_lanes.comp reads them in blocks.
-        if storedType.isQuantized || cols % 32 == 0, device.supportsUniformTexelBuffer(.rgba32Uint),
+        if type.isQuantized || cols % 32 == 0, device.supportsUniformTexelBuffer(.rgba32Uint),
            padded / 16 <= device.info.maxTexelBufferElements {
             texelView = try TexelBufferView(buffer: buffer, format: .rgba32Uint)
         } else {
@@ -259,12 +241,13 @@ public final class VulkanMatrix {
     /// bits] + quants (18 to 34 bytes) straddle 4- and 16-byte boundaries; here the quant bytes of all
     /// blocks come first (16 or 32 per block, so each block is whole texels), then Q5's 4-byte high
     /// bits, then the headers (Q4_1/Q5_1's 4-byte d,m; Q4_0's, Q5_0's and Q8_0's 2-byte d), each
-    /// part in the stored block order. Same bytes, same size.
+    /// part in the stored block order. Same bytes, same size. The K-quants: VulkanMatrix+KQuants.swift.
     ///
     /// Stored block order: the rows are cut into tiles of `tileRows` (the last may be shorter) and
     /// each tile is stored block column by block column — block b of all its rows, then block b+1.
     /// `tileRows` = 1 is GGUF's row-major order.
     static func splitBlocks(_ type: GGMLType, _ raw: UnsafeRawBufferPointer, rows: Int, tileRows: Int) -> [UInt8] {
+        if type.isKQuant { return splitKQuantBlocks(type, raw, rows: rows, tileRows: tileRows) }
         let blockBytes = type.bytesPerBlock
         let headerBytes = type == .q4_1 || type == .q5_1 ? 4 : 2  // GGUF: the header comes first,
         let highBytes = type == .q5_0 || type == .q5_1 ? 4 : 0    // then Q5's high bits, then quants
@@ -274,56 +257,45 @@ public final class VulkanMatrix {
         var out = [UInt8](repeating: 0, count: blocks * blockBytes)
         out.withUnsafeMutableBytes { dst in
             let highs = blocks * quantBytes, headers = highs + blocks * highBytes
-            var stored = 0
-            for t0 in stride(from: 0, to: rows, by: tileRows) {
-                let tileEnd = min(t0 + tileRows, rows)
-                for b in 0..<perRow {
-                    for row in t0..<tileEnd {
-                        let block = raw.baseAddress! + (row * perRow + b) * blockBytes
-                        (dst.baseAddress! + headers + stored * headerBytes).copyMemory(from: block, byteCount: headerBytes)
-                        if highBytes > 0 {
-                            (dst.baseAddress! + highs + stored * highBytes).copyMemory(from: block + headerBytes, byteCount: highBytes)
-                        }
-                        (dst.baseAddress! + stored * quantBytes).copyMemory(from: block + headerBytes + highBytes, byteCount: quantBytes)
-                        stored += 1
-                    }
+            forEachInStoredOrder(rows: rows, blocksPerRow: perRow, tileRows: tileRows) { source, stored in
+                let block = raw.baseAddress! + source * blockBytes
+                (dst.baseAddress! + headers + stored * headerBytes).copyMemory(from: block, byteCount: headerBytes)
+                if highBytes > 0 {
+                    (dst.baseAddress! + highs + stored * highBytes).copyMemory(from: block + headerBytes, byteCount: highBytes)
                 }
+                (dst.baseAddress! + stored * quantBytes).copyMemory(from: block + headerBytes + highBytes, byteCount: quantBytes)
             }
         }
         return out
     }
 
     /// Float rows of whole 32-element blocks (`blockBytes` each) in the stored block order of
-    /// Shaders/float_blocks.glsl: tiles of `tileRows` rows (the last may be shorter), each stored
-    /// block column by block column, as `splitBlocks` orders quantized blocks (without splitting).
+    /// Shaders/float_blocks.glsl (`forEachInStoredOrder`, as `splitBlocks` orders quantized blocks, without splitting).
     static func tileFloatBlocks(_ raw: UnsafeRawBufferPointer, rows: Int, blockBytes: Int, tileRows: Int) -> [UInt8] {
-        let perRow = raw.count / rows / blockBytes
         var out = [UInt8](repeating: 0, count: raw.count)
         out.withUnsafeMutableBytes { dst in
-            var stored = 0
-            for t0 in stride(from: 0, to: rows, by: tileRows) {
-                for b in 0..<perRow {
-                    for row in t0..<min(t0 + tileRows, rows) {
-                        (dst.baseAddress! + stored * blockBytes).copyMemory(from: raw.baseAddress! + (row * perRow + b) * blockBytes,
-                                                                             byteCount: blockBytes)
-                        stored += 1
-                    }
-                }
+            forEachInStoredOrder(rows: rows, blocksPerRow: raw.count / rows / blockBytes, tileRows: tileRows) { source, stored in
+                (dst.baseAddress! + stored * blockBytes).copyMemory(from: raw.baseAddress! + source * blockBytes, byteCount: blockBytes)
             }
         }
         return out
     }
 
-    /// Bytes allocated (data plus tail padding).
-    public var paddedByteCount: Int { buffer.byteCount }
-}
-
-extension GGMLType {
-    /// Types the Vulkan kernels cannot read as stored: dequantized to F32 when uploaded.
-    public var widenedOnDevice: Bool {
-        switch self {
-        case .q4_K, .q5_K, .q6_K: return true
-        case .f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: return false
+    /// Calls `body(source, stored)` for every block of a row-major [rows][blocksPerRow] matrix, in the
+    /// stored block order: tiles of `tileRows` rows (the last may be shorter), each block column by
+    /// block column. `source` is the block's row-major index, `stored` its position in that order.
+    static func forEachInStoredOrder(rows: Int, blocksPerRow: Int, tileRows: Int, _ body: (_ source: Int, _ stored: Int) -> Void) {
+        var stored = 0
+        for t0 in stride(from: 0, to: rows, by: tileRows) {
+            for b in 0..<blocksPerRow {
+                for row in t0..<min(t0 + tileRows, rows) {
+                    body(row * blocksPerRow + b, stored)
+                    stored += 1
+                }
+            }
         }
     }
+
+    /// Bytes allocated (data plus tail padding).
+    public var paddedByteCount: Int { buffer.byteCount }
 }
