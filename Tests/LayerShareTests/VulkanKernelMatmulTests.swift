@@ -264,7 +264,8 @@ final class VulkanKernelMatmulTests: VulkanKernelTestCase {
     /// large) and random quants — and rows starting on both even and odd blocks (3 blocks per row).
     /// Tables in tiles of 1, 4 and 32 rows (41 rows: the last tile is partial).
     func testDequantizationIsBitExact() throws {
-        for tile in [1, 4, 32] { for type in Self.types { try checkEmbeddingBitExact(type: type, cols: type.isQuantized || tile > 1 ? 96 : 35, tile: tile)  // floats: any row length row-major, whole blocks in tiles } }
+        // Floats: any row length row-major, whole blocks in tiles.
+        for tile in [1, 4, 32] { for type in Self.types { try checkEmbeddingBitExact(type: type, cols: type.isQuantized || tile > 1 ? 96 : 35, tile: tile) } }
     }
 
     /// One table of 41 rows, every row looked up and 9 at random: the rows equal Dequantize.row bit for bit.
