@@ -40,6 +40,24 @@ final class DequantizeReferenceTests: XCTestCase {
         }
     }
 
+    /// Real tensors: the first rows of one Gemma-3 tensor of each quantized type the file holds
+    /// (Q4_K, Q6_K, Q5_0, Q8_0), dequantized here and by gguf, bit for bit.
+    func testRealGemmaTensorsMatchGGUF() throws {
+        let model = try SharedGemma.model()
+        var seen = Set<GGMLType>()
+        for name in model.weights.tensorNames.sorted() {
+            let t = try model.weights.weight(name)
+            guard t.type.isQuantized, t.shape.count == 2, seen.insert(t.type).inserted else { continue }
+            let rows = min(t.rows, 7), rowBytes = t.type.rowBytes(t.cols)!
+            let bytes = Array(UnsafeRawBufferPointer(rebasing: t.data[0..<(rows * rowBytes)]))
+            let expected = try reference(t.type, bytes, count: rows * t.cols)
+            let actual = (0..<rows).flatMap { t.row($0) }
+            assertBitIdentical(actual, expected, "\(name) (\(t.type)), first \(rows) rows")
+        }
+        print("real Gemma-3 tensors checked: \(seen.map { "\($0)" }.sorted())")
+        XCTAssertTrue(seen.isSuperset(of: [.q4_K, .q6_K, .q8_0]), "the file's types: \(seen)")
+    }
+
     func testScalarDequantizationMatchesGGUF() throws {
         var random = TestRandom(#function)
         for type in Self.types {
