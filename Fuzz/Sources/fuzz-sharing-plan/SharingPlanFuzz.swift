@@ -13,8 +13,18 @@ public func fuzzSharingPlan(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
           (try? plan.validate(against: ModelIdentity(hyper: hyper, weightsHash: nil, file: nil), source: "fuzz.json")) != nil else {
         return 0
     }
+    // A LiSA plan's parameters come from its adapter file (checked by LiSAAdapterTests): stand in
+    // direct sharing with identity heads, in the section's shape, for each LiSA layer.
+    var loaded = plan
+    if let s = plan.lisa {
+        for l in s.layers {
+            loaded.lisaParameters[l] = .permutation(Array(0..<hyper.heads), layer: l, kvHeads: hyper.kvHeads, hidden: hyper.hiddenSize,
+                                                    headDim: hyper.headDim, rank: s.rank, ffnWidth: s.ffnWidth)
+        }
+    }
     let specs: [LayerSpec]
-    do { specs = try plan.layerSpecs(for: hyper) } catch { preconditionFailure("a validated plan has no layer specs: \(error)") }
+    do { specs = try loaded.layerSpecs(for: hyper) } catch { preconditionFailure("a validated plan has no layer specs: \(error)") }
+    _ = AttentionCost(hyper: hyper, specs: specs, context: 1024)
     for s in specs { _ = (s.cache(for: hyper).bytesPerToken, s.cache(for: hyper).summary, s.projections) }
     _ = plan.summary(weights: FakeWeights.shared)
     _ = plan.kvBytesSavedPerToken()

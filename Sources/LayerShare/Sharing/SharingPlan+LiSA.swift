@@ -44,8 +44,10 @@ extension SharingPlan {
                 problems.append(PlanProblem(layer: l, "is LiSA but layer \(l - 1) borrows its attention (Shared Attention)"))
             }
         }
-        if section.rank < 0 || section.rank % 2 != 0 { problems.append(PlanProblem(layer: nil, "lisa.rank \(section.rank) must be even and ≥ 0")) }
-        if section.ffnWidth < 0 { problems.append(PlanProblem(layer: nil, "lisa.ffnWidth \(section.ffnWidth) must be ≥ 0")) }
+        if section.rank < 0 || section.rank % 2 != 0 || section.rank > model.headDim {
+            problems.append(PlanProblem(layer: nil, "lisa.rank \(section.rank) must be even and in 0...\(model.headDim) (the head dimension)"))
+        }
+        if !(0...4096).contains(section.ffnWidth) { problems.append(PlanProblem(layer: nil, "lisa.ffnWidth \(section.ffnWidth) must be in 0...4096")) }
         if let kl = section.fittedKL, kl.count != section.layers.count {
             problems.append(PlanProblem(layer: nil, "lisa.fittedKL has \(kl.count) values for \(section.layers.count) layers"))
         }
