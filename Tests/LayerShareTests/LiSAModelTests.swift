@@ -59,5 +59,15 @@ final class LiSAModelTests: XCTestCase {
         }
         let plain = try SharingTestSupport.runner(model, .cpu, specs: nil).forward(tokens, logits: .all)
         XCTAssertGreaterThan(TensorDifference(name: "vs plain", test: whole, reference: plain).maxRelative, 1e-3)
+
+        // The memory check counts the two log-probability tensors (at most 64 MiB each).
+        var options = RunnerOptions()
+        options.backend = .cpu
+        options.context = 1024
+        let without = try RunnerFactory.memoryNeed(model: model, options: options)
+        options.specs = specs
+        let with = try RunnerFactory.memoryNeed(model: model, options: options)
+        XCTAssertEqual(with.activations - without.activations, 2 * (64 << 20))
+        XCTAssertLessThan(with.kvCache, without.kvCache, "two layers keep k_r instead of K")
     }
 }

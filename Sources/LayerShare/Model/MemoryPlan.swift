@@ -20,6 +20,8 @@ struct MemoryPlan {
     /// Where it must fit, for messages: "the device (…)" or "this machine".
     var place: String
     var margin = 64 << 20
+    /// The two log-probability tensors of a plan with LiSA layers, at most (`LiSABufferLimit`).
+    var logProbabilityBytes = 0
 
     init(model h: LlamaHyperParameters, specs: [LayerSpec], weights: Int, available: Int, place: String) {
         self.weights = weights
@@ -29,6 +31,7 @@ struct MemoryPlan {
         let emitting = specs.filter { $0.emits == .probabilities }.count
         perPosition = max(1, caches.reduce(0) { $0 + $1.bytesPerToken } + emitting * h.heads * 4)
         perChunkRow = (h.vocabSize + 4 * h.ffnSize + 8 * h.hiddenSize) * 4
+        logProbabilityBytes = specs.contains(where: \.emitsLogProbabilities) ? 2 * LiSABufferLimit.bytes : 0
         largestPositionBuffer = max(h.heads, caches.flatMap(\.streams).map(\.rowSize).max() ?? 1) * 4
         largestRowBuffer = max(h.vocabSize, 2 * h.ffnSize, h.qSize + 2 * h.kvSize) * 4
     }
@@ -73,6 +76,7 @@ struct MemoryPlan {
 
     /// Weights, activations for `rows` prefill rows and a margin; throws when they alone do not fit.
     private func fixedBytes(rows: Int, chunk: Int) throws -> Int {
+        let margin = self.margin + logProbabilityBytes
         let largestChunk = max(0, min((available - weights - margin - perPosition) / perChunkRow, maxBuffer / largestRowBuffer))
         guard weights + margin <= available else {
             throw ModelLoadError("the weights need \(formatBytes(weights)) but \(place) has \(formatBytes(available))")

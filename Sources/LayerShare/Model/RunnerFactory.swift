@@ -40,7 +40,7 @@ public enum RunnerFactory {
         let (context, chunk) = try plan.resolve(context: options.context, label: options.contextLabel, chunk: options.maxChunk,
                                                 modelContext: h.contextLength, log: { _ in })
         return MemoryNeed(context: context, weights: plan.weights, kvCache: context * plan.perPosition,
-                          activations: chunk * plan.perChunkRow, available: plan.available, place: plan.place)
+                          activations: chunk * plan.perChunkRow + plan.logProbabilityBytes, available: plan.available, place: plan.place)
     }
 
     /// The CPU reference holds every weight as float32.

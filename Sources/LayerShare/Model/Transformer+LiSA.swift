@@ -22,7 +22,7 @@ struct LiSAState<Backend: InferenceBackend> {
     /// capacity floats, kept under the backend's buffer limit and 64 MiB.
     static func chunkLimit(heads: Int, capacity: Int, maxTensorBytes: Int) throws -> Int {
         let (perRow, overflow) = capacity.multipliedReportingOverflow(by: heads * 4)
-        let budget = min(maxTensorBytes, 64 << 20)
+        let budget = min(maxTensorBytes, LiSABufferLimit.bytes)
         guard !overflow, perRow <= budget else {
             throw ModelLoadError("LiSA log-probability rows of \(heads) heads × \(capacity) positions exceed the backend's buffer limit "
                                  + "(\(formatBytes(budget))): lower --ctx")
@@ -53,6 +53,11 @@ struct LiSAState<Backend: InferenceBackend> {
             lowRankRows = nil; queries = nil; keys = nil
         }
     }
+}
+
+/// The most bytes one log-probability tensor of a LiSA forward takes (its prefill chunk is cut to fit).
+enum LiSABufferLimit {
+    static let bytes = 64 << 20
 }
 
 extension WeightTensor {
