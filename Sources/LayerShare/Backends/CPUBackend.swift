@@ -48,6 +48,8 @@ public final class CPUBackend: InferenceBackend {
     /// Calibration hook: called after every standard attention with log P [rows, heads, keys] (keys =
     /// startPosition + rows; entries past a row's last visible key undefined) of the current layer.
     public var logAttentionObserver: ((_ layer: Int, _ logProbabilities: UnsafeBufferPointer<Float>, _ heads: Int, _ rows: Int, _ keys: Int) -> Void)?
+    /// Layers `logAttentionObserver` is called for (nil: every layer); the others compute no log P.
+    public var logObservedLayers: Set<Int>?
     /// Layer of the current `setGroup`, -1 outside layers.
     private var currentLayer = -1
 
@@ -171,7 +173,8 @@ public final class CPUBackend: InferenceBackend {
             defer { if let observed, observed != emitted?.storage { observed.deallocate() } }
             var logs = op.emittedLogProbabilities.map { (pointer: $0.tensor.storage, stride: $0.stride) }
             if let logs { precondition(op.rows * s.heads * logs.stride <= op.emittedLogProbabilities!.tensor.count) }
-            let observedLogs: UnsafeMutablePointer<Float>? = logAttentionObserver == nil || logs != nil || op.window != nil ? nil
+            let observing = logAttentionObserver != nil && (logObservedLayers?.contains(currentLayer) ?? true)
+            let observedLogs: UnsafeMutablePointer<Float>? = !observing || logs != nil || op.window != nil ? nil
                 : .allocate(capacity: op.rows * s.heads * total)
             defer { observedLogs?.deallocate() }
             if let observedLogs { logs = (observedLogs, total) }
@@ -180,7 +183,7 @@ public final class CPUBackend: InferenceBackend {
                                  queryStart: op.startPosition, scale: op.scale, window: op.window,
                                  probabilitiesOut: observed ?? emitted?.storage,
                                  logProbabilitiesOut: logs?.pointer, logStride: logs?.stride ?? 0)
-            if let logAttentionObserver, let logs, logs.stride == total {
+            if observing, let logAttentionObserver, let logs, logs.stride == total {
                 logAttentionObserver(currentLayer, UnsafeBufferPointer(start: logs.pointer, count: op.rows * s.heads * total), s.heads, op.rows, total)
             }
             if let observed, let attentionObserver {

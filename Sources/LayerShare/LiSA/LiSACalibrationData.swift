@@ -36,6 +36,7 @@ public final class LiSACalibrationData {
         recorded = layers.union(layers.map { $0 - 1 })
         guard let length = windows.map(\.count).max(), length >= 2 else { throw ModelLoadError("calibration needs windows of at least 2 tokens") }
         let backend = CPUBackend()
+        backend.logObservedLayers = recorded  // log P of the other layers is never needed
         let transformer = try Transformer(backend: backend, weights: model.weights, capacity: length, maxChunk: length)
         var norms: [Int: [Float]] = [:]
         for l in layers { norms[l] = try model.weights.weight(LlamaTensorName.attnNorm(l)).toFloat() }
